@@ -1,0 +1,1 @@
+"""ZenML Autopilot: watch a ZenML store, train on selected datasets, promote, infer."""

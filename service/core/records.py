@@ -1,0 +1,65 @@
+"""Plain records of what the store adapter observed. The core never sees a ZenML object."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class RunStatus(StrEnum):
+    """A pipeline run's status, folded to the three states the daemon acts on."""
+
+    IN_PROGRESS = "in_progress"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A pipeline run as the daemon needs it."""
+
+    id: str
+    status: RunStatus
+    tags: frozenset[str] = frozenset()
+    name: str = ""
+    created: datetime | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    """One version of a watched dataset artifact.
+
+    `producer` is None when no pipeline run produced it (registered with `save_artifact`).
+    """
+
+    id: str
+    artifact_name: str
+    version: str
+    number: int | None
+    tags: frozenset[str]
+    created: datetime
+    producer: RunInfo | None = None
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    """One version of the watched ZenML Model."""
+
+    id: str
+    model_name: str
+    number: int
+    name: str
+    stage: str | None
+    created: datetime
+    updated: datetime
+    metadata: Mapping[str, object] = field(default_factory=dict)
+    producer: RunInfo | None = None
+
+    @property
+    def label(self) -> str:
+        """Human-readable identity used in log lines: `iris_classifier#3`."""
+        return f"{self.model_name}#{self.number}"

@@ -1,0 +1,266 @@
+"""The store adapter: the only code in the daemon that touches the ZenML client.
+
+It turns ZenML responses into the core's plain records and performs the few writes the daemon
+makes (stage changes, decision metadata, marking an orphaned run failed). Every read is a
+filtered, indexed query: per-artifact `version_number` and per-model `number` cursors, so an
+idle poll does not grow with the size of the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from service.core.records import DatasetVersion, ModelVersionInfo, RunInfo, RunStatus
+
+if TYPE_CHECKING:
+    from zenml.client import Client
+    from zenml.models import ArtifactVersionResponse, ModelVersionResponse, PipelineRunResponse
+
+PAGE_SIZE = 100
+DECISION_METADATA_KEY = "autopilot_decision"
+
+
+class StoreAdapter:
+    """Reads observations from a ZenML store and applies the daemon's decisions to it."""
+
+    def __init__(self, client: Client | None = None) -> None:
+        from zenml.client import Client
+
+        self._client = client or Client()
+        self._finished_runs: dict[str, RunInfo] = {}  # finished runs never change: cache them
+
+    # -- connection and stack -----------------------------------------------------------------
+
+    def describe(self) -> dict[str, str]:
+        """Where the store is (never its credentials)."""
+        config = self._client.zen_store.config
+        return {"store_type": str(config.type.value), "store_url": _safe_url(config.url)}
+
+    def ping(self) -> None:
+        """One cheap round trip; raises when the store is unreachable."""
+        self._client.zen_store.get_store_info()
+
+    def stack_id(self, name_or_id: str) -> str:
+        """The id of a stack, to run pipelines on it; KeyError when there is no such stack."""
+        return str(self._client.get_stack(name_or_id, allow_name_prefix_match=False).id)
+
+    def orchestrator_runs_in_process(self, stack: str | None) -> bool:
+        """True when runs execute inside the launching process (the local orchestrator).
+
+        Such a run cannot outlive its worker, so a run still `running` after the daemon crashed
+        is an orphan. Runs on other orchestrators go on by themselves and are watched instead.
+        """
+        from zenml.enums import StackComponentType
+
+        model = self._client.get_stack(stack) if stack else self._client.active_stack_model
+        orchestrator = model.components[StackComponentType.ORCHESTRATOR][0]
+        return str(orchestrator.flavor_name) == "local"
+
+    # -- datasets -----------------------------------------------------------------------------
+
+    def latest_dataset_number(self, name: str) -> int:
+        page = self._client.list_artifact_versions(
+            artifact=name, sort_by="desc:version_number", size=1
+        )
+        numbers = [_version_number(v) for v in page.items]
+        return max((n for n in numbers if n is not None), default=0)
+
+    def dataset_versions_after(self, name: str, number: int) -> Iterator[DatasetVersion]:
+        """Versions of artifact `name` with a version number above `number`, oldest first."""
+        yield from self._dataset_pages(
+            artifact=name, version_number=f"gt:{number}", sort_by="asc:version_number"
+        )
+
+    def dataset_versions_with_tags(
+        self, name: str, tags: list[str], created_before: datetime | None = None
+    ) -> Iterator[DatasetVersion]:
+        """Versions of `name` carrying every tag (for approvals that come after creation)."""
+        filters: dict[str, Any] = {"artifact": name, "tags": [f"equals:{t}" for t in tags]}
+        if created_before is not None:
+            filters["created"] = f"lt:{created_before:%Y-%m-%d %H:%M:%S}"
+        yield from self._dataset_pages(sort_by="asc:created", **filters)
+
+    def dataset_version(self, id: str) -> DatasetVersion | None:
+        try:
+            response = self._client.get_artifact_version(UUID(id), hydrate=False)
+        except KeyError:
+            return None
+        return self._dataset_record(response)
+
+    def _dataset_pages(self, **filters: Any) -> Iterator[DatasetVersion]:
+        page_number = 1
+        while True:
+            page = self._client.list_artifact_versions(
+                page=page_number, size=PAGE_SIZE, hydrate=False, **filters
+            )
+            for response in page.items:
+                yield self._dataset_record(response)
+            if page_number >= page.total_pages:
+                return
+            page_number += 1
+
+    def _dataset_record(self, response: ArtifactVersionResponse) -> DatasetVersion:
+        run_id = response.producer_pipeline_run_id
+        return DatasetVersion(
+            id=str(response.id),
+            artifact_name=response.artifact.name,
+            version=str(response.version),
+            number=_version_number(response),
+            tags=frozenset(tag.name for tag in response.tags),
+            created=response.created,
+            producer=self.run(str(run_id)) if run_id else None,
+        )
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def run(self, run_id: str) -> RunInfo | None:
+        cached = self._finished_runs.get(run_id)
+        if cached is not None:
+            return cached
+        try:
+            response = self._client.get_pipeline_run(UUID(run_id), hydrate=False)
+        except KeyError:
+            return None
+        return self._run_record(response)
+
+    def runs_for_key(self, key: str) -> list[RunInfo]:
+        """Every run launched for an action key, oldest first (one per attempt)."""
+        page = self._client.list_pipeline_runs(
+            tags=f"equals:{key}", sort_by="asc:created", size=PAGE_SIZE
+        )
+        return [self._run_record(r) for r in page.items]
+
+    def mark_run_failed(self, run_id: str, reason: str) -> None:
+        """Close an orphaned run (its process died with the daemon) so the store tells the truth."""
+        from zenml.enums import ExecutionStatus
+        from zenml.models import PipelineRunUpdate
+
+        self._client.zen_store.update_run(
+            UUID(run_id),
+            PipelineRunUpdate(status=ExecutionStatus.FAILED, status_reason=reason[:250]),
+        )
+        self._finished_runs.pop(run_id, None)
+
+    def _run_record(self, response: PipelineRunResponse) -> RunInfo:
+        status = response.status
+        if status.is_finished:
+            folded = RunStatus.SUCCEEDED if status.is_successful else RunStatus.FAILED
+        else:
+            folded = RunStatus.IN_PROGRESS
+        record = RunInfo(
+            id=str(response.id),
+            status=folded,
+            tags=frozenset(tag.name for tag in response.tags),
+            name=response.name,
+            created=response.created,
+            start_time=response.start_time,
+            end_time=response.end_time,
+        )
+        if folded is not RunStatus.IN_PROGRESS:
+            self._finished_runs[record.id] = record
+        return record
+
+    # -- models -------------------------------------------------------------------------------
+
+    def latest_model_number(self, model: str) -> int:
+        page = self._client.list_model_versions(model=model, sort_by="desc:number", size=1)
+        return max((v.number for v in page.items), default=0)
+
+    def model_versions_after(self, model: str, number: int) -> Iterator[ModelVersionInfo]:
+        yield from self._model_pages(model=model, number=f"gt:{number}", sort_by="asc:number")
+
+    def model_versions_created_before(
+        self, model: str, moment: datetime
+    ) -> Iterator[ModelVersionInfo]:
+        created = f"lt:{moment:%Y-%m-%d %H:%M:%S}"
+        yield from self._model_pages(model=model, created=created, sort_by="asc:number")
+
+    def model_version(self, id: str) -> ModelVersionInfo | None:
+        try:
+            response = self._client.get_model_version(
+                model_version_name_or_number_or_id=UUID(id), hydrate=True
+            )
+        except KeyError:
+            return None
+        return self._model_record(response)
+
+    def production_versions(self, model: str) -> list[ModelVersionInfo]:
+        """Every version in `production`: normally zero or one, more after a race."""
+        pages = self._model_pages(
+            model=model, stage="production", sort_by="asc:number", with_producer=False
+        )
+        return list(pages)
+
+    def set_stage(self, model: str, version_id: str, stage: str) -> None:
+        """Move a version to a stage. `production` archives the previous one (force)."""
+        self._client.update_model_version(
+            model_name_or_id=model, version_name_or_id=UUID(version_id), stage=stage, force=True
+        )
+
+    def record_decision(self, version_id: str, decision: dict[str, object]) -> None:
+        """Write the promotion decision onto the model version as run metadata."""
+        from zenml.enums import MetadataResourceTypes
+        from zenml.models import RunMetadataResource
+
+        resource = RunMetadataResource(
+            id=UUID(version_id), type=MetadataResourceTypes.MODEL_VERSION
+        )
+        self._client.create_run_metadata(
+            metadata={DECISION_METADATA_KEY: decision},
+            resources=[resource],
+        )
+
+    def _model_pages(
+        self, with_producer: bool = True, **filters: Any
+    ) -> Iterator[ModelVersionInfo]:
+        page_number = 1
+        while True:
+            page = self._client.list_model_versions(
+                page=page_number, size=PAGE_SIZE, hydrate=True, **filters
+            )
+            for response in page.items:
+                yield self._model_record(response, with_producer)
+            if page_number >= page.total_pages:
+                return
+            page_number += 1
+
+    def _model_record(
+        self, response: ModelVersionResponse, with_producer: bool = True
+    ) -> ModelVersionInfo:
+        return ModelVersionInfo(
+            id=str(response.id),
+            model_name=response.model.name,
+            number=response.number,
+            name=str(response.name),
+            stage=str(response.stage) if response.stage else None,
+            created=response.created,
+            updated=response.updated,
+            metadata=dict(response.run_metadata),
+            producer=self._model_producer(response) if with_producer else None,
+        )
+
+    def _model_producer(self, response: ModelVersionResponse) -> RunInfo | None:
+        """The run that created the version: the first run configured with it."""
+        page = self._client.list_pipeline_runs(
+            model_version_id=response.id, sort_by="asc:created", size=1
+        )
+        return self._run_record(page.items[0]) if page.items else None
+
+
+def _version_number(response: ArtifactVersionResponse) -> int | None:
+    """The integer version, or None for a version saved under a custom string name."""
+    version = str(response.version)
+    return int(version) if version.isdigit() else None
+
+
+def _safe_url(url: str) -> str:
+    """A store URL without any password it may embed (mysql://user:secret@host/db)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"

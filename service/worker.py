@@ -1,0 +1,84 @@
+"""The entry point of a spawned worker process: run one pipeline and report how it went.
+
+Runs in a fresh interpreter (multiprocessing `spawn`), never a fork of the daemon: forking after a
+ZenML client exists can deadlock, and in-process pipeline runs are not thread-safe.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import os
+import signal
+import sys
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class Job:
+    """One attempt of one action: which launcher to call, with what."""
+
+    key: str
+    launcher: str  # "module:function"; the function returns the run id
+    kwargs: dict[str, Any]
+    log_path: str
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Make the kernel kill this worker when the daemon dies, so no orphan keeps running a
+    pipeline that a restarted daemon would not know about (Linux; elsewhere a no-op)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the daemon died before prctl took effect
+        os._exit(1)
+
+
+def _redirect_output(log_path: str) -> None:
+    """Send the run's own output to its log file, out of the daemon's structured log."""
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """The innermost exception: the step's own error, not ZenML's wrapper around it."""
+    seen = set()
+    while (error.__cause__ or error.__context__) is not None and id(error) not in seen:
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return error
+
+
+def describe_error(error: BaseException) -> str:
+    cause = _root_cause(error)
+    text = f"{type(cause).__name__}: {cause}"
+    if cause is not error:
+        text = f"{text} (raised as {type(error).__name__})"
+    return text[:2000]
+
+
+def main(job: Job, conn: Connection, parent_pid: int) -> None:
+    die_with_parent(parent_pid)
+    _redirect_output(job.log_path)
+    os.environ.update(job.environment)
+    try:
+        module_name, _, function_name = job.launcher.partition(":")
+        launcher = getattr(importlib.import_module(module_name), function_name)
+        run_id = launcher(**job.kwargs)
+        conn.send(("ok", str(run_id), None))
+    except BaseException as error:  # everything, even SystemExit, is reported to the daemon
+        traceback.print_exc()
+        conn.send(("error", None, describe_error(error)))
+    finally:
+        sys.stdout.flush()
+        conn.close()
