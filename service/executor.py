@@ -108,10 +108,10 @@ class Executor:
         worker.conn.close()
         duration = time.monotonic() - worker.started
         if timed_out:
-            error = f"timed out after {duration:.0f}s (limit {self.timeout_seconds:g}s)"
-            return WorkerResult(key, False, None, error, True, duration)
+            limit = f"timed out after {duration:.0f}s (limit {self.timeout_seconds:g}s)"
+            return WorkerResult(key, False, None, limit, True, duration)
         if worker.message is None:
-            error = f"worker exited with code {worker.process.exitcode} without a report"
-            return WorkerResult(key, False, None, error, False, duration)
+            lost = f"worker exited with code {worker.process.exitcode} without a report"
+            return WorkerResult(key, False, None, lost, False, duration)
         status, run_id, error = worker.message
         return WorkerResult(key, status == "ok", run_id, error, False, duration)

@@ -1,0 +1,109 @@
+"""The shell around the engine: the APScheduler tick, signals, and graceful shutdown."""
+
+from __future__ import annotations
+
+import signal
+import time
+from types import FrameType
+from typing import Any
+
+from apscheduler.executors.debug import DebugExecutor
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from service.engine import Autopilot
+from service.logs import get_logger
+
+
+def describe_error(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:1000]
+
+
+class Daemon:
+    """Runs `Autopilot.tick` every poll interval until SIGTERM or SIGINT."""
+
+    def __init__(self, engine: Autopilot, poll_interval: float, grace_seconds: float) -> None:
+        self.engine = engine
+        self.poll_interval = poll_interval
+        self.grace_seconds = grace_seconds
+        self.log = get_logger()
+        self.consecutive_failures = 0
+        self.last_successful_poll: float | None = None  # monotonic
+        # Ticks run on the main thread (DebugExecutor): workers are spawned by a thread that
+        # lives as long as the daemon, which their parent-death signal depends on.
+        self._scheduler = BlockingScheduler(executors={"default": DebugExecutor()})
+        self._stopping = False
+
+    def safe_tick(self) -> list[str]:
+        """One tick; a failure (store outage, bad data) is logged once and the daemon goes on."""
+        try:
+            report = self.engine.tick()
+        except Exception as error:
+            self.consecutive_failures += 1
+            if self.consecutive_failures == 1:
+                self.log.error("tick.failed", error=describe_error(error))
+            else:
+                self.log.debug(
+                    "tick.failed",
+                    error=describe_error(error),
+                    consecutive_failures=self.consecutive_failures,
+                )
+            return []
+        if self.consecutive_failures:
+            self.log.info("tick.recovered", after_failures=self.consecutive_failures)
+        self.consecutive_failures = 0
+        self.last_successful_poll = time.monotonic()
+        self.log.debug(
+            "tick.completed",
+            duration_seconds=round(report.duration_seconds, 4),
+            launched=report.launched,
+        )
+        return report.launched
+
+    def run_forever(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self._scheduler.add_job(
+            self.safe_tick,
+            "interval",
+            seconds=self.poll_interval,
+            id="tick",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=_now(),
+        )
+        self.log.info("daemon.started", poll_interval_seconds=self.poll_interval)
+        self._scheduler.start()  # returns after shutdown()
+        self.log.info(
+            "daemon.stopping",
+            grace_seconds=self.grace_seconds,
+            running=self.engine.executor.running_keys(),
+        )
+        self.engine.shutdown(self.grace_seconds)
+        self.log.info("daemon.stopped")
+
+    def run_once(self, settle_interval: float = 0.5) -> int:
+        """One tick, then wait for what it launched. 0 when every launched action succeeded."""
+        launched = self.safe_tick()
+        if self.consecutive_failures:
+            return 1
+        while self.engine.busy(launched):
+            time.sleep(settle_interval)
+            self.engine.settle()
+            self.engine.dispatch()  # retries of what this tick launched
+        failed = [key for key in launched if not self.engine.succeeded(key)]
+        self.log.info("once.finished", launched=launched, failed=failed)
+        return 1 if failed else 0
+
+    def _on_signal(self, signum: int, _: FrameType | None) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        self.log.info("daemon.signal", signal=signal.Signals(signum).name)
+        self._scheduler.shutdown(wait=False)
+
+
+def _now() -> Any:
+    from datetime import datetime
+
+    return datetime.now().astimezone()

@@ -1,0 +1,133 @@
+import math
+
+import pytest
+
+from service.core.promotion import (
+    PromotionPolicy,
+    PromotionReason,
+    decide_promotion,
+    repair_duplicate_production,
+)
+from service.core.records import RunStatus
+from tests.unit.factories import model_version, run
+
+POLICY = PromotionPolicy(metric="accuracy", threshold=0.9, must_beat_production=True)
+
+
+def test_first_version_clearing_the_threshold_is_promoted():
+    decision = decide_promotion(model_version({"accuracy": 0.95}), None, POLICY)
+    assert decision.promote
+    assert decision.reason is PromotionReason.CLEARS_THRESHOLD
+    assert decision.value == 0.95
+
+
+def test_version_at_exactly_the_threshold_is_promoted():
+    assert decide_promotion(model_version({"accuracy": 0.9}), None, POLICY).promote
+
+
+def test_below_threshold_is_rejected_with_both_values():
+    decision = decide_promotion(model_version({"accuracy": 0.5}), None, POLICY)
+    assert not decision.promote
+    assert decision.reason is PromotionReason.BELOW_THRESHOLD
+    assert "0.5" in decision.detail and "0.9" in decision.detail
+
+
+@pytest.mark.parametrize(
+    ("metadata", "reason"),
+    [
+        ({}, PromotionReason.METRIC_MISSING),
+        ({"f1": 0.99}, PromotionReason.METRIC_MISSING),
+        ({"accuracy": "0.95"}, PromotionReason.METRIC_NOT_NUMERIC),
+        ({"accuracy": None}, PromotionReason.METRIC_NOT_NUMERIC),
+        ({"accuracy": True}, PromotionReason.METRIC_NOT_NUMERIC),
+        ({"accuracy": [0.95]}, PromotionReason.METRIC_NOT_NUMERIC),
+        ({"accuracy": math.nan}, PromotionReason.METRIC_NOT_FINITE),
+        ({"accuracy": math.inf}, PromotionReason.METRIC_NOT_FINITE),
+        ({"accuracy": -math.inf}, PromotionReason.METRIC_NOT_FINITE),
+    ],
+)
+def test_every_bad_metric_is_a_rejection_with_its_reason(metadata, reason):
+    decision = decide_promotion(model_version(metadata), None, POLICY)
+    assert not decision.promote
+    assert decision.reason is reason
+    assert decision.value is None
+    assert decision.as_metadata()["outcome"] == "rejected"
+
+
+def test_integer_metric_is_accepted():
+    assert decide_promotion(model_version({"accuracy": 1}), None, POLICY).promote
+
+
+def test_must_strictly_beat_production():
+    production = model_version({"accuracy": 0.95}, number=1, stage="production")
+    equal = decide_promotion(model_version({"accuracy": 0.95}, number=2), production, POLICY)
+    better = decide_promotion(model_version({"accuracy": 0.97}, number=2), production, POLICY)
+    assert not equal.promote
+    assert equal.reason is PromotionReason.NOT_BETTER_THAN_PRODUCTION
+    assert equal.production_value == 0.95
+    assert equal.production_version_id == production.id
+    assert better.promote
+    assert better.reason is PromotionReason.BEATS_PRODUCTION
+
+
+def test_production_need_not_be_beaten_when_the_policy_says_so():
+    policy = PromotionPolicy("accuracy", 0.9, must_beat_production=False)
+    production = model_version({"accuracy": 0.99}, stage="production")
+    assert decide_promotion(model_version({"accuracy": 0.91}), production, policy).promote
+
+
+def test_production_without_a_usable_metric_is_beaten_by_any_version_clearing_the_bar():
+    production = model_version({"accuracy": "n/a"}, stage="production")
+    decision = decide_promotion(model_version({"accuracy": 0.91}), production, POLICY)
+    assert decision.promote
+    assert decision.reason is PromotionReason.PRODUCTION_METRIC_UNUSABLE
+
+
+def test_version_already_in_production_is_left_alone():
+    production = model_version({"accuracy": 0.99}, stage="production")
+    decision = decide_promotion(production, production, POLICY)
+    assert not decision.promote
+    assert decision.reason is PromotionReason.ALREADY_PRODUCTION
+
+
+def test_version_whose_training_run_failed_is_rejected():
+    failed = model_version({"accuracy": 0.99}, producer=run(RunStatus.FAILED))
+    assert decide_promotion(failed, None, POLICY).reason is PromotionReason.TRAINING_RUN_FAILED
+
+
+def test_decision_metadata_carries_every_value_compared():
+    production = model_version({"accuracy": 0.92}, number=1, stage="production")
+    record = decide_promotion(model_version({"accuracy": 0.96}, number=2), production, POLICY)
+    metadata = record.as_metadata()
+    assert metadata == {
+        "outcome": "promoted",
+        "reason": "clears_threshold_and_beats_production",
+        "detail": metadata["detail"],
+        "metric": "accuracy",
+        "value": 0.96,
+        "threshold": 0.9,
+        "production_version_id": production.id,
+        "production_version_number": 1,
+        "production_value": 0.92,
+    }
+
+
+def test_duplicate_production_keeps_the_most_recently_promoted():
+    older = model_version(number=5, stage="production", updated_offset=10)
+    newer = model_version(number=3, stage="production", updated_offset=20)
+    repair = repair_duplicate_production([older, newer])
+    assert repair is not None
+    assert repair.keep == newer
+    assert repair.archive == (older,)
+
+
+def test_duplicate_production_tie_goes_to_the_higher_number_whatever_the_order():
+    a = model_version(number=2, stage="production")
+    b = model_version(number=7, stage="production")
+    assert repair_duplicate_production([a, b]).keep == b  # type: ignore[union-attr]
+    assert repair_duplicate_production([b, a]).keep == b  # type: ignore[union-attr]
+
+
+def test_single_production_needs_no_repair():
+    assert repair_duplicate_production([model_version(stage="production")]) is None
+    assert repair_duplicate_production([]) is None

@@ -1,0 +1,51 @@
+from service.core.actions import AUTOPILOT_TAG
+from service.core.records import RunStatus
+from service.core.selection import SkipReason, Verdict, evaluate_dataset
+from tests.unit.factories import dataset, run
+
+REQUIRED = ["approved"]
+
+
+def test_version_with_every_required_tag_from_a_finished_run_is_selected():
+    decision = evaluate_dataset(dataset({"approved", "extra"}, run()), REQUIRED)
+    assert decision.verdict is Verdict.TRAIN
+    assert decision.final
+
+
+def test_version_saved_outside_a_pipeline_is_selected_at_once():
+    assert evaluate_dataset(dataset({"approved"}, producer=None), REQUIRED).verdict is Verdict.TRAIN
+
+
+def test_missing_tags_are_named_and_the_version_can_be_approved_later():
+    decision = evaluate_dataset(dataset({"approved"}), ["approved", "validated"])
+    assert decision.verdict is Verdict.SKIP
+    assert decision.reason == SkipReason.MISSING_TAGS
+    assert decision.missing_tags == ("validated",)
+    assert not decision.final
+
+
+def test_nothing_is_judged_while_its_producing_run_is_still_going():
+    decision = evaluate_dataset(dataset({"approved"}, run(RunStatus.IN_PROGRESS)), REQUIRED)
+    assert decision.verdict is Verdict.WAIT
+    assert not decision.final
+    untagged = evaluate_dataset(dataset(set(), run(RunStatus.IN_PROGRESS)), REQUIRED)
+    assert untagged.verdict is Verdict.WAIT  # its steps may still add the tags
+
+
+def test_output_of_a_failed_run_is_never_selected():
+    decision = evaluate_dataset(dataset({"approved"}, run(RunStatus.FAILED)), REQUIRED)
+    assert (decision.verdict, decision.reason) == (Verdict.SKIP, SkipReason.PRODUCER_RUN_FAILED)
+    assert decision.final
+
+
+def test_datasets_produced_by_the_autopilots_own_runs_are_never_selected():
+    ours = run(tags=frozenset({AUTOPILOT_TAG, "train:x"}))
+    decision = evaluate_dataset(dataset({"approved"}, ours), REQUIRED)
+    assert (decision.verdict, decision.reason) == (Verdict.SKIP, SkipReason.PRODUCED_BY_AUTOPILOT)
+    assert decision.final
+    still_running = run(RunStatus.IN_PROGRESS, tags=frozenset({AUTOPILOT_TAG}))
+    assert evaluate_dataset(dataset({"approved"}, still_running), REQUIRED).verdict is Verdict.SKIP
+
+
+def test_no_required_tags_selects_every_finished_version():
+    assert evaluate_dataset(dataset(set(), run()), []).verdict is Verdict.TRAIN

@@ -1,0 +1,77 @@
+from datetime import datetime
+
+import pytest
+
+from service.settings import ConfigError, describe, load_settings
+
+
+def test_defaults_work_for_the_demo():
+    settings = load_settings({})
+    assert settings.dataset_names == ["iris_training_dataset"]
+    assert settings.dataset_required_tags == ["approved"]
+    assert settings.model_name == "iris_classifier"
+    assert settings.poll_interval_seconds == 10
+    assert settings.start.mode == "now"
+
+
+def test_lists_are_comma_separated_and_fractions_allowed():
+    settings = load_settings(
+        {
+            "AUTOPILOT_DATASET_NAMES": "a, b ,c",
+            "AUTOPILOT_DATASET_REQUIRED_TAGS": "",
+            "AUTOPILOT_POLL_INTERVAL_SECONDS": "0.25",
+            "AUTOPILOT_LOG_LEVEL": "debug",
+        }
+    )
+    assert settings.dataset_names == ["a", "b", "c"]
+    assert settings.dataset_required_tags == []
+    assert settings.poll_interval_seconds == 0.25
+    assert settings.log_level == "DEBUG"
+
+
+def test_start_from_accepts_an_iso_time_and_stores_it_as_naive_utc():
+    settings = load_settings({"AUTOPILOT_START_FROM": "2026-03-01T12:00:00+02:00"})
+    assert settings.start.since == datetime(2026, 3, 1, 10, 0, 0)
+
+
+def test_every_bad_variable_is_named_at_once():
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            {
+                "AUTOPILOT_POLL_INTERVAL_SECONDS": "-1",
+                "AUTOPILOT_MAX_CONCURRENT_RUNS": "two",
+                "AUTOPILOT_PROMOTION_THRESHOLD": "nan",
+                "AUTOPILOT_START_FROM": "yesterday",
+                "AUTOPILOT_LOG_FORMAT": "xml",
+                "AUTOPILOT_PROMOTION_MUST_BEAT_PRODUCTION": "maybe",
+                "AUTOPILOT_DATASET_NAMES": " , ",
+            }
+        )
+    text = str(caught.value)
+    for name in (
+        "AUTOPILOT_POLL_INTERVAL_SECONDS='-1'",
+        "AUTOPILOT_MAX_CONCURRENT_RUNS='two'",
+        "AUTOPILOT_PROMOTION_THRESHOLD='nan'",
+        "AUTOPILOT_START_FROM='yesterday'",
+        "AUTOPILOT_LOG_FORMAT='xml'",
+        "AUTOPILOT_PROMOTION_MUST_BEAT_PRODUCTION='maybe'",
+        "AUTOPILOT_DATASET_NAMES",
+    ):
+        assert name in text
+    assert len(caught.value.problems) == 7
+
+
+def test_unknown_autopilot_variable_is_reported_with_a_suggestion():
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"AUTOPILOT_PROMOTION_TRESHOLD": "0.8", "OTHER_VARIABLE": "x"})
+    assert caught.value.problems == [
+        "AUTOPILOT_PROMOTION_TRESHOLD: unknown setting (did you mean AUTOPILOT_PROMOTION_THRESHOLD?)"
+    ]
+
+
+def test_check_config_output_never_shows_store_secrets():
+    environ = {"ZENML_STORE_API_KEY": "ZENKEY_supersecret", "ZENML_STORE_URL": "http://z:8080"}
+    shown = describe(load_settings({}), environ)
+    assert "ZENKEY_supersecret" not in str(shown)
+    assert shown["ZENML_STORE_API_KEY"] == "<redacted>"
+    assert shown["ZENML_STORE_URL"] == "http://z:8080"
