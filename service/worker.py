@@ -14,6 +14,7 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
@@ -67,11 +68,25 @@ def describe_error(error: BaseException) -> str:
     return text[:2000]
 
 
+def _use_project_source_root() -> None:
+    """Point ZenML at the folder holding the `pipelines` package, wherever the daemon runs.
+
+    Without it ZenML guesses the source root from `zenml init` or the main module, which for
+    a spawned worker started by a console script is wrong.
+    """
+    from zenml.utils import source_utils
+
+    import pipelines
+
+    source_utils.set_custom_source_root(str(Path(pipelines.__file__).resolve().parents[1]))
+
+
 def main(job: Job, conn: Connection, parent_pid: int) -> None:
     die_with_parent(parent_pid)
     _redirect_output(job.log_path)
     os.environ.update(job.environment)
     try:
+        _use_project_source_root()
         module_name, _, function_name = job.launcher.partition(":")
         launcher = getattr(importlib.import_module(module_name), function_name)
         run_id = launcher(**job.kwargs)
