@@ -493,6 +493,8 @@ class Autopilot:
         )
 
     def _attempt_failed(self, action: Action, error: str, run: RunInfo | None) -> None:
+        if run is not None and run.status is RunStatus.FAILED:
+            error = self.store.run_failure(run.id) or error
         delay = self.settings.retry_policy.delay_after(action.attempts)
         prefix = EVENT_PREFIX[action.kind]
         ids = {

@@ -220,7 +220,7 @@ class Ledger:
         if kind is not None:
             sql += " AND kind = ?"
             params += (kind.value,)
-        rows = self._execute(sql + " ORDER BY created_at, key", params).fetchall()
+        rows = self._execute(sql + " ORDER BY rowid", params).fetchall()
         return [_action(row) for row in rows]
 
     def count_actions(self, kind: ActionKind | None = None) -> dict[str, int]:

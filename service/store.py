@@ -133,6 +133,22 @@ class StoreAdapter:
         )
         return [self._run_record(r) for r in page.items]
 
+    def run_failure(self, run_id: str) -> str | None:
+        """Why a run failed, from its failed steps' recorded exceptions (not the launcher's
+        generic wrapper), so the reason is the same whichever orchestrator ran it."""
+        steps = self._client.list_run_steps(
+            pipeline_run_id=UUID(run_id), status="failed", hydrate=True, size=PAGE_SIZE
+        )
+        reasons = []
+        for step in steps.items:
+            info = step.exception_info
+            if info is None:
+                continue
+            kind = (info.source or "").rsplit(".", 1)[-1] or "Error"
+            message = info.message or info.traceback.strip().splitlines()[-1]
+            reasons.append(f"step {step.name}: {kind}: {message}")
+        return "; ".join(reasons)[:2000] or None
+
     def mark_run_failed(self, run_id: str, reason: str) -> None:
         """Close an orphaned run (its process died with the daemon) so the store tells the truth."""
         from zenml.enums import ExecutionStatus

@@ -52,7 +52,7 @@ def test_action_keys_round_trip_and_tag_the_run():
 
 @pytest.mark.parametrize("bad", ["train", "train:", "deploy:123", ""])
 def test_malformed_action_keys_are_refused_with_the_expected_form(bad):
-    with pytest.raises(ValueError, match="key|kind"):
+    with pytest.raises(ValueError, match=r"key|kind"):
         parse_action_key(bad)
 
 

@@ -1,0 +1,46 @@
+"""Build a real engine (real store, real ledger, real worker processes) inside a test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from service.core.records import RunInfo
+from service.engine import Autopilot
+from service.executor import Executor
+from service.ledger import Ledger
+from service.logs import configure
+from service.settings import Settings, load_settings
+from service.store import StoreAdapter
+from tests.support import wait_for
+
+
+def make_engine(state_dir: Path, **overrides: Any) -> Autopilot:
+    environ = {
+        "AUTOPILOT_STATE_DIR": str(state_dir),
+        "AUTOPILOT_START_FROM": "beginning",
+        "AUTOPILOT_RETRY_BACKOFF_SECONDS": "0",
+        "AUTOPILOT_RECONCILE_INTERVAL_SECONDS": "0.1",
+        **{f"AUTOPILOT_{name.upper()}": str(value) for name, value in overrides.items()},
+    }
+    settings: Settings = load_settings(environ)
+    configure("json", "INFO")
+    engine = Autopilot(
+        settings,
+        Ledger(settings.ledger_path),
+        StoreAdapter(),
+        Executor(settings.max_concurrent_runs, settings.run_timeout_seconds),
+    )
+    engine.start()
+    return engine
+
+
+def tick_until(
+    engine: Autopilot, condition: Callable[[], Any], what: str, timeout: float = 180
+) -> Any:
+    return wait_for(condition, timeout=timeout, interval=0.3, between=engine.tick, what=what)
+
+
+def runs_for(engine: Autopilot, key: str) -> list[RunInfo]:
+    return engine.store.runs_for_key(key)
