@@ -77,9 +77,7 @@ def split_frame(
     return train, test
 
 
-def add_label_noise(
-    frame: pd.DataFrame, fraction: float, random_state: int = 0
-) -> pd.DataFrame:
+def add_label_noise(frame: pd.DataFrame, fraction: float, random_state: int = 0) -> pd.DataFrame:
     """Return a copy where ``fraction`` of the labels are replaced by a *different* class.
 
     Used to publish deliberately bad datasets (e.g. ``fraction=0.7`` yields a poor

@@ -17,7 +17,7 @@ from zenml import add_tags, log_metadata, pipeline, step
 from zenml.client import Client
 
 from pipelines import INFERENCE_DATASET, TESTING_DATASET, TRAINING_DATASET
-from pipelines._launch import run_pipeline
+from pipelines._launch import default_run_name, run_pipeline
 from pipelines.datasets import (
     LABEL_COLUMN,
     add_label_noise,
@@ -101,14 +101,13 @@ def launch_feature_engineering(
     run_name: str | None = None,
 ) -> PublishedDatasets:
     """Run ``feature_engineering_pipeline`` on the active stack and report what it wrote."""
-    tags = list(run_tags or [])
+    name = run_name or default_run_name(feature_engineering_pipeline.name)
     configured = feature_engineering_pipeline.with_options(
-        run_name=run_name, tags=tags or None, enable_cache=False
+        run_name=name, tags=list(run_tags or []) or None, enable_cache=False
     )
     run_id = run_pipeline(
         configured,
-        tags,
-        run_name,
+        name,
         test_size=test_size,
         random_state=random_state,
         label_noise=label_noise,

@@ -19,7 +19,7 @@ from zenml.client import Client
 from zenml.enums import ModelStages
 
 from pipelines import DEFAULT_MODEL_NAME, INFERENCE_DATASET, PREDICTIONS, TRAINED_MODEL
-from pipelines._launch import run_pipeline
+from pipelines._launch import default_run_name, run_pipeline
 from pipelines.datasets import LABEL_COLUMN
 
 
@@ -64,7 +64,9 @@ def do_predictions(inference_dataset_name: str = INFERENCE_DATASET) -> None:
     """Score the latest version of ``inference_dataset_name`` with the pipeline's model.
 
     The default model is the production version of ``iris_classifier``; the launcher
-    replaces it with an explicit version number.
+    replaces it with an explicit version number. Both look-ups below are lazy inside a
+    pipeline body: ZenML resolves them when the ``predict`` step starts, so "latest"
+    means latest at step start, and the step records the exact versions as inputs.
     """
     model = get_pipeline_context().model
     if model is None:
@@ -85,15 +87,14 @@ def launch_inference(
 
     Raises ``KeyError`` if that model version does not exist (checked first, because
     ZenML's own error for a missing numbered version talks about reserved names) and
-    lets a failed run's ``RuntimeError`` propagate.
+    ``PipelineRunFailed`` (a ``RuntimeError``) if the run fails.
     """
     Client().get_model_version(model_name, model_version_number)
+    name = run_name or default_run_name(do_predictions.name)
     configured = do_predictions.with_options(
         model=Model(name=model_name, version=model_version_number),
         tags=list(tags) or None,
-        run_name=run_name,
+        run_name=name,
         enable_cache=False,
     )
-    return run_pipeline(
-        configured, list(tags), run_name, inference_dataset_name=inference_dataset_name
-    )
+    return run_pipeline(configured, name, inference_dataset_name=inference_dataset_name)

@@ -26,7 +26,7 @@ from zenml.enums import ArtifactType
 from zenml.models import ArtifactVersionResponse
 
 from pipelines import DEFAULT_MODEL_NAME, TESTING_DATASET, TRAINED_MODEL
-from pipelines._launch import run_pipeline
+from pipelines._launch import default_run_name, run_pipeline
 from pipelines.datasets import (
     LABEL_COLUMN,
     feature_columns,
@@ -47,9 +47,14 @@ def split_holdout(
     Annotated[pd.DataFrame, "holdout_train_split"],
     Annotated[pd.DataFrame, "holdout_eval_split"],
 ]:
-    """Hold out part of a dataset that came without a testing dataset of its own."""
+    """Hold out part of a dataset that came without a testing dataset of its own.
+
+    The ``return a, b`` literal matters: ZenML only treats a tuple annotation as
+    several outputs when the function's source returns a tuple expression.
+    """
     validate_training_frame(dataset)
-    return split_frame(dataset, HOLDOUT_TEST_SIZE, HOLDOUT_RANDOM_STATE)
+    train, evaluation = split_frame(dataset, HOLDOUT_TEST_SIZE, HOLDOUT_RANDOM_STATE)
+    return train, evaluation
 
 
 @step
@@ -162,13 +167,16 @@ def launch_training(
 ) -> UUID:
     """Run ``training_pipeline`` on the active stack; return the run id, raise if it failed.
 
-    Each run creates a new version of model ``model_name``, even when a step fails (the
-    model version is created at run start, with no metrics).
+    A failed step raises ``PipelineRunFailed`` (a ``RuntimeError``) carrying the step's
+    message. Each run creates a new version of model ``model_name``, even when a step
+    fails (the model version is created at run start and then has no metrics); an
+    unknown dataset id raises ``KeyError`` before any run or model version exists.
     """
+    name = run_name or default_run_name(training_pipeline.name)
     configured = training_pipeline.with_options(
         model=Model(name=model_name),
         tags=list(tags) or None,
-        run_name=run_name,
+        run_name=name,
         enable_cache=False,
     )
-    return run_pipeline(configured, list(tags), run_name, dataset_version_id=dataset_version_id)
+    return run_pipeline(configured, name, dataset_version_id=dataset_version_id)

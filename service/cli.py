@@ -42,12 +42,13 @@ def run(settings: Settings, once: bool) -> int:
     from service.engine import Autopilot
     from service.executor import Executor
     from service.ledger import Ledger
-    from service.logs import configure, get_logger, register_secret
+    from service.logs import capture_zenml_logs, configure, get_logger, register_secret
     from service.store import StoreAdapter
 
     for secret in ("ZENML_STORE_API_KEY", "ZENML_STORE_PASSWORD"):
         register_secret(os.environ.get(secret))
     configure(settings.log_format, settings.log_level)
+    capture_zenml_logs()
     log = get_logger()
     store = StoreAdapter()
     worker_environment = {}

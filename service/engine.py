@@ -18,6 +18,7 @@ from service.core.promotion import (
     PromotionDecision,
     decide_promotion,
     repair_duplicate_production,
+    wait_reason,
 )
 from service.core.records import DatasetVersion, ModelVersionInfo, RunInfo, RunStatus
 from service.core.selection import DatasetDecision, SkipReason, Verdict, evaluate_dataset
@@ -268,12 +269,11 @@ class Autopilot:
         prior = self.ledger.subject(version.id)
         if prior is not None and prior.final:
             return
-        if version.producer is not None and version.producer.status is RunStatus.IN_PROGRESS:
-            if prior is None:
-                self.log.info(
-                    "model.waiting", reason="training_run_in_progress", **_model_ids(version)
-                )
-            self._note_model(version, "waiting", "training_run_in_progress", final=False)
+        waiting = wait_reason(version, _utc_now())
+        if waiting is not None:
+            if prior is None or prior.reason != waiting:
+                self.log.info("model.waiting", reason=waiting, **_model_ids(version))
+            self._note_model(version, "waiting", waiting, final=False)
             return
         key = action_key(ActionKind.PROMOTE, version.id)
         decision = decide_promotion(
@@ -525,6 +525,10 @@ class Autopilot:
             action = self.ledger.action(result.key)
             if action is not None and action.state is ActionState.RUNNING:
                 self._settle_worker(action, result)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _decision_details(decision: PromotionDecision) -> dict[str, Any]:

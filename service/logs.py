@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
@@ -56,3 +57,27 @@ def configure(fmt: str = "auto", level: str = "INFO", stream: TextIO | None = No
 
 def get_logger() -> Any:
     return structlog.get_logger("autopilot")
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class _ZenMLToStructlog(logging.Handler):
+    """Re-emit a stdlib log record (ZenML's, or a Python warning) as a `zenml.log` event."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = _ANSI.sub("", record.getMessage())
+            get_logger().log(record.levelno, "zenml.log", logger=record.name, message=message)
+        except Exception:  # a log line must never take the daemon down
+            self.handleError(record)
+
+
+def capture_zenml_logs(level: int = logging.WARNING) -> None:
+    """Replace ZenML's coloured console handler on the root logger with one that writes
+    structured events, so the daemon's stdout stays one JSON event per line."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if type(handler).__name__ in ("ZenMLConsoleHandler", "_ZenMLToStructlog"):
+            root.removeHandler(handler)
+    root.addHandler(_ZenMLToStructlog(level))

@@ -1,13 +1,20 @@
-"""Shared test support: an isolated embedded ZenML store per test, and waiting helpers."""
+"""Shared test support: waiting helpers and the daemon as a separate process.
+
+The isolated ZenML store every integration test runs on is the `zenml_store` fixture in
+tests/conftest.py.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 QUIET_ZENML = {
@@ -17,39 +24,6 @@ QUIET_ZENML = {
 }
 
 T = TypeVar("T")
-
-
-@contextmanager
-def isolated_zenml(config_path: Path) -> Iterator[Path]:
-    """Point ZenML (this process and every child it starts) at a fresh store in `config_path`.
-
-    ZenML keeps its configuration and client in process-wide singletons, so they are cleared
-    on the way in and out; the user's global ZenML config is never read or written.
-    """
-    saved = {name: os.environ.get(name) for name in ("ZENML_CONFIG_PATH", *QUIET_ZENML)}
-    os.environ.update(QUIET_ZENML)
-    os.environ["ZENML_CONFIG_PATH"] = str(config_path)
-    _reset_zenml()
-    from zenml.utils import source_utils
-
-    source_utils.set_custom_source_root(str(PROJECT_ROOT))
-    try:
-        yield config_path
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        _reset_zenml()
-
-
-def _reset_zenml() -> None:
-    from zenml.client import Client
-    from zenml.config.global_config import GlobalConfiguration
-
-    Client._clear()  # type: ignore[attr-defined]
-    GlobalConfiguration._clear()  # type: ignore[attr-defined]
 
 
 def wait_for(
@@ -69,3 +43,70 @@ def wait_for(
             return result
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class DaemonProcess:
+    """`autopilot run` as a real separate process, its JSON log read back as events."""
+
+    def __init__(self, log_path: Path, environment: dict[str, str]) -> None:
+        self.log_path = log_path
+        self.environment = environment
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *args: str) -> DaemonProcess:
+        env = {**os.environ, **QUIET_ZENML, **self.environment, "AUTOPILOT_LOG_FORMAT": "json"}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [str(Path(sys.executable).parent / "autopilot"), "run", *args],
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.PIPE,
+            )
+        return self
+
+    def events(self) -> list[dict[str, Any]]:
+        if not self.log_path.exists():
+            return []
+        events = []
+        for line in self.log_path.read_text().splitlines():
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                events.append({"event": "<not json>", "line": line})
+        return events
+
+    def find(self, event: str, **fields: Any) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in self.events()
+            if e.get("event") == event and all(e.get(k) == v for k, v in fields.items())
+        ]
+
+    def wait_event(self, event: str, timeout: float = 180, **fields: Any) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"daemon exited with {self.process.returncode}: {self.stderr()}"
+                )
+            matches = self.find(event, **fields)
+            return matches[0] if matches else None
+
+        return wait_for(found, timeout=timeout, what=f"{event} {fields}")
+
+    def stop(self, timeout: float = 60) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(30)
+
+    def stderr(self) -> str:
+        assert self.process is not None
+        if self.process.poll() is None or self.process.stderr is None:
+            return ""
+        return self.process.stderr.read().decode(errors="replace")[-3000:]

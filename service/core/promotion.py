@@ -5,11 +5,28 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from service.core.records import ModelVersionInfo, RunStatus
 
 PRODUCTION = "production"
+
+# ZenML creates a run's model version a moment before it links the run to it, so for that moment
+# a run's version looks hand-made. A version with no run is judged once it is this old.
+UNLINKED_SETTLE = timedelta(seconds=10)
+
+
+def wait_reason(version: ModelVersionInfo, now: datetime) -> str | None:
+    """Why a model version cannot be judged yet, or None when it can.
+
+    `now` is naive UTC, like ZenML's timestamps.
+    """
+    if version.producer is not None and version.producer.status is RunStatus.IN_PROGRESS:
+        return "training_run_in_progress"
+    if version.producer is None and now - version.created < UNLINKED_SETTLE:
+        return "no_training_run_linked_yet"
+    return None
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,6 @@ def test_poor_dataset_is_trained_then_rejected_with_its_reason(zenml_store, tmp_
 
 
 def test_old_version_approved_later_is_trained_then(zenml_store, tmp_path):
-    from zenml.client import Client
 
     published = launch_feature_engineering(random_state=4)
     engine = make_engine(tmp_path / "state", start_from="now")
@@ -92,7 +91,6 @@ def test_old_version_approved_later_is_trained_then(zenml_store, tmp_path):
     key = f"train:{published.training_id}"
     assert engine.ledger.action(key) is None
 
-    Client().add_tags_to_artifact_version = None  # type: ignore[attr-defined]  # never used
     from zenml import add_tags
 
     add_tags(tags=["approved"], artifact_version_id=published.training_id)
@@ -157,9 +155,13 @@ def test_bad_metric_on_a_hand_made_model_version_is_rejected_and_recorded(zenml_
     version = client.create_model_version("iris_classifier", name="by-hand")
     log_metadata({"accuracy": "excellent"}, model_version_id=version.id)
     engine = make_engine(tmp_path / "state")
-    engine.tick()
-    recorded = client.get_model_version("iris_classifier", version.id).run_metadata
-    assert recorded[DECISION_METADATA_KEY]["reason"] == "metric_not_numeric"
+
+    def recorded():
+        metadata = client.get_model_version("iris_classifier", version.id).run_metadata
+        return metadata.get(DECISION_METADATA_KEY)
+
+    decision = tick_until(engine, recorded, "the decision on a version made by hand", timeout=60)
+    assert decision["reason"] == "metric_not_numeric"
     assert engine.store.production_versions("iris_classifier") == []
 
 

@@ -1,4 +1,5 @@
 import math
+from datetime import timedelta
 
 import pytest
 
@@ -7,9 +8,10 @@ from service.core.promotion import (
     PromotionReason,
     decide_promotion,
     repair_duplicate_production,
+    wait_reason,
 )
 from service.core.records import RunStatus
-from tests.unit.factories import model_version, run
+from tests.unit.factories import T0, model_version, run
 
 POLICY = PromotionPolicy(metric="accuracy", threshold=0.9, must_beat_production=True)
 
@@ -131,3 +133,19 @@ def test_duplicate_production_tie_goes_to_the_higher_number_whatever_the_order()
 def test_single_production_needs_no_repair():
     assert repair_duplicate_production([model_version(stage="production")]) is None
     assert repair_duplicate_production([]) is None
+
+
+def test_version_is_not_judged_while_its_training_run_is_going():
+    version = model_version({"accuracy": 0.99}, producer=run(RunStatus.IN_PROGRESS))
+    assert wait_reason(version, T0 + timedelta(hours=1)) == "training_run_in_progress"
+
+
+def test_version_without_a_run_waits_a_moment_for_zenml_to_link_its_run():
+    version = model_version({"accuracy": 0.99}, producer=None)
+    assert wait_reason(version, T0 + timedelta(seconds=2)) == "no_training_run_linked_yet"
+    assert wait_reason(version, T0 + timedelta(seconds=11)) is None
+
+
+def test_version_from_a_finished_run_is_judged_at_once():
+    version = model_version({"accuracy": 0.99}, producer=run(RunStatus.SUCCEEDED))
+    assert wait_reason(version, T0) is None
