@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from types import FrameType
-from typing import Any
 
-from apscheduler.executors.debug import DebugExecutor
-from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
 
 from service.engine import Autopilot
 from service.logs import get_logger
@@ -19,7 +18,12 @@ def describe_error(error: BaseException) -> str:
 
 
 class Daemon:
-    """Runs `Autopilot.tick` every poll interval until SIGTERM or SIGINT."""
+    """Runs `Autopilot.tick` every poll interval until SIGTERM or SIGINT.
+
+    APScheduler keeps the schedule (coalescing missed ticks); the tick itself runs on the main
+    thread, so a signal never lands inside scheduler internals and every worker is spawned by
+    a thread that lives as long as the daemon (their parent-death signal depends on it).
+    """
 
     def __init__(self, engine: Autopilot, poll_interval: float, grace_seconds: float) -> None:
         self.engine = engine
@@ -28,10 +32,9 @@ class Daemon:
         self.log = get_logger()
         self.consecutive_failures = 0
         self.last_successful_poll: float | None = None  # monotonic
-        # Ticks run on the main thread (DebugExecutor): workers are spawned by a thread that
-        # lives as long as the daemon, which their parent-death signal depends on.
-        self._scheduler = BlockingScheduler(executors={"default": DebugExecutor()})
-        self._stopping = False
+        self._scheduler = BackgroundScheduler(daemon=True)
+        self._tick_due = threading.Event()
+        self._stopping = threading.Event()
 
     def safe_tick(self) -> list[str]:
         """One tick; a failure (store outage, bad data) is logged once and the daemon goes on."""
@@ -63,17 +66,21 @@ class Daemon:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         self._scheduler.add_job(
-            self.safe_tick,
+            self._tick_due.set,
             "interval",
             seconds=self.poll_interval,
             id="tick",
-            max_instances=1,
             coalesce=True,
             misfire_grace_time=None,
-            next_run_time=_now(),
         )
+        self._scheduler.start()
         self.log.info("daemon.started", poll_interval_seconds=self.poll_interval)
-        self._scheduler.start()  # returns after shutdown()
+        self._tick_due.set()  # the first tick at once
+        while not self._stopping.is_set():
+            if self._tick_due.wait(timeout=1.0) and not self._stopping.is_set():
+                self._tick_due.clear()
+                self.safe_tick()
+        self._scheduler.shutdown(wait=False)
         self.log.info(
             "daemon.stopping",
             grace_seconds=self.grace_seconds,
@@ -96,14 +103,7 @@ class Daemon:
         return 1 if failed else 0
 
     def _on_signal(self, signum: int, _: FrameType | None) -> None:
-        if self._stopping:
-            return
-        self._stopping = True
-        self.log.info("daemon.signal", signal=signal.Signals(signum).name)
-        self._scheduler.shutdown(wait=False)
-
-
-def _now() -> Any:
-    from datetime import datetime
-
-    return datetime.now().astimezone()
+        if not self._stopping.is_set():
+            self.log.info("daemon.signal", signal=signal.Signals(signum).name)
+        self._stopping.set()
+        self._tick_due.set()

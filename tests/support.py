@@ -105,6 +105,11 @@ class DaemonProcess:
         self.process.kill()
         self.process.wait(30)
 
+    def close(self) -> None:
+        """Test teardown: never leave a daemon behind, whatever the test did."""
+        if self.process is not None and self.process.poll() is None:
+            self.kill()
+
     def stderr(self) -> str:
         assert self.process is not None
         if self.process.poll() is None or self.process.stderr is None:

@@ -36,12 +36,26 @@ def daemon_env(zenml_store: ZenMLStore, tmp_path: Path) -> dict[str, str]:
     }
 
 
-def test_the_whole_chain_exactly_once_across_a_restart(daemon_env, tmp_path):
+@pytest.fixture
+def start_daemon(daemon_env, tmp_path):
+    started: list[DaemonProcess] = []
+
+    def start(log_name: str) -> DaemonProcess:
+        daemon = DaemonProcess(tmp_path / log_name, daemon_env).start()
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.close()
+
+
+def test_the_whole_chain_exactly_once_across_a_restart(start_daemon):
     from zenml import add_tags
     from zenml.client import Client
 
     client = Client()
-    daemon = DaemonProcess(tmp_path / "daemon.log", daemon_env).start()
+    daemon = start_daemon("daemon.log")
     daemon.wait_event("daemon.started", timeout=60)
 
     # An approved, good dataset: one training, a promotion, one inference on that version.
@@ -88,7 +102,7 @@ def test_the_whole_chain_exactly_once_across_a_restart(daemon_env, tmp_path):
     assert versions_before == 3
 
     # Restart: it looks again, and does nothing twice.
-    restarted = DaemonProcess(tmp_path / "daemon-restarted.log", daemon_env).start()
+    restarted = start_daemon("daemon-restarted.log")
     restarted.wait_event("daemon.started", timeout=60)
     wait_for(lambda: len(restarted.find("tick.completed")) >= 6, timeout=60, what="six ticks")
     assert restarted.stop() == 0
