@@ -1,0 +1,106 @@
+"""The `autopilot` command as a user runs it: exit codes and what it prints."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipelines.feature_engineering import launch_feature_engineering
+from tests.support import PROJECT_ROOT, QUIET_ZENML
+
+AUTOPILOT = str(Path(sys.executable).parent / "autopilot")
+
+
+def autopilot(*args: str, env: dict[str, str] | None = None, timeout: float = 300):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AUTOPILOT_")}
+    return subprocess.run(
+        [AUTOPILOT, *args],
+        env={**clean, **QUIET_ZENML, **(env or {})},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_bad_configuration_exits_2_naming_every_bad_variable():
+    result = autopilot(
+        "check-config",
+        env={
+            "AUTOPILOT_POLL_INTERVAL_SECONDS": "-5",
+            "AUTOPILOT_MAX_ATTEMPTS": "lots",
+            "AUTOPILOT_START_FROM": "last tuesday",
+            "AUTOPILOT_PROMOTION_TRESHOLD": "0.5",
+        },
+    )
+    assert result.returncode == 2
+    for name in (
+        "AUTOPILOT_POLL_INTERVAL_SECONDS",
+        "AUTOPILOT_MAX_ATTEMPTS",
+        "AUTOPILOT_START_FROM",
+        "AUTOPILOT_PROMOTION_TRESHOLD",
+    ):
+        assert name in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_daemon_refuses_to_start_on_bad_configuration_too(tmp_path):
+    result = autopilot("run", env={"AUTOPILOT_MAX_CONCURRENT_RUNS": "0"})
+    assert result.returncode == 2
+    assert "AUTOPILOT_MAX_CONCURRENT_RUNS='0'" in result.stderr
+
+
+def test_check_config_prints_the_effective_configuration_without_secrets():
+    result = autopilot(
+        "check-config",
+        env={"ZENML_STORE_API_KEY": "ZENKEY_very_secret_value", "AUTOPILOT_MODEL_NAME": "m"},
+    )
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["AUTOPILOT_MODEL_NAME"] == "m"
+    assert shown["ZENML_STORE_API_KEY"] == "<redacted>"
+    assert "ZENKEY_very_secret_value" not in result.stdout + result.stderr
+
+
+@pytest.mark.integration
+def test_unknown_stack_exits_2(zenml_store, tmp_path):
+    result = autopilot(
+        "run",
+        "--once",
+        env={"AUTOPILOT_STACK": "no-such-stack", "AUTOPILOT_STATE_DIR": str(tmp_path / "s")},
+    )
+    assert result.returncode == 2
+    assert "AUTOPILOT_STACK='no-such-stack': no such stack" in result.stderr
+
+
+@pytest.mark.integration
+def test_run_once_exits_0_when_all_it_launched_succeeded_and_1_otherwise(zenml_store, tmp_path):
+    from zenml import save_artifact
+
+    env = {
+        "AUTOPILOT_STATE_DIR": str(tmp_path / "state"),
+        "AUTOPILOT_START_FROM": "beginning",
+        "AUTOPILOT_MAX_ATTEMPTS": "1",
+        "AUTOPILOT_LOG_FORMAT": "json",
+    }
+    good = launch_feature_engineering(training_tags=["approved"], random_state=31)
+    ok = autopilot("run", "--once", env=env)
+    assert ok.returncode == 0, ok.stdout[-2000:] + ok.stderr[-2000:]
+    events = [json.loads(line) for line in ok.stdout.splitlines()]
+    (finished,) = [e for e in events if e["event"] == "once.finished"]
+    assert finished["launched"] == [f"train:{good.training_id}"]
+
+    broken = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})  # no `target` column
+    bad = save_artifact(broken, name="iris_training_dataset", tags=["approved"])
+    failed = autopilot("run", "--once", env=env)
+    assert failed.returncode == 1
+    events = [json.loads(line) for line in failed.stdout.splitlines()]
+    (error,) = [e for e in events if e["event"] == "training.failed"]
+    assert error["dataset_version_id"] == str(bad.id)
+    assert "target" in error["error"]
