@@ -7,8 +7,15 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from service.settings import ConfigError, Settings, describe, load_settings
+from service.settings import ConfigError, Settings, describe, load_settings, read_api_key
+
+if TYPE_CHECKING:
+    from service.daemon import Daemon
+    from service.http import HealthServer
+    from service.store import StoreAdapter
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -22,6 +29,8 @@ ZENML_DAEMON_DEFAULTS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "bootstrap":  # runs with the admin's ZenML settings, not the daemon's
+        return run_bootstrap(args.key_file, args.account)
     try:
         settings = load_settings()
     except ConfigError as error:
@@ -33,32 +42,90 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(settings, once=args.once)
 
 
+def run_bootstrap(key_file: Path, account: str) -> int:
+    for name, value in ZENML_DAEMON_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    from zenml.exceptions import AuthorizationException
+
+    from service.bootstrap import bootstrap
+
+    try:
+        outcome = bootstrap(key_file, account)
+    except AuthorizationException as error:
+        print(
+            f"autopilot bootstrap: the ZenML server rejected the admin credentials: {error}",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    print(
+        json.dumps(
+            {
+                "event": "bootstrap.done",
+                "outcome": outcome,
+                "account": account,
+                "key_file": str(key_file),
+            }
+        )
+    )
+    return EXIT_OK
+
+
 def run(settings: Settings, once: bool) -> int:
     for name, value in ZENML_DAEMON_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    if settings.zenml_api_key_file is not None:
+        os.environ["ZENML_STORE_API_KEY"] = read_api_key(settings.zenml_api_key_file)
     import zenml  # noqa: F401  - import before configuring logs: it rewires the root logger
+    from zenml.exceptions import AuthorizationException
 
     from service.daemon import Daemon
-    from service.engine import Autopilot
-    from service.executor import Executor
-    from service.ledger import Ledger
     from service.logs import capture_zenml_logs, configure, get_logger, register_secret
-    from service.store import StoreAdapter
 
     for secret in ("ZENML_STORE_API_KEY", "ZENML_STORE_PASSWORD"):
         register_secret(os.environ.get(secret))
     configure(settings.log_format, settings.log_level)
     capture_zenml_logs()
-    log = get_logger()
-    store = StoreAdapter()
-    worker_environment = {}
+    daemon = Daemon(settings.poll_interval_seconds, settings.shutdown_grace_seconds)
+    daemon.install_signal_handlers()
+    try:
+        health = None if once else _start_health_server(settings, daemon)
+    except OSError as error:
+        bad = f"{settings.http_host}:{settings.http_port}: cannot listen: {error.strerror}"
+        _print_config_error(ConfigError([f"AUTOPILOT_HTTP_HOST/AUTOPILOT_HTTP_PORT={bad}"]))
+        return EXIT_CONFIG
+    try:
+        return _run_daemon(settings, daemon, once)
+    except AuthorizationException as error:
+        get_logger().error("store.credentials_rejected", error=str(error)[:500])
+        print(
+            "autopilot: the ZenML store rejected the credentials (ZENML_STORE_API_KEY, "
+            "AUTOPILOT_ZENML_API_KEY_FILE or ZENML_STORE_USERNAME/PASSWORD): "
+            f"{str(error)[:300]}",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    finally:
+        if health is not None:
+            health.stop()
+
+
+def _run_daemon(settings: Settings, daemon: Daemon, once: bool) -> int:
+    from service.engine import Autopilot
+    from service.executor import Executor
+    from service.ledger import Ledger
+    from service.logs import get_logger
+
+    store = daemon.until_store_answers(_connect, "start-up")
+    if store is None:
+        return EXIT_OK  # stopped while waiting for the store
+    environment = {}
     if settings.stack:
         try:
-            worker_environment["ZENML_ACTIVE_STACK_ID"] = store.stack_id(settings.stack)
+            environment["ZENML_ACTIVE_STACK_ID"] = store.stack_id(settings.stack)
         except KeyError:
             _print_config_error(ConfigError([f"AUTOPILOT_STACK={settings.stack!r}: no such stack"]))
             return EXIT_CONFIG
-    log.info(
+    get_logger().info(
         "daemon.configured",
         **store.describe(),
         state_dir=str(settings.state_dir),
@@ -67,16 +134,37 @@ def run(settings: Settings, once: bool) -> int:
     )
     ledger = Ledger(settings.ledger_path)
     executor = Executor(settings.max_concurrent_runs, settings.run_timeout_seconds)
-    engine = Autopilot(settings, ledger, store, executor, worker_environment)
-    engine.start()
-    daemon = Daemon(engine, settings.poll_interval_seconds, settings.shutdown_grace_seconds)
     try:
+        daemon.engine = Autopilot(settings, ledger, store, executor, environment)
+        daemon.until_store_answers(daemon.engine.start, "recovery")
+        if daemon.stopping:
+            return EXIT_OK
         if once:
             return daemon.run_once()
         daemon.run_forever()
         return EXIT_OK
     finally:
         ledger.close()
+
+
+def _connect() -> StoreAdapter:
+    from service.store import StoreAdapter
+
+    store = StoreAdapter()
+    store.ping()
+    return store
+
+
+def _start_health_server(settings: Settings, daemon: Daemon) -> HealthServer | None:
+    from service.http import HealthServer
+    from service.logs import get_logger
+
+    if settings.http_port == 0:
+        return None
+    server = HealthServer(daemon, settings.http_host, settings.http_port).start()
+    host, port = server.address
+    get_logger().info("http.listening", host=host, port=port, paths=["/healthz", "/readyz"])
+    return server
 
 
 def _print_config_error(error: ConfigError) -> None:
@@ -93,6 +181,11 @@ def _parser() -> argparse.ArgumentParser:
         "--once", action="store_true", help="one tick; wait for what it launched; exit 0 if all ok"
     )
     commands.add_parser("check-config", help="print the effective configuration, or exit 2")
+    boot = commands.add_parser(
+        "bootstrap", help="create the daemon's service account and API key on a ZenML server"
+    )
+    boot.add_argument("--key-file", type=Path, required=True, help="where to write the key")
+    boot.add_argument("--account", default="autopilot", help="service account name")
     return parser
 
 

@@ -5,12 +5,19 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
+from typing import TYPE_CHECKING, TypeVar
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from service.engine import Autopilot
 from service.logs import get_logger
+
+if TYPE_CHECKING:
+    from service.engine import Autopilot
+
+T = TypeVar("T")
+MAX_STORE_BACKOFF_SECONDS = 30.0
 
 
 def describe_error(error: BaseException) -> str:
@@ -25,8 +32,8 @@ class Daemon:
     a thread that lives as long as the daemon (their parent-death signal depends on it).
     """
 
-    def __init__(self, engine: Autopilot, poll_interval: float, grace_seconds: float) -> None:
-        self.engine = engine
+    def __init__(self, poll_interval: float, grace_seconds: float) -> None:
+        self._engine: Autopilot | None = None
         self.poll_interval = poll_interval
         self.grace_seconds = grace_seconds
         self.log = get_logger()
@@ -35,12 +42,84 @@ class Daemon:
         self._scheduler = BackgroundScheduler(daemon=True)
         self._tick_due = threading.Event()
         self._stopping = threading.Event()
+        self._started = time.monotonic()
+        self.store_error: str | None = "no poll yet"
+
+    @property
+    def engine(self) -> Autopilot:
+        if self._engine is None:
+            raise RuntimeError("the daemon has no engine yet")
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine: Autopilot) -> None:
+        self._engine = engine
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def until_store_answers(self, operation: Callable[[], T], what: str) -> T | None:
+        """Run `operation` until the store answers; None if asked to stop meanwhile.
+
+        An unreachable store is waited for with capped exponential backoff and logged once
+        (`store.unavailable`, then `store.available`). Bad credentials are not waited for: the
+        AuthorizationException propagates, since no amount of waiting fixes them.
+        """
+        from zenml.exceptions import AuthorizationException
+
+        delay, failures = 1.0, 0
+        while not self._stopping.is_set():
+            try:
+                result = operation()
+            except AuthorizationException:
+                raise
+            except Exception as error:
+                failures += 1
+                self.store_error = describe_error(error)
+                log = self.log.warning if failures == 1 else self.log.debug
+                log(
+                    "store.unavailable",
+                    during=what,
+                    error=self.store_error,
+                    retry_in_seconds=delay,
+                    attempt=failures,
+                )
+                self._stopping.wait(delay)
+                delay = min(delay * 2, MAX_STORE_BACKOFF_SECONDS)
+                continue
+            if failures:
+                self.log.info("store.available", during=what, after_attempts=failures + 1)
+            return result
+        return None
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        """Alive: the scheduler runs and a poll succeeded within the last three intervals
+        (counted from start-up until the first poll)."""
+        since = self.last_successful_poll or self._started
+        age = time.monotonic() - since
+        details: dict[str, object] = {
+            "scheduler_running": self._scheduler.running,
+            "seconds_since_last_successful_poll": round(age, 3),
+            "consecutive_failures": self.consecutive_failures,
+        }
+        ok = self._scheduler.running and age <= 3 * self.poll_interval
+        return ok, details
+
+    def readiness(self) -> tuple[bool, dict[str, object]]:
+        """Ready while the store answered the last poll."""
+        return self.store_error is None, {"store_error": self.store_error}
 
     def safe_tick(self) -> list[str]:
         """One tick; a failure (store outage, bad data) is logged once and the daemon goes on."""
         try:
             report = self.engine.tick()
         except Exception as error:
+            self.store_error = describe_error(error)
             self.consecutive_failures += 1
             if self.consecutive_failures == 1:
                 self.log.error("tick.failed", error=describe_error(error))
@@ -54,6 +133,7 @@ class Daemon:
         if self.consecutive_failures:
             self.log.info("tick.recovered", after_failures=self.consecutive_failures)
         self.consecutive_failures = 0
+        self.store_error = None
         self.last_successful_poll = time.monotonic()
         self.log.debug(
             "tick.completed",
@@ -63,8 +143,6 @@ class Daemon:
         return report.launched
 
     def run_forever(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
         self._scheduler.add_job(
             self._tick_due.set,
             "interval",

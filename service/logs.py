@@ -81,3 +81,5 @@ def capture_zenml_logs(level: int = logging.WARNING) -> None:
         if type(handler).__name__ in ("ZenMLConsoleHandler", "_ZenMLToStructlog"):
             root.removeHandler(handler)
     root.addHandler(_ZenMLToStructlog(level))
+    # ZenML's REST client retries each call itself; one `store.unavailable` event says it all.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)

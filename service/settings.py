@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     stack: str | None = Field(default=None, description="ZenML stack to run pipelines on.")
     log_format: Literal["json", "console", "auto"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    http_host: str = Field(default="127.0.0.1", min_length=1)
+    http_port: int = Field(default=8765, ge=0, le=65535, description="0 turns it off.")
+    zenml_api_key_file: Path | None = Field(
+        default=None, description="File holding the ZenML API key (Docker secrets)."
+    )
 
     @field_validator("dataset_names", "dataset_required_tags", mode="before")
     @classmethod
@@ -85,6 +90,18 @@ class Settings(BaseSettings):
     def _empty_stack_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("zenml_api_key_file", mode="before")
+    @classmethod
+    def _empty_path_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("zenml_api_key_file")
+    @classmethod
+    def _readable_key_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            read_api_key(value)
+        return value
+
     @field_validator("start_from")
     @classmethod
     def _valid_start_from(cls, value: str) -> str:
@@ -110,6 +127,17 @@ class Settings(BaseSettings):
     @property
     def ledger_path(self) -> Path:
         return self.state_dir / "ledger.sqlite"
+
+
+def read_api_key(path: Path) -> str:
+    """The API key in `path`; ValueError that says what is wrong and never shows the key."""
+    try:
+        key = path.read_text().strip()
+    except OSError as error:
+        raise ValueError(f"cannot read the API key file: {error.strerror}") from None
+    if not key:
+        raise ValueError("the API key file is empty")
+    return key
 
 
 def parse_start_from(value: str) -> StartFrom:

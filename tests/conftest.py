@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,7 @@ import pytest
 if TYPE_CHECKING:
     from zenml.client import Client
 
-from tests.support import PROJECT_ROOT, QUIET_ZENML
+from tests.support import PROJECT_ROOT, QUIET_ZENML, ZenMLServer
 
 INHERITED_PREFIXES = ("ZENML_STORE_", "ZENML_ACTIVE_", "ZENML_SERVER")
 
@@ -65,13 +66,15 @@ def _reset_singletons() -> None:
     Client._reset_instance()
 
 
-@pytest.fixture
-def zenml_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ZenMLStore]:
-    """Point zenml at a brand-new local store for the duration of one test."""
+@contextmanager
+def _isolated_zenml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_environment: dict[str, str]
+) -> Iterator[ZenMLStore]:
+    """Point zenml at the given store (the embedded one when empty) with a fresh config."""
     for name in list(os.environ):
         if name.startswith(INHERITED_PREFIXES):
             monkeypatch.delenv(name)
-    for name, value in QUIET_ZENML.items():
+    for name, value in {**QUIET_ZENML, **store_environment}.items():
         monkeypatch.setenv(name, value)
     config_path = tmp_path / "zenml-config"
     no_repository = tmp_path / "no-repository"
@@ -86,9 +89,36 @@ def zenml_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Zen
     source_utils.set_custom_source_root(str(PROJECT_ROOT))
     _reset_singletons()
     try:
-        client = Client()
-        assert Path(client.zen_store.url.removeprefix("sqlite:///")).is_relative_to(config_path)
-        yield ZenMLStore(config_path=config_path, client=client)
+        yield ZenMLStore(config_path=config_path, client=Client())
     finally:
         _reset_singletons()
         source_utils.set_custom_source_root(previous_root)
+
+
+@pytest.fixture
+def zenml_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ZenMLStore]:
+    """Point zenml at a brand-new local store for the duration of one test."""
+    with _isolated_zenml(tmp_path, monkeypatch, {}) as store:
+        url = store.client.zen_store.url.removeprefix("sqlite:///")
+        assert Path(url).is_relative_to(store.config_path)
+        yield store
+
+
+@pytest.fixture
+def zenml_server(tmp_path: Path) -> Iterator[ZenMLServer]:
+    """A real ZenML server process (uvicorn) on a free loopback port, auth enabled."""
+    server = ZenMLServer(tmp_path / "server").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def zenml_rest_store(
+    zenml_server: ZenMLServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ZenMLStore]:
+    """This test process connected to `zenml_server` over REST, as the admin user."""
+    with _isolated_zenml(tmp_path, monkeypatch, zenml_server.admin_environment()) as store:
+        assert store.client.zen_store.type.value == "rest"
+        yield store

@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +27,22 @@ QUIET_ZENML = {
 }
 
 T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def http_get(url: str, timeout: float = 5) -> tuple[int, dict[str, Any]]:
+    """Status and JSON body of a GET, also for error statuses."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
 
 
 def wait_for(
@@ -54,7 +73,9 @@ class DaemonProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, *args: str) -> DaemonProcess:
-        env = {**os.environ, **QUIET_ZENML, **self.environment, "AUTOPILOT_LOG_FORMAT": "json"}
+        # The daemon gets exactly the store credentials the test gives it, never the admin's.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("ZENML_STORE_")}
+        env = {**inherited, **QUIET_ZENML, **self.environment, "AUTOPILOT_LOG_FORMAT": "json"}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [str(Path(sys.executable).parent / "autopilot"), "run", *args],
@@ -115,3 +136,78 @@ class DaemonProcess:
         if self.process.poll() is None or self.process.stderr is None:
             return ""
         return self.process.stderr.read().decode(errors="replace")[-3000:]
+
+
+class ZenMLServer:
+    """A real ZenML server (`uvicorn zenml.zen_server.zen_server_api:app`) on loopback, with
+    its own SQLite database and an admin user created headless."""
+
+    ADMIN = "admin"
+
+    def __init__(self, root: Path, port: int | None = None) -> None:
+        self.root = root
+        self.port = port or free_port()
+        self.admin_password = f"pw-{os.urandom(6).hex()}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def admin_environment(self) -> dict[str, str]:
+        return {
+            "ZENML_STORE_URL": self.url,
+            "ZENML_STORE_USERNAME": self.ADMIN,
+            "ZENML_STORE_PASSWORD": self.admin_password,
+        }
+
+    def start(self, timeout: float = 90) -> ZenMLServer:
+        self.root.mkdir(parents=True, exist_ok=True)
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("ZENML_", "AUTOPILOT_"))}
+        env = {
+            **clean,
+            **QUIET_ZENML,
+            "ZENML_CONFIG_PATH": str(self.root / "config"),
+            "ZENML_SERVER_AUTO_ACTIVATE": "true",
+            "ZENML_DEFAULT_USER_NAME": self.ADMIN,
+            "ZENML_DEFAULT_USER_PASSWORD": self.admin_password,
+        }
+        with open(self.root / "server.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "zenml.zen_server.zen_server_api:app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+            )
+        wait_for(self.healthy, timeout=timeout, interval=0.5, what="the ZenML server to start")
+        return self
+
+    def healthy(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            log = (self.root / "server.log").read_text()[-2000:]
+            raise AssertionError(f"ZenML server exited with {self.process.returncode}: {log}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)

@@ -75,3 +75,22 @@ def test_check_config_output_never_shows_store_secrets():
     assert "ZENKEY_supersecret" not in str(shown)
     assert shown["ZENML_STORE_API_KEY"] == "<redacted>"
     assert shown["ZENML_STORE_URL"] == "http://z:8080"
+
+
+def test_api_key_file_must_be_readable_and_not_empty(tmp_path):
+    missing = tmp_path / "nope"
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    for path, message in ((missing, "cannot read"), (empty, "empty")):
+        with pytest.raises(ConfigError) as caught:
+            load_settings({"AUTOPILOT_ZENML_API_KEY_FILE": str(path)})
+        assert "AUTOPILOT_ZENML_API_KEY_FILE" in str(caught.value)
+        assert message in str(caught.value)
+    good = tmp_path / "key"
+    good.write_text("ZENKEY_abc\n")
+    assert load_settings({"AUTOPILOT_ZENML_API_KEY_FILE": str(good)}).zenml_api_key_file == good
+
+
+def test_http_port_must_be_a_port():
+    with pytest.raises(ConfigError, match="AUTOPILOT_HTTP_PORT"):
+        load_settings({"AUTOPILOT_HTTP_PORT": "70000"})
