@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, TypeVar
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from service.logs import get_logger
+from service.store import is_store_unavailable
 
 if TYPE_CHECKING:
     from service.engine import Autopilot
@@ -43,6 +44,7 @@ class Daemon:
         self._tick_due = threading.Event()
         self._stopping = threading.Event()
         self._started = time.monotonic()
+        self._retry_at = 0.0
         self.store_error: str | None = "no poll yet"
 
     @property
@@ -115,24 +117,21 @@ class Daemon:
         return self.store_error is None, {"store_error": self.store_error}
 
     def safe_tick(self) -> list[str]:
-        """One tick; a failure (store outage, bad data) is logged once and the daemon goes on."""
+        """One tick. A failure is logged once per outage, then retried with backoff; the
+        daemon goes on (a store outage, or bad data the core did not foresee)."""
+        if time.monotonic() < self._retry_at:
+            return []
         try:
             report = self.engine.tick()
         except Exception as error:
-            self.store_error = describe_error(error)
-            self.consecutive_failures += 1
-            if self.consecutive_failures == 1:
-                self.log.error("tick.failed", error=describe_error(error))
-            else:
-                self.log.debug(
-                    "tick.failed",
-                    error=describe_error(error),
-                    consecutive_failures=self.consecutive_failures,
-                )
+            self._tick_failed(error)
             return []
         if self.consecutive_failures:
-            self.log.info("tick.recovered", after_failures=self.consecutive_failures)
+            self.log.info(
+                "store.available", during="poll", after_failures=self.consecutive_failures
+            )
         self.consecutive_failures = 0
+        self._retry_at = 0.0
         self.store_error = None
         self.last_successful_poll = time.monotonic()
         self.log.debug(
@@ -141,6 +140,25 @@ class Daemon:
             launched=report.launched,
         )
         return report.launched
+
+    def _tick_failed(self, error: Exception) -> None:
+        self.consecutive_failures += 1
+        self.store_error = describe_error(error)
+        backoff = min(
+            self.poll_interval * 2 ** (self.consecutive_failures - 1), MAX_STORE_BACKOFF_SECONDS
+        )
+        self._retry_at = time.monotonic() + backoff
+        event = "store.unavailable" if is_store_unavailable(error) else "tick.failed"
+        fields = {
+            "during": "poll",
+            "error": self.store_error,
+            "consecutive_failures": self.consecutive_failures,
+            "retry_in_seconds": round(backoff, 3),
+        }
+        if self.consecutive_failures == 1:
+            self.log.error(event, **fields)
+        else:
+            self.log.debug(event, **fields)
 
     def run_forever(self) -> None:
         self._scheduler.add_job(

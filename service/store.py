@@ -266,6 +266,28 @@ class StoreAdapter:
         return self._run_record(page.items[0]) if page.items else None
 
 
+def is_store_unavailable(error: BaseException) -> bool:
+    """True for errors that mean the store did not answer (not that it answered "no")."""
+    import requests
+    from sqlalchemy.exc import OperationalError
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(
+            seen,
+            requests.exceptions.ConnectionError
+            | requests.exceptions.Timeout
+            | OperationalError
+            | ConnectionError
+            | TimeoutError,
+        ):
+            return True
+        if isinstance(seen, RuntimeError) and "Error connecting to URL" in str(seen):
+            return True  # how ZenML's REST client reports a server it cannot reach
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _version_number(response: ArtifactVersionResponse) -> int | None:
     """The integer version, or None for a version saved under a custom string name."""
     version = str(response.version)
