@@ -14,7 +14,7 @@ DEMO_ENV := ZENML_CONFIG_PATH=$(CURDIR)/.zenml-home \
 	AUTOPILOT_POLL_INTERVAL_SECONDS=$${AUTOPILOT_POLL_INTERVAL_SECONDS:-2} \
 	ZENML_ANALYTICS_OPT_IN=false ZENML_LOGGING_VERBOSITY=WARN ZENML_ENABLE_RICH_TRACEBACK=false
 
-.PHONY: install run test test-fast test-e2e lint clean
+.PHONY: install run test test-fast test-e2e lint clean compose-tools
 
 install: $(STAMP)
 
@@ -37,7 +37,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check service pipelines tests
 	$(VENV)/bin/mypy service pipelines
 
-test: $(STAMP) lint
+test: $(STAMP) lint compose-tools
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
@@ -45,6 +45,12 @@ test-fast: $(STAMP)
 
 test-e2e: $(STAMP)
 	$(PY) -m pytest -q -m e2e
+
+# Debian's docker-compose (v1) parses and validates docker-compose.yml without a Docker engine.
+compose-tools:
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq docker-compose; }
 
 clean:
 	rm -rf .zenml-home .autopilot .pytest_cache .mypy_cache .ruff_cache

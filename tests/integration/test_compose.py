@@ -140,7 +140,7 @@ def zenml_pin_in_pyproject() -> str:
 
 
 def lock_pins() -> dict[str, str]:
-    pins = {}
+    pins: dict[str, str] = {}
     for line in LOCK_FILE.read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, sep, version = line.partition("==")

@@ -1,0 +1,66 @@
+"""Stop the real ZenML server for 30+ seconds under the daemon: it logs the outage once, stays
+alive, turns /readyz red then green, and catches up with nothing lost or doubled."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from pipelines.feature_engineering import launch_feature_engineering
+from tests.e2e.conftest import daemon_settings
+from tests.e2e.test_server_e2e import bootstrap
+from tests.support import http_get, wait_for
+
+pytestmark = pytest.mark.e2e
+OUTAGE_SECONDS = 32
+
+
+def _completed_runs(key: str) -> int:
+    from zenml.client import Client
+
+    runs = Client().list_pipeline_runs(tags=f"equals:{key}").items
+    return len([r for r in runs if r.status.value == "completed"])
+
+
+def test_store_outage_is_ridden_out_with_nothing_lost_or_doubled(
+    zenml_server, zenml_rest_store, daemon_factory, tmp_path
+):
+    key_file = tmp_path / "secrets" / "api_key"
+    assert bootstrap(zenml_server, key_file).returncode == 0
+    environment = {
+        "ZENML_STORE_URL": zenml_server.url,
+        "AUTOPILOT_ZENML_API_KEY_FILE": str(key_file),
+        "ZENML_CONFIG_PATH": str(zenml_rest_store.config_path),
+        **daemon_settings(tmp_path),
+        "AUTOPILOT_PROMOTION_MUST_BEAT_PRODUCTION": "false",
+    }
+    daemon = daemon_factory(environment)("daemon.log")
+    ready = f"http://127.0.0.1:{environment['AUTOPILOT_HTTP_PORT']}/readyz"
+    daemon.wait_event("daemon.started", timeout=90)
+    before = launch_feature_engineering(training_tags=["approved"], random_state=51)
+    daemon.wait_event("training.succeeded", key=f"train:{before.training_id}", timeout=240)
+
+    zenml_server.stop()
+    outage_started = time.monotonic()
+    daemon.wait_event("store.unavailable", timeout=120)
+    wait_for(lambda: http_get(ready)[0] == 503, timeout=60, what="/readyz to turn red")
+    time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - outage_started)))
+    assert daemon.process.poll() is None  # alive through the outage
+    zenml_server.start()
+
+    # What producers buffered during the outage is written now.
+    after = [
+        launch_feature_engineering(training_tags=["approved"], random_state=seed)
+        for seed in (52, 53)
+    ]
+    daemon.wait_event("store.available", timeout=180)
+    wait_for(lambda: http_get(ready)[0] == 200, timeout=60, what="/readyz to turn green")
+    for dataset in after:
+        daemon.wait_event("training.succeeded", key=f"train:{dataset.training_id}", timeout=240)
+    assert daemon.stop() == 0
+
+    for dataset in (before, *after):
+        assert _completed_runs(f"train:{dataset.training_id}") == 1
+    outage_lines = [e for e in daemon.events() if e["event"] == "store.unavailable"]
+    assert len([e for e in outage_lines if e["level"] == "error"]) == 1  # logged once
