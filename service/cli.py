@@ -110,8 +110,7 @@ def run(settings: Settings, once: bool) -> int:
 
 
 def _run_daemon(settings: Settings, daemon: Daemon, once: bool) -> int:
-    from service.engine import Autopilot
-    from service.executor import Executor
+    from service.engine import Autopilot, make_executor
     from service.ledger import Ledger
     from service.logs import get_logger
 
@@ -133,9 +132,9 @@ def _run_daemon(settings: Settings, daemon: Daemon, once: bool) -> int:
         model=settings.model_name,
     )
     ledger = Ledger(settings.ledger_path)
-    executor = Executor(settings.max_concurrent_runs, settings.run_timeout_seconds)
+    executor = make_executor(settings, environment)
     try:
-        daemon.engine = Autopilot(settings, ledger, store, executor, environment)
+        daemon.engine = Autopilot(settings, ledger, store, executor)
         daemon.until_store_answers(daemon.engine.start, "recovery")
         if daemon.stopping:
             return EXIT_OK
@@ -144,6 +143,7 @@ def _run_daemon(settings: Settings, daemon: Daemon, once: bool) -> int:
         daemon.run_forever()
         return EXIT_OK
     finally:
+        executor.close()
         ledger.close()
 
 

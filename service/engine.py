@@ -39,6 +39,20 @@ LAUNCHERS = {
 EVENT_PREFIX = {ActionKind.TRAIN: "training", ActionKind.INFER: "inference"}
 
 
+def make_executor(settings: Settings, environment: dict[str, str] | None = None) -> Executor:
+    """The executor for these settings, its spare workers warmed for the daemon's launchers."""
+    run_logs = settings.state_dir / "runs"
+    run_logs.mkdir(parents=True, exist_ok=True)
+    return Executor(
+        settings.max_concurrent_runs,
+        settings.run_timeout_seconds,
+        environment=environment,
+        launchers=tuple(LAUNCHERS.values()),
+        warmup_log=str(run_logs / "worker-warmup.log"),
+        spares=settings.max_concurrent_runs,
+    )
+
+
 @dataclass
 class TickReport:
     launched: list[str] = field(default_factory=list)
@@ -52,14 +66,12 @@ class Autopilot:
         ledger: Ledger,
         store: StoreAdapter,
         executor: Executor,
-        worker_environment: dict[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.ledger = ledger
         self.store = store
         self.executor = executor
         self.log = get_logger()
-        self._worker_environment = worker_environment or {}
         self._runs_in_process = True
         self._next_reconcile = 0.0
         self._run_log_dir = settings.state_dir / "runs"
@@ -77,6 +89,7 @@ class Autopilot:
         if not self.ledger.has_cursor(_model_stream(self._model)):
             self._init_model_streams()
         self._recover()
+        self.executor.warm_up()
 
     def _init_dataset_stream(self, name: str) -> None:
         start = self.settings.start
@@ -405,7 +418,6 @@ class Autopilot:
             launcher=LAUNCHERS[action.kind],
             kwargs=self._launch_arguments(action),
             log_path=str(self._run_log_dir / f"{action.key.replace(':', '_')}.log"),
-            environment=self._worker_environment,
         )
         pid = self.executor.launch(job)
         crashpoint("after_launch")

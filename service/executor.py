@@ -1,8 +1,10 @@
 """The executor: runs pipelines in spawned worker processes, never in the poll loop.
 
 At most `max_concurrent` workers at a time; a worker that outlives the run timeout is killed.
-The executor only reports how a worker ended; the engine reads the run's real outcome from the
-store, so the same code works when the orchestrator runs pipelines elsewhere.
+A spare worker is kept warm (imports done, store connected), so a run starts in milliseconds
+instead of seconds. The executor only reports how a worker ended; the engine reads the run's
+real outcome from the store, so the same code works when the orchestrator runs pipelines
+elsewhere.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
-from service.worker import Job, main
+from service.worker import Job, serve
 
 _SPAWN = multiprocessing.get_context("spawn")
 
@@ -38,11 +40,35 @@ class _Worker:
     message: tuple[str, str | None, str | None] | None = None
 
 
+@dataclass
+class _Spare:
+    process: BaseProcess
+    conn: Connection
+
+
 class Executor:
-    def __init__(self, max_concurrent: int, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        max_concurrent: int,
+        timeout_seconds: float,
+        environment: dict[str, str] | None = None,
+        launchers: tuple[str, ...] = (),
+        warmup_log: str = os.devnull,
+        spares: int = 1,
+    ) -> None:
         self.max_concurrent = max_concurrent
         self.timeout_seconds = timeout_seconds
+        self._environment = environment or {}
+        self._launchers = launchers
+        self._warmup_log = warmup_log
+        self._spare_count = spares
         self._workers: dict[str, _Worker] = {}
+        self._spares: list[_Spare] = []
+        self._exiting: list[BaseProcess] = []
+
+    def warm_up(self) -> None:
+        """Start the spare workers now, so the first run does not wait for them."""
+        self._top_up_spares()
 
     def free_slots(self) -> int:
         return self.max_concurrent - len(self._workers)
@@ -54,25 +80,51 @@ class Executor:
         return list(self._workers)
 
     def launch(self, job: Job) -> int:
-        """Start a worker for the job; returns its pid."""
+        """Hand the job to a warm spare (or a new worker); returns the worker's pid."""
         if job.key in self._workers:
             raise RuntimeError(f"{job.key} already has a worker")
-        receiver, sender = _SPAWN.Pipe(duplex=False)
+        spare = self._take_spare() or self._spawn()
+        spare.conn.send(job)
+        self._workers[job.key] = _Worker(job, spare.process, spare.conn, time.monotonic())
+        self._top_up_spares()
+        return int(spare.process.pid or 0)
+
+    def _take_spare(self) -> _Spare | None:
+        while self._spares:
+            spare = self._spares.pop(0)
+            if spare.process.is_alive():
+                return spare
+            spare.process.join()
+        return None
+
+    def _spawn(self) -> _Spare:
+        ours, theirs = _SPAWN.Pipe(duplex=True)
         process = _SPAWN.Process(
-            target=main, args=(job, sender, os.getpid()), name=f"autopilot-{job.key}", daemon=False
+            target=serve,
+            args=(theirs, os.getpid(), self._environment, self._warmup_log, self._launchers),
+            name="autopilot-worker",
+            daemon=False,
         )
         process.start()
-        sender.close()
-        self._workers[job.key] = _Worker(job, process, receiver, time.monotonic())
-        return int(process.pid or 0)
+        theirs.close()
+        return _Spare(process, ours)
+
+    def _top_up_spares(self) -> None:
+        self._spares = [s for s in self._spares if s.process.is_alive()]
+        while len(self._spares) < self._spare_count:
+            self._spares.append(self._spawn())
 
     def poll(self) -> list[WorkerResult]:
-        """Results of workers that ended since the last poll; kills those past the timeout."""
+        """Results of workers that reported or ended since the last poll; kills those past the
+        timeout. A worker's report counts at once: its interpreter may take seconds to exit."""
+        self._reap_exiting()
         results = []
         for key, worker in list(self._workers.items()):
             self._read_message(worker)
             elapsed = time.monotonic() - worker.started
-            if worker.process.is_alive() and elapsed > self.timeout_seconds:
+            if worker.message is not None:
+                results.append(self._finish(key, timed_out=False))
+            elif worker.process.is_alive() and elapsed > self.timeout_seconds:
                 worker.process.kill()
                 worker.process.join(5)
                 results.append(self._finish(key, timed_out=True))
@@ -82,8 +134,18 @@ class Executor:
                 results.append(self._finish(key, timed_out=False))
         return results
 
+    def _reap_exiting(self) -> None:
+        """Join workers that reported and are exiting, so none is left a zombie."""
+        still = []
+        for process in self._exiting:
+            process.join(0)
+            if process.is_alive():
+                still.append(process)
+        self._exiting = still
+
     def wait(self, timeout: float) -> list[WorkerResult]:
         """Poll until every worker has ended or `timeout` seconds passed; then kill the rest."""
+        self._stop_spares()
         deadline = time.monotonic() + timeout
         results = self.poll()
         while self._workers and time.monotonic() < deadline:
@@ -96,6 +158,21 @@ class Executor:
             results.append(self._finish(key, timed_out=True))
         return results
 
+    def close(self) -> None:
+        """Stop the spares and kill any worker still running (the daemon is exiting)."""
+        self.wait(0)
+        for process in self._exiting:
+            process.join(10)
+
+    def _stop_spares(self) -> None:
+        """Spares hold no work: kill them rather than wait for their warm-up to finish."""
+        for spare in self._spares:
+            spare.conn.close()
+            spare.process.kill()
+        for spare in self._spares:
+            spare.process.join(5)
+        self._spares = []
+
     def _read_message(self, worker: _Worker) -> None:
         try:
             if worker.message is None and worker.conn.poll():
@@ -106,6 +183,8 @@ class Executor:
     def _finish(self, key: str, timed_out: bool) -> WorkerResult:
         worker = self._workers.pop(key)
         worker.conn.close()
+        if worker.process.is_alive():
+            self._exiting.append(worker.process)
         duration = time.monotonic() - worker.started
         if timed_out:
             limit = f"timed out after {duration:.0f}s (limit {self.timeout_seconds:g}s)"

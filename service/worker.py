@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,6 @@ class Job:
     launcher: str  # "module:function"; the function returns the run id
     kwargs: dict[str, Any]
     log_path: str
-    environment: dict[str, str] = field(default_factory=dict)
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -81,12 +80,45 @@ def _use_project_source_root() -> None:
     source_utils.set_custom_source_root(str(Path(pipelines.__file__).resolve().parents[1]))
 
 
-def main(job: Job, conn: Connection, parent_pid: int) -> None:
+def _warm_up(launchers: tuple[str, ...]) -> None:
+    """Pay the import and first-query cost before a job is waiting for this worker."""
+    _use_project_source_root()
+    for launcher in launchers:
+        importlib.import_module(launcher.partition(":")[0])
+    from zenml.client import Client
+
+    Client().active_stack_model  # noqa: B018  - opens the store connection now
+
+
+def serve(
+    conn: Connection,
+    parent_pid: int,
+    environment: dict[str, str],
+    warmup_log: str,
+    launchers: tuple[str, ...],
+) -> None:
+    """A warm worker: import and connect, wait for one job, run it, report, exit.
+
+    One job per process keeps runs from sharing state; the executor keeps a spare warm so
+    the next job does not wait for imports.
+    """
     die_with_parent(parent_pid)
-    _redirect_output(job.log_path)
-    os.environ.update(job.environment)
+    _redirect_output(warmup_log)
+    os.environ.update(environment)
+    warm_error: BaseException | None = None
     try:
-        _use_project_source_root()
+        _warm_up(launchers)
+    except BaseException as error:  # reported with the job, which then fails visibly
+        warm_error = error
+        traceback.print_exc()
+    try:
+        job: Job = conn.recv()
+    except EOFError:  # the daemon is shutting down and no longer needs this spare
+        return
+    _redirect_output(job.log_path)
+    try:
+        if warm_error is not None:
+            raise warm_error
         module_name, _, function_name = job.launcher.partition(":")
         launcher = getattr(importlib.import_module(module_name), function_name)
         run_id = launcher(**job.kwargs)

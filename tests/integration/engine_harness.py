@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from service.core.records import RunInfo
-from service.engine import Autopilot
-from service.executor import Executor
+from service.engine import Autopilot, make_executor
 from service.ledger import Ledger
 from service.logs import configure
 from service.settings import Settings, load_settings
@@ -30,7 +29,7 @@ def make_engine(state_dir: Path, **overrides: Any) -> Autopilot:
         settings,
         Ledger(settings.ledger_path),
         StoreAdapter(),
-        Executor(settings.max_concurrent_runs, settings.run_timeout_seconds),
+        make_executor(settings),
     )
     engine.start()
     return engine
