@@ -14,7 +14,7 @@ DEMO_ENV := ZENML_CONFIG_PATH=$(CURDIR)/.zenml-home \
 	AUTOPILOT_POLL_INTERVAL_SECONDS=$${AUTOPILOT_POLL_INTERVAL_SECONDS:-2} \
 	ZENML_ANALYTICS_OPT_IN=false ZENML_LOGGING_VERBOSITY=WARN ZENML_ENABLE_RICH_TRACEBACK=false
 
-.PHONY: install run test test-fast test-e2e lint clean compose-tools
+.PHONY: install run test test-fast test-e2e soak lint clean compose-tools
 
 install: $(STAMP)
 
@@ -41,10 +41,14 @@ test: $(STAMP) lint compose-tools
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not e2e"
+	$(PY) -m pytest -q -m "not e2e and not soak"
 
 test-e2e: $(STAMP)
 	$(PY) -m pytest -q -m e2e
+
+# 30+ datasets while the daemon is SIGKILLed at random 10+ times; SOAK_SEED replays a run.
+soak: $(STAMP)
+	$(PY) -m pytest -q -s -m soak
 
 # Debian's docker-compose (v1) parses and validates docker-compose.yml without a Docker engine.
 compose-tools:
