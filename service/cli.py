@@ -39,7 +39,58 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         print(json.dumps(describe(settings), indent=2))
         return EXIT_OK
+    if args.command in ("status", "explain", "replay", "skip"):
+        return run_operation(settings, args)
     return run(settings, once=args.once)
+
+
+def run_operation(settings: Settings, args: argparse.Namespace) -> int:
+    """`status`, `explain`, `replay`, `skip`: the ledger, plus the store for `status`'s lag."""
+    from service import operations
+    from service.ledger import Ledger
+    from service.logs import configure, get_logger
+
+    if not settings.ledger_path.exists():
+        print(
+            f"autopilot: no ledger at {settings.ledger_path} (AUTOPILOT_STATE_DIR)", file=sys.stderr
+        )
+        return EXIT_FAILED
+    configure("json", settings.log_level)
+    ledger = Ledger(settings.ledger_path)
+    try:
+        if args.command == "status":
+            result = operations.status(ledger, None if args.offline else _latest(settings))
+        elif args.command == "explain":
+            result = operations.explain(ledger, args.id)
+        else:
+            change = operations.replay if args.command == "replay" else operations.skip
+            action = change(ledger, args.key)
+            event = "action.replayed" if args.command == "replay" else "action.skipped"
+            get_logger().info(event, key=action.key, state=action.state.value, by="operator")
+            return EXIT_OK
+    except operations.OperationError as error:
+        print(f"autopilot {args.command}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        ledger.close()
+    print(json.dumps(result, indent=2, default=str))
+    return EXIT_OK
+
+
+def _latest(settings: Settings) -> dict[str, int] | None:
+    """The newest dataset and model numbers in the store, or None when it does not answer."""
+    for name, value in ZENML_DAEMON_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    if settings.zenml_api_key_file is not None:
+        os.environ["ZENML_STORE_API_KEY"] = read_api_key(settings.zenml_api_key_file)
+    try:
+        store = _connect()
+        latest = {f"dataset:{n}": store.latest_dataset_number(n) for n in settings.dataset_names}
+        latest[f"model:{settings.model_name}"] = store.latest_model_number(settings.model_name)
+    except Exception as error:
+        print(f"autopilot status: store not reachable, lag unknown: {error}"[:300], file=sys.stderr)
+        return None
+    return latest
 
 
 def run_bootstrap(key_file: Path, account: str) -> int:
@@ -181,6 +232,16 @@ def _parser() -> argparse.ArgumentParser:
         "--once", action="store_true", help="one tick; wait for what it launched; exit 0 if all ok"
     )
     commands.add_parser("check-config", help="print the effective configuration, or exit 2")
+    status = commands.add_parser("status", help="cursors and lag, open actions, failures")
+    status.add_argument("--offline", action="store_true", help="read the ledger only")
+    explain = commands.add_parser("explain", help="why a dataset/model version was acted on")
+    explain.add_argument("id", help="artifact version id or model version id")
+    for name, text in (
+        ("replay", "run a failed or skipped action again"),
+        ("skip", "mark an action as not to be done"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("key", help="action key, e.g. train:<dataset version id>")
     boot = commands.add_parser(
         "bootstrap", help="create the daemon's service account and API key on a ZenML server"
     )

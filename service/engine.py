@@ -31,6 +31,7 @@ from service.store import DECISION_METADATA_KEY, StoreAdapter
 from service.worker import Job
 
 DATASET, MODEL = "dataset", "model"
+LAST_POLL_KEY = "last_successful_poll"
 BATCH_SIZE = 100  # decisions committed per ledger transaction
 LAUNCHERS = {
     ActionKind.TRAIN: "pipelines.training:launch_training",
@@ -156,6 +157,7 @@ class Autopilot:
         self._watch_models()
         self._watch_production()
         launched = self.dispatch()
+        self.ledger.set_meta(LAST_POLL_KEY, datetime.now(UTC).isoformat(timespec="seconds"))
         return TickReport(launched, time.monotonic() - started)
 
     def settle(self) -> None:
@@ -224,7 +226,12 @@ class Autopilot:
             return
         status = "waiting" if decision.verdict is Verdict.WAIT else "skipped"
         changed = prior is None or (prior.status, prior.reason) != (status, decision.reason)
-        self._note_dataset(version, status, decision.reason, final=decision.final)
+        seen = {
+            "tags": sorted(version.tags),
+            "missing_tags": list(decision.missing_tags),
+            "producer_run_id": version.producer.id if version.producer else None,
+        }
+        self._note_dataset(version, status, decision.reason, final=decision.final, details=seen)
         if changed:
             self._log_dataset_decision(decision, ids)
 
@@ -235,9 +242,23 @@ class Autopilot:
             extra = {"missing_tags": list(decision.missing_tags)} if decision.missing_tags else {}
             self.log.info("dataset.skipped", reason=decision.reason, **extra, **ids)
 
-    def _note_dataset(self, version: DatasetVersion, status: str, reason: str, final: bool) -> None:
+    def _note_dataset(
+        self,
+        version: DatasetVersion,
+        status: str,
+        reason: str,
+        final: bool,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         self.ledger.note_subject(
-            version.id, DATASET, version.artifact_name, version.version, status, reason, final
+            version.id,
+            DATASET,
+            version.artifact_name,
+            version.version,
+            status,
+            reason,
+            final,
+            details,
         )
 
     def _recheck_waiting_datasets(self) -> None:

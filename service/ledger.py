@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS subjects (  -- dataset and model versions the daemon 
     status TEXT NOT NULL,             -- waiting | skipped | selected | decided
     reason TEXT NOT NULL,
     final INTEGER NOT NULL,           -- 1: never judged again
+    details TEXT NOT NULL DEFAULT '{}', -- what the judgement saw (missing tags, run ids)
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS subjects_waiting ON subjects (kind, status);
@@ -63,6 +64,7 @@ CREATE INDEX IF NOT EXISTS actions_state ON actions (state);
 @dataclass(frozen=True)
 class Action:
     key: str
+    updated_at: str
     kind: ActionKind
     subject_id: str
     state: ActionState
@@ -83,6 +85,8 @@ class Subject:
     status: str
     reason: str
     final: bool
+    details: dict[str, Any]
+    updated_at: str
 
 
 def _now() -> str:
@@ -168,15 +172,34 @@ class Ledger:
     # -- subjects -----------------------------------------------------------------------------
 
     def note_subject(
-        self, id: str, kind: str, name: str, version: str, status: str, reason: str, final: bool
+        self,
+        id: str,
+        kind: str,
+        name: str,
+        version: str,
+        status: str,
+        reason: str,
+        final: bool,
+        details: dict[str, Any] | None = None,
     ) -> None:
         """Record the latest judgement of a dataset or model version. A final one never changes."""
         self._execute(
-            "INSERT INTO subjects (id, kind, name, version, status, reason, final, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+            "INSERT INTO subjects (id, kind, name, version, status, reason, final, details, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
             "status = excluded.status, reason = excluded.reason, final = excluded.final, "
-            "updated_at = excluded.updated_at WHERE subjects.final = 0",
-            (id, kind, name, version, status, reason, int(final), _now()),
+            "details = excluded.details, updated_at = excluded.updated_at "
+            "WHERE subjects.final = 0",
+            (
+                id,
+                kind,
+                name,
+                version,
+                status,
+                reason,
+                int(final),
+                json.dumps(details or {}),
+                _now(),
+            ),
         )
 
     def subject(self, id: str) -> Subject | None:
@@ -221,6 +244,19 @@ class Ledger:
             sql += " AND kind = ?"
             params += (kind.value,)
         rows = self._execute(sql + " ORDER BY rowid", params).fetchall()
+        return [_action(row) for row in rows]
+
+    def recent_actions(self, state: ActionState, limit: int = 10) -> list[Action]:
+        rows = self._execute(
+            "SELECT * FROM actions WHERE state = ? ORDER BY updated_at DESC LIMIT ?",
+            (state.value, limit),
+        ).fetchall()
+        return [_action(row) for row in rows]
+
+    def actions_for_subject(self, subject_id: str) -> list[Action]:
+        rows = self._execute(
+            "SELECT * FROM actions WHERE subject_id = ? ORDER BY rowid", (subject_id,)
+        ).fetchall()
         return [_action(row) for row in rows]
 
     def count_actions(self, kind: ActionKind | None = None) -> dict[str, int]:
@@ -272,12 +308,15 @@ def _subject(row: sqlite3.Row) -> Subject:
         status=row["status"],
         reason=row["reason"],
         final=bool(row["final"]),
+        details=json.loads(row["details"]),
+        updated_at=row["updated_at"],
     )
 
 
 def _action(row: sqlite3.Row) -> Action:
     return Action(
         key=row["key"],
+        updated_at=row["updated_at"],
         kind=ActionKind(row["kind"]),
         subject_id=row["subject_id"],
         state=ActionState(row["state"]),

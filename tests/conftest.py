@@ -26,7 +26,7 @@ to buy full isolation instead of sharing one store across tests.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +37,7 @@ import pytest
 if TYPE_CHECKING:
     from zenml.client import Client
 
-from tests.support import PROJECT_ROOT, QUIET_ZENML, ZenMLServer
+from tests.support import PROJECT_ROOT, QUIET_ZENML, DaemonProcess, ZenMLServer
 
 INHERITED_PREFIXES = ("ZENML_STORE_", "ZENML_ACTIVE_", "ZENML_SERVER")
 
@@ -122,3 +122,23 @@ def zenml_rest_store(
     with _isolated_zenml(tmp_path, monkeypatch, zenml_server.admin_environment()) as store:
         assert store.client.zen_store.type.value == "rest"
         yield store
+
+
+@pytest.fixture
+def daemon_factory(
+    tmp_path: Path,
+) -> Iterator[Callable[[dict[str, str]], Callable[[str], DaemonProcess]]]:
+    """Start daemons with a given environment; every one is stopped at teardown."""
+    started: list[DaemonProcess] = []
+
+    def factory(environment: dict[str, str]) -> Callable[[str], DaemonProcess]:
+        def start(log_name: str) -> DaemonProcess:
+            daemon = DaemonProcess(tmp_path / log_name, environment).start()
+            started.append(daemon)
+            return daemon
+
+        return start
+
+    yield factory
+    for daemon in started:
+        daemon.close()

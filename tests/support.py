@@ -45,6 +45,19 @@ def http_get(url: str, timeout: float = 5) -> tuple[int, dict[str, Any]]:
         return error.code, json.loads(error.read())
 
 
+def daemon_settings(tmp_path: Path) -> dict[str, str]:
+    """Sub-second polling, so the chain takes seconds, not minutes."""
+    return {
+        "AUTOPILOT_STATE_DIR": str(tmp_path / "state"),
+        "AUTOPILOT_POLL_INTERVAL_SECONDS": "0.5",
+        "AUTOPILOT_RECONCILE_INTERVAL_SECONDS": "1",
+        "AUTOPILOT_RETRY_BACKOFF_SECONDS": "1",
+        "AUTOPILOT_START_FROM": "now",
+        "AUTOPILOT_LOG_LEVEL": "DEBUG",
+        "AUTOPILOT_HTTP_PORT": str(free_port()),
+    }
+
+
 def wait_for(
     condition: Callable[[], T | None],
     timeout: float = 120,

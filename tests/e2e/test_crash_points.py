@@ -7,8 +7,7 @@ import pytest
 
 from pipelines.feature_engineering import launch_feature_engineering
 from service.faults import CRASH_ENV, CRASH_POINTS
-from tests.e2e.conftest import daemon_settings
-from tests.support import wait_for
+from tests.support import daemon_settings, wait_for
 
 pytestmark = pytest.mark.e2e
 MODEL = "iris_classifier"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import daemon_settings
 from tests.e2e.scenario import the_whole_chain_exactly_once_across_a_restart
+from tests.support import daemon_settings
 
 pytestmark = pytest.mark.e2e
 

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import daemon_settings
 from tests.e2e.scenario import the_whole_chain_exactly_once_across_a_restart
-from tests.support import PROJECT_ROOT, DaemonProcess, free_port
+from tests.support import PROJECT_ROOT, DaemonProcess, daemon_settings, free_port
 
 pytestmark = pytest.mark.e2e
 AUTOPILOT = str(Path(sys.executable).parent / "autopilot")

@@ -8,9 +8,8 @@ import time
 import pytest
 
 from pipelines.feature_engineering import launch_feature_engineering
-from tests.e2e.conftest import daemon_settings
 from tests.e2e.test_server_e2e import bootstrap
-from tests.support import http_get, wait_for
+from tests.support import daemon_settings, http_get, wait_for
 
 pytestmark = pytest.mark.e2e
 OUTAGE_SECONDS = 32

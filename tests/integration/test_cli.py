@@ -104,3 +104,20 @@ def test_run_once_exits_0_when_all_it_launched_succeeded_and_1_otherwise(zenml_s
     (error,) = [e for e in events if e["event"] == "training.failed"]
     assert error["dataset_version_id"] == str(bad.id)
     assert "target" in error["error"]
+
+    # An operator sees why, replays it once, and the daemon does it again.
+    explained = json.loads(autopilot("explain", str(bad.id), env=env).stdout)
+    assert explained["status"] == "selected"
+    assert explained["actions"][0]["state"] == "failed"
+    assert "target" in explained["actions"][0]["error"]
+    status = json.loads(autopilot("status", env=env).stdout)
+    assert status["recent_failures"][0]["key"] == f"train:{bad.id}"
+    assert {
+        "stream": "dataset:iris_training_dataset",
+        "cursor": "2",
+        "latest_in_store": 2,
+        "behind": 0,
+    } in status["cursors"]
+    assert autopilot("replay", f"train:{bad.id}", env=env).returncode == 0
+    again = autopilot("run", "--once", env=env)
+    assert f"train:{bad.id}" in again.stdout and again.returncode == 1

@@ -13,8 +13,7 @@ import time
 import pytest
 
 from pipelines.feature_engineering import launch_feature_engineering
-from tests.e2e.conftest import daemon_settings
-from tests.support import wait_for
+from tests.support import daemon_settings, wait_for
 
 pytestmark = pytest.mark.soak
 MODEL = "iris_classifier"

@@ -1,0 +1,131 @@
+"""Operator commands: `status`, `explain`, `replay`, `skip`. They read and write the ledger only
+(the daemon picks up a replay or skip on its next tick), so they work while the daemon runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.core.actions import TERMINAL_STATES, ActionKind, ActionState, parse_action_key
+from service.engine import LAST_POLL_KEY
+from service.ledger import Action, Ledger, epoch
+
+OPEN_STATES = (ActionState.PENDING, ActionState.RUNNING, ActionState.RETRY_WAIT)
+
+
+class OperationError(Exception):
+    """An operator asked for something the ledger cannot do; the message says why."""
+
+
+def status(ledger: Ledger, latest: dict[str, int] | None = None) -> dict[str, Any]:
+    """What the daemon is doing: cursors and lag, open actions, recent failures, production.
+
+    `latest` maps a stream (`dataset:<name>`, `model:<name>`) to the newest number in the store,
+    when the caller could ask the store; the lag is then how many versions the cursor is behind.
+    """
+    cursors = []
+    for stream, value in ledger.cursors().items():
+        entry: dict[str, Any] = {"stream": stream, "cursor": value}
+        if latest is not None and stream in latest and value is not None and value.isdigit():
+            entry["latest_in_store"] = latest[stream]
+            entry["behind"] = max(0, latest[stream] - int(value))
+        cursors.append(entry)
+    production = {s: v for s, v in ledger.cursors().items() if s.startswith("production:")}
+    return {
+        "last_successful_poll": ledger.get_meta(LAST_POLL_KEY),
+        "production": production,
+        "cursors": cursors,
+        "actions": ledger.count_actions(),
+        "open": [_describe(a) for a in ledger.actions_in(*OPEN_STATES)],
+        "recent_failures": [_describe(a) for a in ledger.recent_actions(ActionState.FAILED)],
+        "recently_skipped": [_describe(a) for a in ledger.recent_actions(ActionState.SKIPPED)],
+    }
+
+
+def explain(ledger: Ledger, subject_id: str) -> dict[str, Any]:
+    """Why a dataset or model version was or wasn't acted on, and how each action ended."""
+    subject = ledger.subject(subject_id)
+    actions = ledger.actions_for_subject(subject_id)
+    if subject is None and not actions:
+        raise OperationError(
+            f"{subject_id} is not in the ledger: the daemon has not seen it (not a watched "
+            "artifact or model, created before the daemon's start-from point and never "
+            "selected, or not polled yet)"
+        )
+    explanation: dict[str, Any] = {"id": subject_id}
+    if subject is not None:
+        explanation |= {
+            "kind": subject.kind,
+            "name": subject.name,
+            "version": subject.version,
+            "status": subject.status,
+            "reason": subject.reason,
+            "final": subject.final,
+            "seen": subject.details,
+            "judged_at": subject.updated_at,
+        }
+    explanation["actions"] = [_describe(a) for a in actions]
+    return explanation
+
+
+def replay(ledger: Ledger, key: str) -> Action:
+    """Do a failed or skipped action again, from its first attempt."""
+    _check_key(key)
+    action = ledger.action(key)
+    if action is None:
+        raise OperationError(f"no action {key} in the ledger")
+    if action.state not in (ActionState.FAILED, ActionState.SKIPPED):
+        raise OperationError(f"{key} is {action.state}: only failed or skipped actions replay")
+    return ledger.transition(
+        key,
+        ActionState.PENDING,
+        attempts=0,
+        not_before=0,
+        error=None,
+        details={"replayed_at": epoch(), "replayed_from": action.state.value},
+    )
+
+
+def skip(ledger: Ledger, key: str) -> Action:
+    """Mark an action as not to be done, now or when the daemon gets to it."""
+    kind, subject_id = _check_key(key)
+    with ledger.transaction():
+        ledger.claim(key, kind, subject_id, {"claimed_by": "operator"})
+        action = ledger.action(key)
+        assert action is not None
+        if action.state in TERMINAL_STATES - {ActionState.FAILED}:
+            raise OperationError(f"{key} is already {action.state}")
+        if action.state is ActionState.RUNNING:
+            raise OperationError(f"{key} is running: let it finish or fail, then skip or replay")
+        if action.state is ActionState.PENDING and kind is ActionKind.PROMOTE:
+            raise OperationError(
+                f"{key} is a promotion decision being applied; it cannot be skipped"
+            )
+        return ledger.transition(key, ActionState.SKIPPED, details={"skipped_at": epoch()})
+
+
+def _check_key(key: str) -> tuple[ActionKind, str]:
+    try:
+        return parse_action_key(key)
+    except ValueError as error:
+        raise OperationError(str(error)) from None
+
+
+def _describe(action: Action) -> dict[str, Any]:
+    described: dict[str, Any] = {
+        "key": action.key,
+        "state": action.state.value,
+        "attempts": action.attempts,
+        "updated_at": action.updated_at,
+    }
+    for name in ("run_id", "error"):
+        if getattr(action, name):
+            described[name] = getattr(action, name)
+    if action.state is ActionState.RETRY_WAIT:
+        described["retry_in_seconds"] = round(max(0.0, action.not_before - epoch()), 1)
+    decision = action.details.get("decision")
+    if decision is not None:
+        described["decision"] = decision
+    for name in ("replayed_at", "skipped_at", "claimed_by"):
+        if name in action.details:
+            described[name] = action.details[name]
+    return described

@@ -1,0 +1,85 @@
+import pytest
+
+from service import operations
+from service.core.actions import ActionKind, ActionState
+from service.ledger import Ledger
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    opened = Ledger(tmp_path / "ledger.sqlite")
+    yield opened
+    opened.close()
+
+
+def _failed(ledger, key="train:d1"):
+    ledger.claim(key, ActionKind.TRAIN, key.split(":")[1], {})
+    ledger.transition(key, ActionState.RUNNING, attempts=3)
+    ledger.transition(key, ActionState.FAILED, error="ValueError: no target column")
+
+
+def test_replay_starts_a_failed_action_again_from_its_first_attempt(ledger):
+    _failed(ledger)
+    action = operations.replay(ledger, "train:d1")
+    assert (action.state, action.attempts, action.error) == (ActionState.PENDING, 0, None)
+    assert action.details["replayed_from"] == "failed"
+
+
+def test_only_failed_or_skipped_actions_replay(ledger):
+    ledger.claim("train:d2", ActionKind.TRAIN, "d2", {})
+    with pytest.raises(operations.OperationError, match="only failed or skipped"):
+        operations.replay(ledger, "train:d2")
+    with pytest.raises(operations.OperationError, match="no action"):
+        operations.replay(ledger, "train:nope")
+
+
+def test_skip_works_before_the_daemon_sees_the_version_and_is_then_final(ledger):
+    action = operations.skip(ledger, "train:future")
+    assert action.state is ActionState.SKIPPED
+    assert not ledger.claim("train:future", ActionKind.TRAIN, "future", {})  # never done
+    assert operations.replay(ledger, "train:future").state is ActionState.PENDING
+
+
+def test_running_action_cannot_be_skipped(ledger):
+    ledger.claim("infer:m", ActionKind.INFER, "m", {})
+    ledger.transition("infer:m", ActionState.RUNNING, attempts=1)
+    with pytest.raises(operations.OperationError, match="running"):
+        operations.skip(ledger, "infer:m")
+
+
+def test_malformed_key_is_refused():
+    with pytest.raises(operations.OperationError, match="unknown action kind"):
+        operations.skip(None, "deploy:x")  # type: ignore[arg-type]
+
+
+def test_status_reports_lag_open_actions_and_failures(ledger):
+    ledger.set_cursor("dataset:iris", "7")
+    ledger.set_cursor("production:m", "mv-1")
+    ledger.claim("train:open", ActionKind.TRAIN, "open", {})
+    _failed(ledger)
+    report = operations.status(ledger, {"dataset:iris": 10})
+    assert {"stream": "dataset:iris", "cursor": "7", "latest_in_store": 10, "behind": 3} in (
+        report["cursors"]
+    )
+    assert report["production"] == {"production:m": "mv-1"}
+    assert [a["key"] for a in report["open"]] == ["train:open"]
+    assert report["recent_failures"][0]["error"] == "ValueError: no target column"
+
+
+def test_explain_says_which_tags_were_missing(ledger):
+    ledger.note_subject(
+        "d9",
+        "dataset",
+        "iris",
+        "4",
+        "skipped",
+        "missing_tags",
+        False,
+        {"tags": ["draft"], "missing_tags": ["approved"]},
+    )
+    explanation = operations.explain(ledger, "d9")
+    assert explanation["reason"] == "missing_tags"
+    assert explanation["seen"]["missing_tags"] == ["approved"]
+    assert explanation["actions"] == []
+    with pytest.raises(operations.OperationError, match="not in the ledger"):
+        operations.explain(ledger, "unknown")
