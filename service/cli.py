@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     if args.command in ("status", "explain", "replay", "skip"):
         return run_operation(settings, args)
-    return run(settings, once=args.once)
+    return run(settings, once=args.once, dry_run=args.dry_run)
 
 
 def run_operation(settings: Settings, args: argparse.Namespace) -> int:
@@ -121,7 +121,7 @@ def run_bootstrap(key_file: Path, account: str) -> int:
     return EXIT_OK
 
 
-def run(settings: Settings, once: bool) -> int:
+def run(settings: Settings, once: bool, dry_run: bool = False) -> int:
     for name, value in ZENML_DAEMON_DEFAULTS.items():
         os.environ.setdefault(name, value)
     if settings.zenml_api_key_file is not None:
@@ -145,7 +145,7 @@ def run(settings: Settings, once: bool) -> int:
         _print_config_error(ConfigError([f"AUTOPILOT_HTTP_HOST/AUTOPILOT_HTTP_PORT={bad}"]))
         return EXIT_CONFIG
     try:
-        return _run_daemon(settings, daemon, once)
+        return _run_daemon(settings, daemon, once, dry_run)
     except AuthorizationException as error:
         get_logger().error("store.credentials_rejected", error=str(error)[:500])
         print(
@@ -160,12 +160,18 @@ def run(settings: Settings, once: bool) -> int:
             health.stop()
 
 
-def _run_daemon(settings: Settings, daemon: Daemon, once: bool) -> int:
+def _run_daemon(settings: Settings, daemon: Daemon, once: bool, dry_run: bool) -> int:
+    import structlog
+
+    from service.dry_run import NoLaunchExecutor, scratch_settings
     from service.engine import Autopilot, make_executor
     from service.ledger import Ledger
     from service.logs import get_logger
 
-    store = daemon.until_store_answers(_connect, "start-up")
+    if dry_run:
+        structlog.contextvars.bind_contextvars(dry_run=True)
+        settings = scratch_settings(settings)
+    store = daemon.until_store_answers(lambda: _connect(read_only=dry_run), "start-up")
     if store is None:
         return EXIT_OK  # stopped while waiting for the store
     environment = {}
@@ -183,14 +189,18 @@ def _run_daemon(settings: Settings, daemon: Daemon, once: bool) -> int:
         model=settings.model_name,
     )
     ledger = Ledger(settings.ledger_path)
-    executor = make_executor(settings, environment)
+    executor = (
+        NoLaunchExecutor(settings.max_concurrent_runs)
+        if dry_run
+        else make_executor(settings, environment)
+    )
     try:
         daemon.engine = Autopilot(settings, ledger, store, executor)
         daemon.until_store_answers(daemon.engine.start, "recovery")
         if daemon.stopping:
             return EXIT_OK
         if once:
-            return daemon.run_once()
+            return daemon.run_once(wait=not dry_run)
         daemon.run_forever()
         return EXIT_OK
     finally:
@@ -198,10 +208,11 @@ def _run_daemon(settings: Settings, daemon: Daemon, once: bool) -> int:
         ledger.close()
 
 
-def _connect() -> StoreAdapter:
+def _connect(read_only: bool = False) -> StoreAdapter:
+    from service.dry_run import ReadOnlyStore
     from service.store import StoreAdapter
 
-    store = StoreAdapter()
+    store = ReadOnlyStore() if read_only else StoreAdapter()
     store.ping()
     return store
 
@@ -230,6 +241,11 @@ def _parser() -> argparse.ArgumentParser:
     run_parser = commands.add_parser("run", help="run the daemon")
     run_parser.add_argument(
         "--once", action="store_true", help="one tick; wait for what it launched; exit 0 if all ok"
+    )
+    run_parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="log what it would launch or promote; launch and change nothing",
     )
     commands.add_parser("check-config", help="print the effective configuration, or exit 2")
     status = commands.add_parser("status", help="cursors and lag, open actions, failures")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from service import metrics
 from service.logs import get_logger
 from service.store import is_store_unavailable
 
@@ -81,6 +82,7 @@ class Daemon:
             except AuthorizationException:
                 raise
             except Exception as error:
+                metrics.STORE_ERRORS.inc()
                 failures += 1
                 self.store_error = describe_error(error)
                 log = self.log.warning if failures == 1 else self.log.debug
@@ -124,8 +126,10 @@ class Daemon:
         try:
             report = self.engine.tick()
         except Exception as error:
+            metrics.STORE_ERRORS.inc()
             self._tick_failed(error)
             return []
+        metrics.POLL_DURATION.observe(report.duration_seconds)
         if self.consecutive_failures:
             self.log.info(
                 "store.available", during="poll", after_failures=self.consecutive_failures
@@ -185,11 +189,14 @@ class Daemon:
         self.engine.shutdown(self.grace_seconds)
         self.log.info("daemon.stopped")
 
-    def run_once(self, settle_interval: float = 0.5) -> int:
+    def run_once(self, settle_interval: float = 0.5, wait: bool = True) -> int:
         """One tick, then wait for what it launched. 0 when every launched action succeeded."""
         launched = self.safe_tick()
         if self.consecutive_failures:
             return 1
+        if not wait:  # a dry run launched nothing to wait for
+            self.log.info("once.finished", launched=launched, failed=[])
+            return 0
         while self.engine.busy(launched):
             time.sleep(settle_interval)
             self.engine.settle()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from service import metrics
 from service.core.actions import ActionKind, ActionState, action_key, run_tags
 from service.core.promotion import (
     PRODUCTION,
@@ -188,6 +189,7 @@ class Autopilot:
     def _watch_dataset(self, name: str) -> None:
         stream = _dataset_stream(name)
         cursor = int(self.ledger.get_cursor(stream) or 0)
+        crashpoint("after_cursor_read")
         batch: list[DatasetVersion] = []
         for version in self.store.dataset_versions_after(name, cursor):
             batch.append(version)
@@ -211,6 +213,9 @@ class Autopilot:
         prior = self.ledger.subject(version.id)
         if prior is not None and prior.final:
             return
+        if prior is None:
+            lag = (_utc_now() - version.created).total_seconds()
+            metrics.LAG.labels(_dataset_stream(version.artifact_name)).set(max(0.0, lag))
         decision = evaluate_dataset(version, self.settings.dataset_required_tags)
         ids = {
             "dataset_version_id": version.id,
@@ -343,6 +348,7 @@ class Autopilot:
         if DECISION_METADATA_KEY not in version.metadata:
             self.store.record_decision(version.id, decision)
         self.ledger.transition(action.key, ActionState.SUCCEEDED)
+        metrics.ACTIONS.labels("promote", decision["outcome"]).inc()
         event = "model.promoted" if decision["outcome"] == "promoted" else "model.rejected"
         self.log.info(
             event,
@@ -442,6 +448,7 @@ class Autopilot:
         )
         pid = self.executor.launch(job)
         crashpoint("after_launch")
+        metrics.ACTIONS.labels(action.kind.value, "launched").inc()
         self.log.info(
             f"{EVENT_PREFIX[action.kind]}.launched",
             key=action.key,
@@ -515,6 +522,7 @@ class Autopilot:
 
     def _succeeded(self, action: Action, run: RunInfo) -> None:
         self.ledger.transition(action.key, ActionState.SUCCEEDED, run_id=run.id, error=None)
+        _count_run(action, "succeeded", run)
         self.log.info(
             f"{EVENT_PREFIX[action.kind]}.succeeded",
             key=action.key,
@@ -529,6 +537,7 @@ class Autopilot:
         if run is not None and run.status is RunStatus.FAILED:
             error = self.store.run_failure(run.id) or error
         delay = self.settings.retry_policy.delay_after(action.attempts)
+        _count_run(action, "failed" if delay is None else "attempt_failed", run)
         prefix = EVENT_PREFIX[action.kind]
         ids = {
             "key": action.key,
@@ -558,6 +567,13 @@ class Autopilot:
             action = self.ledger.action(result.key)
             if action is not None and action.state is ActionState.RUNNING:
                 self._settle_worker(action, result)
+
+
+def _count_run(action: Action, outcome: str, run: RunInfo | None) -> None:
+    metrics.ACTIONS.labels(action.kind.value, outcome).inc()
+    duration = _duration(run) if run is not None else None
+    if duration is not None:
+        metrics.RUN_DURATION.labels(action.kind.value, outcome).observe(duration)
 
 
 def _utc_now() -> datetime:

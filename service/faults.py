@@ -1,8 +1,8 @@
 """Test-only fault injection: inert unless AUTOPILOT_TEST_CRASH_AT names a crash point.
 
-`crashpoint("after_claim")` kills the daemon with SIGKILL right there, so tests can show that a
-restart completes the chain with nothing lost and nothing done twice. Every crash point's name is
-listed in CRASH_POINTS (and in RELIABILITY.md once that exists).
+`crashpoint("after_dataset_claimed")` kills the daemon with SIGKILL right there, so tests can
+show that a restart completes the chain with nothing lost and nothing done twice. Every crash
+point's name is listed in CRASH_POINTS and in RELIABILITY.md.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import signal
 CRASH_ENV = "AUTOPILOT_TEST_CRASH_AT"
 
 CRASH_POINTS = (
+    "after_cursor_read",  # a dataset cursor read, nothing judged yet
     "after_dataset_claimed",  # train key and cursor committed, nothing launched
     "after_marked_running",  # action marked running, worker not yet started
     "after_launch",  # worker started, its launch not yet logged

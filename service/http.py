@@ -1,4 +1,5 @@
-"""The health endpoint: `/healthz` (alive and polling) and `/readyz` (the store answers).
+"""The health endpoint: `/healthz` (alive and polling), `/readyz` (the store answers) and
+`/metrics` (Prometheus).
 
 A tiny stdlib server on its own thread; it only reads the daemon's state, never the store,
 so a hung store cannot hang a health probe.
@@ -10,6 +11,10 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
+
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from service import metrics
 
 
 class HealthSource(Protocol):
@@ -46,17 +51,23 @@ def _handler_for(source: HealthSource) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            check = routes.get(self.path.split("?", 1)[0])
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._reply_raw(200, metrics.render(), CONTENT_TYPE_LATEST)
+                return
+            check = routes.get(path)
             if check is None:
-                self._reply(404, {"error": "not found", "paths": sorted(routes)})
+                self._reply(404, {"error": "not found", "paths": [*sorted(routes), "/metrics"]})
                 return
             ok, details = check()
             self._reply(200 if ok else 503, {"ok": ok, **details})
 
         def _reply(self, status: int, body: dict[str, Any]) -> None:
-            payload = json.dumps(body).encode()
+            self._reply_raw(status, json.dumps(body).encode(), "application/json")
+
+        def _reply_raw(self, status: int, payload: bytes, content_type: str) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)

@@ -58,6 +58,11 @@ def daemon_settings(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def http_get_text(url: str, timeout: float = 5) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return str(response.read().decode())
+
+
 def wait_for(
     condition: Callable[[], T | None],
     timeout: float = 120,

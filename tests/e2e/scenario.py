@@ -10,7 +10,7 @@ from collections.abc import Callable
 from uuid import UUID
 
 from pipelines.feature_engineering import launch_feature_engineering
-from tests.support import DaemonProcess, http_get, wait_for
+from tests.support import DaemonProcess, http_get, http_get_text, wait_for
 
 MODEL = "iris_classifier"
 StartDaemon = Callable[[str], DaemonProcess]
@@ -43,6 +43,10 @@ def the_whole_chain_exactly_once_across_a_restart(start_daemon: StartDaemon) -> 
     daemon.wait_event("inference.succeeded", key=f"infer:{good_mv}")
     production = client.get_model_version(MODEL, "production")
     assert str(production.id) == good_mv
+    metrics = http_get_text(f"http://127.0.0.1:{port}/metrics")
+    assert 'autopilot_actions_total{kind="train",outcome="succeeded"} 1.0' in metrics
+    assert 'autopilot_actions_total{kind="promote",outcome="promoted"} 1.0' in metrics
+    assert "autopilot_poll_duration_seconds_count" in metrics
     assert "predictions" in production.data_artifact_ids
 
     # An unapproved dataset: nothing but a logged skip.

@@ -121,3 +121,27 @@ def test_run_once_exits_0_when_all_it_launched_succeeded_and_1_otherwise(zenml_s
     assert autopilot("replay", f"train:{bad.id}", env=env).returncode == 0
     again = autopilot("run", "--once", env=env)
     assert f"train:{bad.id}" in again.stdout and again.returncode == 1
+
+
+@pytest.mark.integration
+def test_dry_run_logs_what_it_would_do_and_changes_nothing(zenml_store, tmp_path):
+    from zenml.client import Client
+
+    env = {
+        "AUTOPILOT_STATE_DIR": str(tmp_path / "state"),
+        "AUTOPILOT_START_FROM": "beginning",
+        "AUTOPILOT_LOG_FORMAT": "json",
+    }
+    dataset = launch_feature_engineering(training_tags=["approved"], random_state=32)
+    dry = autopilot("run", "--once", "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    events = [json.loads(line) for line in dry.stdout.splitlines()]
+    (launched,) = [e for e in events if e["event"] == "training.launched"]
+    assert launched["dry_run"] is True
+    assert launched["dataset_version_id"] == str(dataset.training_id)
+    assert not (tmp_path / "state" / "ledger.sqlite").exists()  # the real ledger is untouched
+    assert Client().list_pipeline_runs(tags="equals:autopilot").items == []
+
+    real = autopilot("run", "--once", env=env)  # the dry run claimed nothing
+    assert real.returncode == 0
+    assert f"train:{dataset.training_id}" in real.stdout

@@ -1,0 +1,44 @@
+"""Prometheus metrics, served at `/metrics` on the health server."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+POLL_DURATION = Histogram(
+    "autopilot_poll_duration_seconds",
+    "Wall time of one tick's store work (observe, decide, record, dispatch).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+LAG = Gauge(
+    "autopilot_lag_seconds",
+    "Seconds between a watched version's creation in the store and the daemon judging it, "
+    "for the last version judged on each stream (0 once the stream has nothing new).",
+    ["stream"],
+    registry=REGISTRY,
+)
+ACTIONS = Counter(
+    "autopilot_actions_total",
+    "Actions by kind (train, promote, infer) and outcome (succeeded, attempt_failed, failed, "
+    "promoted, rejected, launched).",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+RUN_DURATION = Histogram(
+    "autopilot_run_duration_seconds",
+    "Duration of the pipeline runs the daemon launched, from the store, by kind and outcome.",
+    ["kind", "outcome"],
+    buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+    registry=REGISTRY,
+)
+STORE_ERRORS = Counter(
+    "autopilot_store_errors_total",
+    "Ticks or start-up attempts that failed because the store did not answer, or failed.",
+    registry=REGISTRY,
+)
+
+
+def render() -> bytes:
+    return generate_latest(REGISTRY)
