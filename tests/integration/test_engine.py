@@ -215,3 +215,19 @@ def test_manual_promotion_triggers_inference_on_that_version(zenml_store, tmp_pa
     key = f"infer:{version.id}"
     tick_until(engine, lambda: _settled(engine, key), "inference on the hand-promoted version")
     assert _state(engine, key) is ActionState.SUCCEEDED
+
+
+def test_failing_dataset_does_not_hold_up_the_datasets_behind_it(zenml_store, tmp_path):
+    from zenml import save_artifact
+
+    broken = save_artifact(
+        pd.DataFrame({"a": [1.0, 2.0]}), name="iris_training_dataset", tags=["approved"]
+    )
+    good = launch_feature_engineering(training_tags=["approved"], random_state=9)
+    engine = make_engine(tmp_path / "state", max_attempts=3, retry_backoff_seconds=30)
+    good_key, broken_key = f"train:{good.training_id}", f"train:{broken.id}"
+    tick_until(engine, lambda: _settled(engine, good_key), "the good dataset's training")
+    assert _state(engine, good_key) is ActionState.SUCCEEDED
+    broken_action = engine.ledger.action(broken_key)
+    assert broken_action.state in (ActionState.RETRY_WAIT, ActionState.RUNNING)
+    assert broken_action.attempts == 1  # still backing off, and nothing waited for it

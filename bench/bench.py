@@ -1,0 +1,294 @@
+"""Benchmarks of ZenML Autopilot, measured on this machine. Results go to BENCHMARKS.md by hand.
+
+    .venv/bin/python bench/bench.py idle      # 1. idle tick cost vs store size (SQLite and REST)
+    .venv/bin/python bench/bench.py latency   # 2. detection latency and 3. chain overhead
+    .venv/bin/python bench/bench.py backlog   # 4. 1,000 selected versions claimed per second
+    .venv/bin/python bench/bench.py memory    # 5. RSS after start and after 10,000 idle ticks
+
+Each prints one JSON line per measurement. Every store is a fresh temporary one; the global
+ZenML config is never touched. Bulk versions are inserted with SQL (copies of one real version),
+since saving 100,000 artifacts through the API would take hours; the daemon only reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.update(
+    ZENML_CONFIG_PATH=tempfile.mkdtemp(prefix="bench-zenml-"),
+    ZENML_ANALYTICS_OPT_IN="false",
+    ZENML_LOGGING_VERBOSITY="ERROR",
+    ZENML_ENABLE_RICH_TRACEBACK="false",
+    ZENML_REPOSITORY_PATH=tempfile.mkdtemp(prefix="bench-norepo-"),
+)
+NAME = "iris_training_dataset"
+
+
+def report(**fields: object) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+def median_ms(samples: list[float]) -> float:
+    return round(statistics.median(samples) * 1000, 2)
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _zenml_ready() -> None:
+    from zenml.utils import source_utils
+
+    source_utils.set_custom_source_root(str(ROOT))
+
+
+def _save_template(tags: list[str]) -> str:
+    import pandas as pd
+    from zenml import save_artifact
+
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "target": [0, 1, 0, 1]})
+    return str(save_artifact(frame, name=NAME, tags=tags).id)
+
+
+def bulk_copy(database: Path, template_id: str, count: int, tag: str | None = None) -> None:
+    """Insert `count` copies of one artifact version (new ids, next version numbers)."""
+    with sqlite3.connect(database) as db:
+        row = db.execute(
+            "SELECT artifact_id, MAX(version_number) FROM artifact_version WHERE artifact_id = "
+            "(SELECT artifact_id FROM artifact_version WHERE id = ?)",
+            (uuid.UUID(template_id).hex,),
+        ).fetchone()
+        artifact_id, top = row[0], row[1] or 0
+        tag_id = None
+        if tag is not None:
+            tag_id = db.execute("SELECT id FROM tag WHERE name = ?", (tag,)).fetchone()[0]
+        columns = [r[1] for r in db.execute("PRAGMA table_info(artifact_version)")]
+        copied = ", ".join(c for c in columns if c not in ("id", "version", "version_number"))
+        now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
+        for start in range(0, count, 10_000):
+            rows, tags = [], []
+            for number in range(top + start + 1, top + min(start + 10_000, count) + 1):
+                new_id = uuid.uuid4().hex
+                rows.append((new_id, str(number), number))
+                if tag_id is not None:
+                    tags.append((uuid.uuid4().hex, now, now, tag_id, new_id, "artifact_version"))
+            db.executemany(
+                f"INSERT INTO artifact_version (id, version, version_number, {copied}) "
+                f"SELECT ?, ?, ?, {copied} FROM artifact_version WHERE id = ?",
+                [(*r, uuid.UUID(template_id).hex) for r in rows],
+            )
+            db.executemany("INSERT INTO tag_resource VALUES (?, ?, ?, ?, ?, ?)", tags)
+        del artifact_id
+
+
+def _engine(state: Path, **overrides: str):  # type: ignore[no-untyped-def]
+    from service.dry_run import NoLaunchExecutor
+    from service.engine import Autopilot
+    from service.ledger import Ledger
+    from service.logs import configure
+    from service.settings import load_settings
+    from service.store import StoreAdapter
+
+    configure("json", "ERROR")
+    settings = load_settings(
+        {
+            "AUTOPILOT_STATE_DIR": str(state),
+            **{f"AUTOPILOT_{k.upper()}": v for k, v in overrides.items()},
+        }
+    )
+    engine = Autopilot(settings, Ledger(settings.ledger_path), StoreAdapter(), NoLaunchExecutor(2))
+    engine.start()
+    return engine
+
+
+def _time(call: Callable[[], object], repeat: int) -> list[float]:
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def idle(sizes: tuple[int, ...] = (1_000, 10_000, 100_000), repeat: int = 30) -> None:
+    """1. One tick with nothing new, at growing store sizes, on SQLite and over REST."""
+    from tests.support import ZenMLServer
+
+    _zenml_ready()
+    for transport in ("sqlite", "rest"):
+        server = None
+        if transport == "rest":
+            server = ZenMLServer(Path(tempfile.mkdtemp(prefix="bench-server-"))).start()
+            os.environ.update(server.admin_environment())
+            os.environ["ZENML_CONFIG_PATH"] = tempfile.mkdtemp(prefix="bench-client-")
+            _reset()
+            database = server.root / "config" / "local_stores" / "default_zen_store" / "zenml.db"
+        else:
+            database = (
+                Path(os.environ["ZENML_CONFIG_PATH"])
+                / "local_stores"
+                / "default_zen_store"
+                / "zenml.db"
+            )
+        template = _save_template(["approved"])
+        total = 1
+        for size in sizes:
+            bulk_copy(database, template, size - total)
+            total = size
+            engine = _engine(
+                Path(tempfile.mkdtemp()), start_from="now", reconcile_interval_seconds="3600"
+            )
+            engine.tick()  # the first tick also runs the reconciliation pass
+            samples = _time(engine.tick, repeat)
+            reconcile = _time(engine._reconcile_approvals, 5)
+            report(
+                bench="idle_tick",
+                transport=transport,
+                artifact_versions=size,
+                median_ms=median_ms(samples),
+                p95_ms=round(percentile(samples, 0.95) * 1000, 2),
+                reconcile_pass_median_ms=median_ms(reconcile),
+                repeat=repeat,
+            )
+            engine.ledger.close()
+        if server is not None:
+            server.stop()
+
+
+def _reset() -> None:
+    from zenml.client import Client
+    from zenml.config.global_config import GlobalConfiguration
+
+    GlobalConfiguration._reset_instance()
+    Client._reset_instance()
+
+
+def backlog(count: int = 1_000) -> None:
+    """4. Selected versions already in the store at start: how fast they are claimed."""
+    _zenml_ready()
+    database = (
+        Path(os.environ["ZENML_CONFIG_PATH"]) / "local_stores" / "default_zen_store" / "zenml.db"
+    )
+    template = _save_template(["approved"])
+    bulk_copy(database, template, count - 1, tag="approved")
+    engine = _engine(
+        Path(tempfile.mkdtemp()),
+        start_from="beginning",
+        reconcile_interval_seconds="3600",
+        max_concurrent_runs="1",
+    )
+    started = time.perf_counter()
+    engine.tick()
+    elapsed = time.perf_counter() - started
+    claimed = engine.ledger.count_actions()
+    report(
+        bench="backlog",
+        versions=count,
+        claimed=sum(claimed.values()),
+        seconds=round(elapsed, 3),
+        claimed_per_second=round(sum(claimed.values()) / elapsed, 1),
+    )
+
+
+def memory(ticks: int = 10_000) -> None:
+    """5. Resident memory after start and after many idle ticks."""
+    _zenml_ready()
+    _save_template(["approved"])
+    engine = _engine(Path(tempfile.mkdtemp()), start_from="now", reconcile_interval_seconds="60")
+    engine.tick()
+    before = _rss_kib()
+    started = time.perf_counter()
+    for _ in range(ticks):
+        engine.tick()
+    after = _rss_kib()
+    report(
+        bench="memory",
+        ticks=ticks,
+        rss_after_start_mib=round(before / 1024, 1),
+        rss_after_ticks_mib=round(after / 1024, 1),
+        growth_percent=round(100 * (after - before) / before, 2),
+        seconds=round(time.perf_counter() - started, 1),
+    )
+
+
+def _rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def latency(samples: int = 20, poll: float = 1.0) -> None:
+    """2. Commit → training.launched at a 1 s poll; 3. chain overhead, commit → predictions."""
+    from tests.support import DaemonProcess
+
+    _zenml_ready()
+    from pipelines.feature_engineering import launch_feature_engineering
+
+    launch_feature_engineering(random_state=0)  # the inference dataset
+    work = Path(tempfile.mkdtemp(prefix="bench-latency-"))
+    daemon = DaemonProcess(
+        work / "daemon.log",
+        {
+            "ZENML_CONFIG_PATH": os.environ["ZENML_CONFIG_PATH"],
+            "ZENML_REPOSITORY_PATH": os.environ["ZENML_REPOSITORY_PATH"],
+            "AUTOPILOT_STATE_DIR": str(work / "state"),
+            "AUTOPILOT_POLL_INTERVAL_SECONDS": str(poll),
+            "AUTOPILOT_PROMOTION_MUST_BEAT_PRODUCTION": "false",
+            "AUTOPILOT_HTTP_PORT": "0",
+        },
+    ).start()
+    daemon.wait_event("daemon.started", timeout=120)
+    time.sleep(8)  # let the spare workers warm up, as in a daemon that has been running
+    detection, overhead = [], []
+    for index in range(samples):
+        dataset_id = _save_template(["approved"])
+        committed = time.time()
+        launched = daemon.wait_event("training.launched", dataset_version_id=dataset_id)
+        detection.append(_epoch(launched["timestamp"]) - committed)
+        trained = daemon.wait_event("training.succeeded", dataset_version_id=dataset_id)
+        served = daemon.wait_event("inference.succeeded", dataset_version_id=dataset_id)
+        own = (trained["duration_seconds"] or 0) + (served["duration_seconds"] or 0)
+        overhead.append((_epoch(served["timestamp"]) - committed) / own)
+        report(
+            bench="chain_sample",
+            index=index,
+            detection_s=round(detection[-1], 3),
+            chain_s=round(_epoch(served["timestamp"]) - committed, 3),
+            runs_own_s=round(own, 3),
+        )
+    daemon.stop()
+    report(
+        bench="detection_latency",
+        poll_interval_s=poll,
+        samples=samples,
+        p50_s=round(percentile(detection, 0.5), 3),
+        p95_s=round(percentile(detection, 0.95), 3),
+    )
+    report(
+        bench="chain_overhead",
+        samples=samples,
+        median_ratio=round(statistics.median(overhead), 2),
+        p95_ratio=round(percentile(overhead, 0.95), 2),
+    )
+
+
+def _epoch(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
+if __name__ == "__main__":
+    {"idle": idle, "latency": latency, "backlog": backlog, "memory": memory}[sys.argv[1]]()
