@@ -31,9 +31,9 @@ def test_killed_at_a_crash_point_then_restarted_completes_exactly_once(
         "ZENML_CONFIG_PATH": str(zenml_store.config_path),
         **daemon_settings(tmp_path),
         "AUTOPILOT_PROMOTION_MUST_BEAT_PRODUCTION": "false",
+        "AUTOPILOT_START_FROM": "beginning",  # some points are reached on the very first tick
     }
     crashing = daemon_factory({**environment, CRASH_ENV: point})("crashing.log")
-    crashing.wait_event("daemon.started", timeout=90)
     dataset = launch_feature_engineering(training_tags=["approved"], random_state=41)
     assert crashing.process.wait(180) == -9, f"never reached {point}"
 

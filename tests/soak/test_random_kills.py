@@ -43,12 +43,15 @@ def test_random_kills_under_load_lose_nothing_and_double_nothing(
         "ZENML_CONFIG_PATH": str(zenml_store.config_path),
         **daemon_settings(tmp_path),
         "AUTOPILOT_PROMOTION_MUST_BEAT_PRODUCTION": "false",
+        "AUTOPILOT_START_FROM": "beginning",  # the first start races the first publish
     }
     start = daemon_factory(environment)
     approved, unapproved = [], []
     kills = 0
     while len(approved) + len(unapproved) < DATASETS or kills < KILLS:
         daemon = start(f"daemon-{kills}.log")
+        if rng.random() < 0.5:  # sometimes kill it during start-up and recovery, too
+            daemon.wait_event("daemon.started", timeout=120)
         deadline = time.monotonic() + rng.uniform(2, 12)
         while time.monotonic() < deadline and len(approved) + len(unapproved) < DATASETS:
             case = rng.choice(["good", "good", "unapproved", "poor"])
