@@ -33,8 +33,8 @@ run: $(STAMP)
 	$(DEMO_ENV) $(VENV)/bin/autopilot run
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check service pipelines tests
-	$(VENV)/bin/ruff format --check service pipelines tests
+	$(VENV)/bin/ruff check service pipelines tests bench
+	$(VENV)/bin/ruff format --check service pipelines tests bench
 	$(VENV)/bin/mypy service pipelines
 
 test: $(STAMP) lint compose-tools

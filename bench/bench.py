@@ -218,10 +218,15 @@ def memory(ticks: int = 10_000) -> None:
         if done in (100, 1_000, 2_500, 5_000, 7_500, ticks):
             checkpoints[done] = round(_rss_kib() / 1024, 1)
     after = _rss_kib()
-    report(bench="memory", ticks=ticks, rss_after_start_mib=round(before / 1024, 1),
-           rss_after_ticks_mib=round(after / 1024, 1),
-           growth_percent=round(100 * (after - before) / before, 2),
-           rss_mib_at_tick=checkpoints, seconds=round(time.perf_counter() - started, 1))
+    report(
+        bench="memory",
+        ticks=ticks,
+        rss_after_start_mib=round(before / 1024, 1),
+        rss_after_ticks_mib=round(after / 1024, 1),
+        growth_percent=round(100 * (after - before) / before, 2),
+        rss_mib_at_tick=checkpoints,
+        seconds=round(time.perf_counter() - started, 1),
+    )
 
 
 def _rss_kib() -> int:

@@ -155,8 +155,9 @@ class Autopilot:
         if self.settings.dataset_required_tags and time.monotonic() >= self._next_reconcile:
             self._reconcile_approvals()
             self._next_reconcile = time.monotonic() + self.settings.reconcile_interval_seconds
+        self._watch_production()  # a person's change is seen before the daemon promotes
         self._watch_models()
-        self._watch_production()
+        self._watch_production()  # and the daemon's own promotion in the same tick
         launched = self.dispatch()
         self.ledger.set_meta(LAST_POLL_KEY, datetime.now(UTC).isoformat(timespec="seconds"))
         return TickReport(launched, time.monotonic() - started)

@@ -65,6 +65,8 @@ def the_whole_chain_exactly_once_across_a_restart(start_daemon: StartDaemon) -> 
     # A person approves the old, unapproved version: it is trained then.
     add_tags(tags=["approved"], artifact_version_id=unapproved.training_id)
     daemon.wait_event("training.succeeded", key=f"train:{unapproved.training_id}")
+    late = daemon.wait_event("model.rejected", dataset_version_id=str(unapproved.training_id))
+    assert late["reason"] == "not_better_than_production"
 
     # A person promotes the rejected version by hand: inference runs on it.
     client.update_model_version(MODEL, poor_mv.id, stage="production", force=True)
