@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, TypeVar
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from service import metrics
+from service.errors import describe_error
 from service.logs import get_logger
 from service.store import is_store_unavailable
 
@@ -20,10 +21,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 MAX_STORE_BACKOFF_SECONDS = 30.0
-
-
-def describe_error(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"[:1000]
 
 
 class Daemon:

@@ -213,13 +213,6 @@ class Ledger:
         ).fetchall()
         return [_subject(row) for row in rows]
 
-    def count_subjects(self, kind: str, status: str, reason: str) -> int:
-        row = self._execute(
-            "SELECT COUNT(*) AS n FROM subjects WHERE kind = ? AND status = ? AND reason = ?",
-            (kind, status, reason),
-        ).fetchone()
-        return int(row["n"])
-
     # -- actions ------------------------------------------------------------------------------
 
     def claim(self, key: str, kind: ActionKind, subject_id: str, details: dict[str, Any]) -> bool:

@@ -17,6 +17,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from service.errors import describe_error
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -48,23 +50,6 @@ def _redirect_output(log_path: str) -> None:
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.close(log)
-
-
-def _root_cause(error: BaseException) -> BaseException:
-    """The innermost exception: the step's own error, not ZenML's wrapper around it."""
-    seen = set()
-    while (error.__cause__ or error.__context__) is not None and id(error) not in seen:
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__  # type: ignore[assignment]
-    return error
-
-
-def describe_error(error: BaseException) -> str:
-    cause = _root_cause(error)
-    text = f"{type(cause).__name__}: {cause}"
-    if cause is not error:
-        text = f"{text} (raised as {type(error).__name__})"
-    return text[:2000]
 
 
 def _use_project_source_root() -> None:
