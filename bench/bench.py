@@ -67,11 +67,11 @@ def bulk_copy(database: Path, template_id: str, count: int, tag: str | None = No
     """Insert `count` copies of one artifact version (new ids, next version numbers)."""
     with sqlite3.connect(database) as db:
         row = db.execute(
-            "SELECT artifact_id, MAX(version_number) FROM artifact_version WHERE artifact_id = "
+            "SELECT MAX(version_number) FROM artifact_version WHERE artifact_id = "
             "(SELECT artifact_id FROM artifact_version WHERE id = ?)",
             (uuid.UUID(template_id).hex,),
         ).fetchone()
-        artifact_id, top = row[0], row[1] or 0
+        top = row[0] or 0
         tag_id = None
         if tag is not None:
             tag_id = db.execute("SELECT id FROM tag WHERE name = ?", (tag,)).fetchone()[0]
@@ -91,7 +91,6 @@ def bulk_copy(database: Path, template_id: str, count: int, tag: str | None = No
                 [(*r, uuid.UUID(template_id).hex) for r in rows],
             )
             db.executemany("INSERT INTO tag_resource VALUES (?, ?, ?, ?, ?, ?)", tags)
-        del artifact_id
 
 
 def _engine(state: Path, **overrides: str):  # type: ignore[no-untyped-def]
