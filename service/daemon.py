@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import multiprocessing.connection
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -23,12 +27,45 @@ T = TypeVar("T")
 MAX_STORE_BACKOFF_SECONDS = 30.0
 
 
+class Wakeup:
+    """A flag the main loop can wait on together with the workers' report pipes.
+
+    Set from the scheduler's thread or a signal handler; a socket pair rather than a
+    `threading.Event` because `multiprocessing.connection.wait` can only wait on file
+    descriptors.
+    """
+
+    def __init__(self) -> None:
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+
+    def fileno(self) -> int:
+        return self._reader.fileno()
+
+    def set(self) -> None:
+        with contextlib.suppress(OSError):  # a full buffer means a wake-up is pending anyway
+            self._writer.send(b"\0")
+
+    def clear(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while self._reader.recv(4096):
+                pass
+
+    def close(self) -> None:
+        self._reader.close()
+        self._writer.close()
+
+
 class Daemon:
-    """Runs `Autopilot.tick` every poll interval until SIGTERM or SIGINT.
+    """Runs `Autopilot.tick` every poll interval, and as soon as a worker reports, until
+    SIGTERM or SIGINT.
 
     APScheduler keeps the schedule (coalescing missed ticks); the tick itself runs on the main
     thread, so a signal never lands inside scheduler internals and every worker is spawned by
     a thread that lives as long as the daemon (their parent-death signal depends on it).
+    Waking on a worker's report means a finished training run is judged, and its inference
+    launched, without waiting for the next poll.
     """
 
     def __init__(self, poll_interval: float, grace_seconds: float) -> None:
@@ -39,7 +76,7 @@ class Daemon:
         self.consecutive_failures = 0
         self.last_successful_poll: float | None = None  # monotonic
         self._scheduler = BackgroundScheduler(daemon=True)
-        self._tick_due = threading.Event()
+        self._tick_due = Wakeup()
         self._stopping = threading.Event()
         self._started = time.monotonic()
         self._retry_at = 0.0
@@ -118,7 +155,7 @@ class Daemon:
     def safe_tick(self) -> list[str]:
         """One tick. A failure is logged once per outage, then retried with backoff; the
         daemon goes on (a store outage, or bad data the core did not foresee)."""
-        if time.monotonic() < self._retry_at:
+        if self._backing_off():
             return []
         try:
             report = self.engine.tick()
@@ -126,6 +163,12 @@ class Daemon:
             metrics.STORE_ERRORS.inc()
             self._tick_failed(error)
             return []
+        finally:
+            # ZenML's queries leave reference cycles behind (SQLAlchemy's loader adapters).
+            # Collected here, young, they cost ~1 ms; left to age into the oldest generation,
+            # which Python rarely collects, they lift the resident set by ~7 % for good.
+            gc.collect(1)
+            metrics.WARM_WORKERS.set(self.engine.executor.warm_spares())
         metrics.POLL_DURATION.observe(report.duration_seconds)
         if self.consecutive_failures:
             self.log.info(
@@ -174,10 +217,11 @@ class Daemon:
         self.log.info("daemon.started", poll_interval_seconds=self.poll_interval)
         self._tick_due.set()  # the first tick at once
         while not self._stopping.is_set():
-            if self._tick_due.wait(timeout=1.0) and not self._stopping.is_set():
+            if self._wait_for_work(timeout=1.0) and not self._stopping.is_set():
                 self._tick_due.clear()
                 self.safe_tick()
         self._scheduler.shutdown(wait=False)
+        self._tick_due.close()
         self.log.info(
             "daemon.stopping",
             grace_seconds=self.grace_seconds,
@@ -185,6 +229,18 @@ class Daemon:
         )
         self.engine.shutdown(self.grace_seconds)
         self.log.info("daemon.stopped")
+
+    def _wait_for_work(self, timeout: float) -> bool:
+        """Wait for the schedule or a worker's report; True if either came.
+
+        While backing off after a failed tick only the schedule counts: a report the
+        failed tick could not settle would otherwise wake the loop again at once.
+        """
+        reports = [] if self._backing_off() else self.engine.executor.report_channels()
+        return bool(multiprocessing.connection.wait([self._tick_due.fileno(), *reports], timeout))
+
+    def _backing_off(self) -> bool:
+        return time.monotonic() < self._retry_at
 
     def run_once(self, settle_interval: float = 0.5, wait: bool = True) -> int:
         """One tick, then wait for what it launched. 0 when every launched action succeeded."""
@@ -195,7 +251,7 @@ class Daemon:
             self.log.info("once.finished", launched=launched, failed=[])
             return 0
         while self.engine.busy(launched):
-            time.sleep(settle_interval)
+            self.engine.executor.wait_for_report(settle_interval)
             self.engine.settle()
             self.engine.dispatch()  # retries of what this tick launched
         failed = [key for key in launched if not self.engine.succeeded(key)]

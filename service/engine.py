@@ -475,7 +475,10 @@ class Autopilot:
         }
 
     def _settle_worker(self, action: Action, result: WorkerResult) -> None:
-        run = self._attempt_run(action)
+        # The run a worker reports is read by its id (a primary key); without one (the worker
+        # failed or was killed) it is found by its tag, which ZenML does not index.
+        reported = self.store.run(result.run_id) if result.run_id else None
+        run = reported or self._attempt_run(action)
         if result.timed_out:
             if run is not None and run.status is RunStatus.IN_PROGRESS:
                 self.store.mark_run_failed(run.id, result.error or "timed out")

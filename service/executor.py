@@ -10,13 +10,14 @@ elsewhere.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
-from service.worker import Job, serve
+from service.worker import READY, Job, serve
 
 _SPAWN = multiprocessing.get_context("spawn")
 
@@ -44,6 +45,7 @@ class _Worker:
 class _Spare:
     process: BaseProcess
     conn: Connection
+    ready: bool = False  # its warm-up is done: a job handed to it starts at once
 
 
 class Executor:
@@ -70,6 +72,13 @@ class Executor:
         """Start the spare workers now, so the first run does not wait for them."""
         self._top_up_spares()
 
+    def warm_spares(self) -> int:
+        """Spares whose warm-up is done (read from their `ready` messages)."""
+        for spare in self._spares:
+            if not spare.ready and _poll(spare.conn):
+                spare.ready = spare.conn.recv() == READY
+        return sum(spare.ready for spare in self._spares)
+
     def free_slots(self) -> int:
         return self.max_concurrent - len(self._workers)
 
@@ -90,6 +99,9 @@ class Executor:
         return int(spare.process.pid or 0)
 
     def _take_spare(self) -> _Spare | None:
+        """A warm spare if one is ready, else the one that started warming first."""
+        self.warm_spares()
+        self._spares.sort(key=lambda spare: not spare.ready)  # stable: oldest first otherwise
         while self._spares:
             spare = self._spares.pop(0)
             if spare.process.is_alive():
@@ -113,6 +125,19 @@ class Executor:
         self._spares = [s for s in self._spares if s.process.is_alive()]
         while len(self._spares) < self._spare_count:
             self._spares.append(self._spawn())
+
+    def report_channels(self) -> list[Connection]:
+        """The connections a running worker's report (or its death) will arrive on: the
+        daemon waits on them with its schedule, so a finished run is settled at once."""
+        return [w.conn for w in self._workers.values() if w.message is None]
+
+    def wait_for_report(self, timeout: float) -> None:
+        """Block until some running worker reports or ends, or `timeout` seconds pass."""
+        channels = self.report_channels()
+        if channels:
+            multiprocessing.connection.wait(channels, timeout)
+        else:
+            time.sleep(timeout)
 
     def poll(self) -> list[WorkerResult]:
         """Results of workers that reported or ended since the last poll; kills those past the
@@ -174,9 +199,12 @@ class Executor:
         self._spares = []
 
     def _read_message(self, worker: _Worker) -> None:
+        """Take the worker's report, passing over the `ready` a spare sent before its job."""
         try:
-            if worker.message is None and worker.conn.poll():
-                worker.message = worker.conn.recv()
+            while worker.message is None and worker.conn.poll():
+                message = worker.conn.recv()
+                if message != READY:
+                    worker.message = message
         except (EOFError, OSError):
             pass
 
@@ -194,3 +222,10 @@ class Executor:
             return WorkerResult(key, False, None, lost, False, duration)
         status, run_id, error = worker.message
         return WorkerResult(key, status == "ok", run_id, error, False, duration)
+
+
+def _poll(conn: Connection) -> bool:
+    try:
+        return conn.poll()
+    except (EOFError, OSError):  # the spare died; `_top_up_spares` replaces it
+        return False

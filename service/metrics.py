@@ -33,6 +33,12 @@ RUN_DURATION = Histogram(
     buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
     registry=REGISTRY,
 )
+WARM_WORKERS = Gauge(
+    "autopilot_warm_workers",
+    "Spare workers with their warm-up done (imports, store connection), as of the last tick: "
+    "a run handed to one starts at once; with none, the next run waits seconds for one.",
+    registry=REGISTRY,
+)
 STORE_ERRORS = Counter(
     "autopilot_store_errors_total",
     "Ticks or start-up attempts that failed because the store did not answer, or failed.",

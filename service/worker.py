@@ -14,12 +14,13 @@ import sys
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 from service.errors import describe_error
+from service.warmup import warm_up
 
 PR_SET_PDEATHSIG = 1
+READY = ("ready", None, None)  # sent once the warm-up is done, before the job is read
 
 
 @dataclass(frozen=True)
@@ -52,29 +53,6 @@ def _redirect_output(log_path: str) -> None:
     os.close(log)
 
 
-def _use_project_source_root() -> None:
-    """Point ZenML at the folder holding the `pipelines` package, wherever the daemon runs.
-
-    Without it ZenML guesses the source root from `zenml init` or the main module, which for
-    a spawned worker started by a console script is wrong.
-    """
-    from zenml.utils import source_utils
-
-    import pipelines
-
-    source_utils.set_custom_source_root(str(Path(pipelines.__file__).resolve().parents[1]))
-
-
-def _warm_up(launchers: tuple[str, ...]) -> None:
-    """Pay the import and first-query cost before a job is waiting for this worker."""
-    _use_project_source_root()
-    for launcher in launchers:
-        importlib.import_module(launcher.partition(":")[0])
-    from zenml.client import Client
-
-    Client().active_stack_model  # noqa: B018  - opens the store connection now
-
-
 def serve(
     conn: Connection,
     parent_pid: int,
@@ -92,13 +70,14 @@ def serve(
     os.environ.update(environment)
     warm_error: BaseException | None = None
     try:
-        _warm_up(launchers)
+        warm_up(launchers)
     except BaseException as error:  # reported with the job, which then fails visibly
         warm_error = error
         traceback.print_exc()
     try:
+        conn.send(READY)
         job: Job = conn.recv()
-    except EOFError:  # the daemon is shutting down and no longer needs this spare
+    except (EOFError, OSError):  # the daemon is shutting down and no longer needs this spare
         return
     _redirect_output(job.log_path)
     try:

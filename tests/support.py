@@ -229,3 +229,8 @@ class ZenMLServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
+
+
+def echo_launcher(value: str) -> str:
+    """A launcher for executor tests: "runs" nothing and reports `value` as its run id."""
+    return value

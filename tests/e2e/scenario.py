@@ -47,6 +47,15 @@ def the_whole_chain_exactly_once_across_a_restart(start_daemon: StartDaemon) -> 
     assert 'autopilot_actions_total{kind="train",outcome="succeeded"} 1.0' in metrics
     assert 'autopilot_actions_total{kind="promote",outcome="promoted"} 1.0' in metrics
     assert "autopilot_poll_duration_seconds_count" in metrics
+    spares = daemon.environment.get("AUTOPILOT_MAX_CONCURRENT_RUNS", "2")
+    wait_for(
+        lambda: (
+            f"autopilot_warm_workers {float(spares)}"
+            in http_get_text(f"http://127.0.0.1:{port}/metrics")
+        ),
+        timeout=120,
+        what="the spare workers warm again",
+    )
     assert "predictions" in production.data_artifact_ids
 
     # An unapproved dataset: nothing but a logged skip.

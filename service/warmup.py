@@ -1,0 +1,93 @@
+"""What a spare worker does before a job arrives, so that the job's pipeline starts at once.
+
+Measured on the training pipeline in a fresh worker (BENCHMARKS.md, section 3), a run otherwise
+pays, inside the worker and on the chain's clock:
+- the imports ZenML makes lazily on a run's path (the stack's component flavors, the
+  materializers of the installed integrations, the log store and its OpenTelemetry exporter):
+  ~0.4 s;
+- `pip freeze`, which ZenML runs twice per run to record the environment: ~0.25 s each;
+- `importlib.metadata.packages_distributions()`, a scan of every installed distribution, which
+  ZenML repeats for each output artifact's type: ~0.28 s each.
+
+The last two give the same answer for the whole life of a worker (one job, seconds to minutes),
+so they are computed once here and remembered. A package installed meanwhile is seen by the next
+worker.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+# Imported by ZenML only once a run starts. Names that a future ZenML moves are skipped: a
+# warm-up that cannot import one only makes the run pay for it, as it would anyway.
+RUN_PATH_MODULES = (
+    "zenml.orchestrators.step_launcher",
+    "zenml.orchestrators.step_runner",
+    "zenml.orchestrators.topsort",
+    "zenml.orchestrators.legacy_dag_runner",
+    "zenml.execution.utils",
+    "zenml.execution.pipeline.utils",
+    "zenml.execution.step.utils",
+    "zenml.log_stores",
+    "zenml.log_stores.artifact.artifact_log_store",
+    "zenml.log_stores.artifact.artifact_log_exporter",
+    "zenml.log_stores.otel.otel_log_store",
+    "zenml.deployers",
+    "zenml.artifacts.unmaterialized_artifact",
+)
+
+
+def warm_up(launchers: Iterable[str]) -> None:
+    """Import, connect and remember, as a run would, without writing to the store."""
+    use_project_source_root()
+    for launcher in launchers:
+        importlib.import_module(launcher.partition(":")[0])
+    from zenml.client import Client
+    from zenml.integrations.registry import integration_registry
+
+    Client().active_stack  # noqa: B018  - connects, and imports the stack's component flavors
+    integration_registry.activate_integrations()  # imports the installed materializers
+    _import_if_present(RUN_PATH_MODULES)
+    remember_environment()
+
+
+def use_project_source_root() -> None:
+    """Point ZenML at the folder holding the `pipelines` package, wherever the daemon runs.
+
+    Without it ZenML guesses the source root from `zenml init` or the main module, which for
+    a spawned worker started by a console script is wrong.
+    """
+    from zenml.utils import source_utils
+
+    import pipelines
+
+    source_utils.set_custom_source_root(str(Path(pipelines.__file__).resolve().parents[1]))
+
+
+def remember_environment() -> None:
+    """Answer ZenML's per-run environment questions from one look taken now."""
+    from zenml.environment import Environment
+
+    try:
+        packages = Environment.get_python_packages()
+    except RuntimeError:  # ZenML logs and records no package list: leave that to it
+        pass
+    else:
+        Environment.get_python_packages = staticmethod(lambda: list(packages))  # type: ignore[method-assign]
+    distributions = importlib.metadata.packages_distributions()
+
+    def packages_distributions() -> Mapping[str, list[str]]:
+        return {module: list(names) for module, names in distributions.items()}
+
+    importlib.metadata.packages_distributions = packages_distributions
+
+
+def _import_if_present(modules: Iterable[str]) -> None:
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            continue

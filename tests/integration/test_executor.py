@@ -1,0 +1,56 @@
+"""The executor's warm spare workers, with real spawned processes on a real store."""
+
+from __future__ import annotations
+
+from service.executor import Executor
+from service.worker import Job
+from tests.support import wait_for
+
+ECHO = "tests.support:echo_launcher"
+
+
+def _executor(tmp_path, spares: int = 1) -> Executor:
+    return Executor(
+        max_concurrent=2,
+        timeout_seconds=300,
+        launchers=(ECHO,),
+        warmup_log=str(tmp_path / "warmup.log"),
+        spares=spares,
+    )
+
+
+def _job(tmp_path, key: str) -> Job:
+    return Job(key, ECHO, {"value": f"run-of-{key}"}, str(tmp_path / f"{key}.log"))
+
+
+def test_a_job_handed_to_a_spare_still_warming_reports_its_own_result(zenml_store, tmp_path):
+    executor = _executor(tmp_path)
+    try:
+        executor.warm_up()
+        executor.launch(_job(tmp_path, "first"))  # before the spare can have said `ready`
+
+        # Returns on the report, not at the timeout: the daemon wakes on this.
+        executor.wait_for_report(timeout=600)
+        results = wait_for(executor.poll, timeout=30, what="the worker's result")
+
+        assert [(r.key, r.ok, r.run_id, r.error) for r in results] == [
+            ("first", True, "run-of-first", None)
+        ]
+    finally:
+        executor.close()
+
+
+def test_spares_count_as_warm_once_their_warm_up_is_done_and_are_used_first(zenml_store, tmp_path):
+    executor = _executor(tmp_path, spares=2)
+    try:
+        executor.warm_up()
+        assert executor.warm_spares() <= 2
+        wait_for(lambda: executor.warm_spares() == 2, timeout=120, what="two warm spares")
+
+        executor.launch(_job(tmp_path, "a"))
+        assert executor.warm_spares() == 1  # one used; its replacement is still warming
+        wait_for(lambda: executor.warm_spares() == 2, timeout=120, what="the spare replaced")
+        results = wait_for(executor.poll, timeout=30, what="the worker's result")
+        assert [r.run_id for r in results] == ["run-of-a"]
+    finally:
+        executor.close()
