@@ -1,10 +1,10 @@
 """The executor: runs pipelines in spawned worker processes, never in the poll loop.
 
 At most `max_concurrent` workers at a time; a worker that outlives the run timeout is killed.
-A spare worker is kept warm (imports done, store connected), so a run starts in milliseconds
-instead of seconds. The executor only reports how a worker ended; the engine reads the run's
-real outcome from the store, so the same code works when the orchestrator runs pipelines
-elsewhere.
+Spare workers are kept warm (imports done, store connected; see `service/warmup.py`), so a run
+starts in a fraction of a second instead of seconds. The executor only reports how a worker
+ended; the engine reads the run's real outcome from the store, so the same code works when the
+orchestrator runs pipelines elsewhere.
 """
 
 from __future__ import annotations
@@ -67,9 +67,10 @@ class Executor:
         self._workers: dict[str, _Worker] = {}
         self._spares: list[_Spare] = []
         self._exiting: list[BaseProcess] = []
+        self._closing = False
 
     def warm_up(self) -> None:
-        """Start the spare workers now, so the first run does not wait for them."""
+        """Start warming spares now, so the first run does not wait for one."""
         self._top_up_spares()
 
     def warm_spares(self) -> int:
@@ -122,8 +123,13 @@ class Executor:
         return _Spare(process, ours)
 
     def _top_up_spares(self) -> None:
+        """Start a missing spare, one at a time: a warm-up is seconds of CPU-bound imports,
+        and two at once beside a running pipeline would slow that run on a small machine."""
         self._spares = [s for s in self._spares if s.process.is_alive()]
-        while len(self._spares) < self._spare_count:
+        self.warm_spares()
+        if self._closing:
+            return
+        if len(self._spares) < self._spare_count and all(s.ready for s in self._spares):
             self._spares.append(self._spawn())
 
     def report_channels(self) -> list[Connection]:
@@ -143,6 +149,7 @@ class Executor:
         """Results of workers that reported or ended since the last poll; kills those past the
         timeout. A worker's report counts at once: its interpreter may take seconds to exit."""
         self._reap_exiting()
+        self._top_up_spares()
         results = []
         for key, worker in list(self._workers.items()):
             self._read_message(worker)
@@ -169,7 +176,9 @@ class Executor:
         self._exiting = still
 
     def wait(self, timeout: float) -> list[WorkerResult]:
-        """Poll until every worker has ended or `timeout` seconds passed; then kill the rest."""
+        """Poll until every worker has ended or `timeout` seconds passed; then kill the rest.
+        The executor starts no new spare after this."""
+        self._closing = True
         self._stop_spares()
         deadline = time.monotonic() + timeout
         results = self.poll()

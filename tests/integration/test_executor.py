@@ -40,17 +40,22 @@ def test_a_job_handed_to_a_spare_still_warming_reports_its_own_result(zenml_stor
         executor.close()
 
 
-def test_spares_count_as_warm_once_their_warm_up_is_done_and_are_used_first(zenml_store, tmp_path):
+def test_spares_are_warmed_one_at_a_time_and_a_used_one_is_replaced(zenml_store, tmp_path):
     executor = _executor(tmp_path, spares=2)
+    results = []
+
+    def tick() -> None:  # what the daemon does every poll
+        results.extend(executor.poll())
+
     try:
         executor.warm_up()
-        assert executor.warm_spares() <= 2
-        wait_for(lambda: executor.warm_spares() == 2, timeout=120, what="two warm spares")
+        assert executor.warm_spares() == 0  # the first is still importing; none other started
+        wait_for(lambda: executor.warm_spares() == 2, timeout=120, between=tick, what="2 warm")
 
         executor.launch(_job(tmp_path, "a"))
         assert executor.warm_spares() == 1  # one used; its replacement is still warming
-        wait_for(lambda: executor.warm_spares() == 2, timeout=120, what="the spare replaced")
-        results = wait_for(executor.poll, timeout=30, what="the worker's result")
-        assert [r.run_id for r in results] == ["run-of-a"]
+        wait_for(lambda: executor.warm_spares() == 2, timeout=120, between=tick, what="refill")
+        wait_for(lambda: results, timeout=30, between=tick, what="the worker's result")
+        assert [(r.key, r.run_id) for r in results] == [("a", "run-of-a")]
     finally:
         executor.close()
