@@ -156,8 +156,8 @@ class Autopilot:
             self._reconcile_approvals()
             self._next_reconcile = time.monotonic() + self.settings.reconcile_interval_seconds
         self._watch_production()  # a person's change is seen before the daemon promotes
-        self._watch_models()
-        self._watch_production()  # and the daemon's own promotion in the same tick
+        if self._watch_models():
+            self._watch_production()  # and the daemon's own promotion in the same tick
         launched = self.dispatch()
         self.ledger.set_meta(LAST_POLL_KEY, datetime.now(UTC).isoformat(timespec="seconds"))
         return TickReport(launched, time.monotonic() - started)
@@ -293,28 +293,32 @@ class Autopilot:
 
     # -- models -------------------------------------------------------------------------------
 
-    def _watch_models(self) -> None:
+    def _watch_models(self) -> bool:
+        """Judge new and waiting model versions; True if the daemon changed production."""
+        promoted = False
         for action in self.ledger.actions_in(ActionState.PENDING, kind=ActionKind.PROMOTE):
-            self._apply_promotion(action)  # left by a crash between decision and stage change
+            promoted |= self._apply_promotion(action)  # left by a crash mid-promotion
         stream = _model_stream(self._model)
         cursor = int(self.ledger.get_cursor(stream) or 0)
         for version in self.store.model_versions_after(self._model, cursor):
-            self._judge_model(version)
+            promoted |= self._judge_model(version)
             self.ledger.set_cursor(stream, str(version.number))
         for subject in self.ledger.subjects_with_status(MODEL, "waiting"):
             if (waiting := self.store.model_version(subject.id)) is not None:
-                self._judge_model(waiting)
+                promoted |= self._judge_model(waiting)
+        return promoted
 
-    def _judge_model(self, version: ModelVersionInfo) -> None:
+    def _judge_model(self, version: ModelVersionInfo) -> bool:
+        """Decide on a version and carry the decision out; True if it was promoted now."""
         prior = self.ledger.subject(version.id)
         if prior is not None and prior.final:
-            return
+            return False
         waiting = wait_reason(version, _utc_now())
         if waiting is not None:
             if prior is None or prior.reason != waiting:
                 self.log.info("model.waiting", reason=waiting, **_model_ids(version))
             self._note_model(version, "waiting", waiting, final=False)
-            return
+            return False
         key = action_key(ActionKind.PROMOTE, version.id)
         decision = decide_promotion(
             version, self._current_production(), self.settings.promotion_policy
@@ -325,14 +329,16 @@ class Autopilot:
         crashpoint("after_promotion_decided")
         action = self.ledger.action(key)
         if action is not None and action.state is ActionState.PENDING:
-            self._apply_promotion(action, version)
+            return self._apply_promotion(action, version)
+        return False
 
-    def _apply_promotion(self, action: Action, seen: ModelVersionInfo | None = None) -> None:
-        """Carry out a recorded decision. Every step is idempotent, so a crash just repeats it."""
+    def _apply_promotion(self, action: Action, seen: ModelVersionInfo | None = None) -> bool:
+        """Carry out a recorded decision; True if it changed the stage. Every step is
+        idempotent, so a crash just repeats it."""
         version = seen or self.store.model_version(action.subject_id)
         if version is None:
             self.ledger.transition(action.key, ActionState.FAILED, error="model version deleted")
-            return
+            return False
         decision = action.details["decision"]
         if decision["outcome"] == "promoted":
             production = self._current_production()
@@ -343,7 +349,8 @@ class Autopilot:
                 fresh = decide_promotion(version, production, self.settings.promotion_policy)
                 decision = _decision_details(fresh)["decision"]
                 self.ledger.update_details(action.key, {"decision": decision})
-        if decision["outcome"] == "promoted" and version.stage != PRODUCTION:
+        stage_changed = decision["outcome"] == "promoted" and version.stage != PRODUCTION
+        if stage_changed:
             self.store.set_stage(self._model, version.id, PRODUCTION)
             crashpoint("after_stage_changed")
         if DECISION_METADATA_KEY not in version.metadata:
@@ -363,6 +370,7 @@ class Autopilot:
             production_value=decision["production_value"],
             **_model_ids(version),
         )
+        return stage_changed
 
     def _note_model(
         self, version: ModelVersionInfo, status: str, reason: str, final: bool = True

@@ -14,6 +14,8 @@ from service.settings import Settings, load_settings
 from service.store import StoreAdapter
 from tests.support import wait_for
 
+_STARTED: list[Autopilot] = []
+
 
 def make_engine(state_dir: Path, **overrides: Any) -> Autopilot:
     environ = {
@@ -32,7 +34,14 @@ def make_engine(state_dir: Path, **overrides: Any) -> Autopilot:
         make_executor(settings),
     )
     engine.start()
+    _STARTED.append(engine)
     return engine
+
+
+def stop_engines() -> None:
+    """Test teardown: kill every engine's spare and running workers (~300 MB each)."""
+    while _STARTED:
+        _STARTED.pop().executor.close()
 
 
 def tick_until(
