@@ -319,6 +319,9 @@ class Autopilot:
                 self.log.info("model.waiting", reason=waiting, **_model_ids(version))
             self._note_model(version, "waiting", waiting, final=False)
             return False
+        # Its metadata was read before its run was seen finished, and the run may have logged
+        # the metric in between: read it again, now that all the run logged is in the store.
+        version = self.store.model_version(version.id) or version
         key = action_key(ActionKind.PROMOTE, version.id)
         decision = decide_promotion(
             version, self._current_production(), self.settings.promotion_policy
@@ -492,7 +495,7 @@ class Autopilot:
                 self.store.mark_run_failed(run.id, result.error or "timed out")
             self._attempt_failed(action, result.error or "timed out", run)
         elif run is not None and run.status is RunStatus.SUCCEEDED:
-            self._succeeded(action, run)
+            self._succeeded(action, run, worker_seconds=result.duration_seconds)
         elif run is not None and run.status is RunStatus.IN_PROGRESS and result.ok:
             self.ledger.update_details(action.key, {"run_id": run.id})  # runs on elsewhere
         else:
@@ -532,7 +535,9 @@ class Autopilot:
             ]
         return runs[-1] if runs else None
 
-    def _succeeded(self, action: Action, run: RunInfo) -> None:
+    def _succeeded(self, action: Action, run: RunInfo, worker_seconds: float | None = None) -> None:
+        """`duration_seconds` is the run's own (from the store); `worker_seconds` runs from
+        the job handed to its worker to the report read, ZenML's preparation included."""
         self.ledger.transition(action.key, ActionState.SUCCEEDED, run_id=run.id, error=None)
         _count_run(action, "succeeded", run)
         self.log.info(
@@ -542,6 +547,7 @@ class Autopilot:
             run_name=run.name,
             attempt=action.attempts,
             duration_seconds=_duration(run),
+            worker_seconds=None if worker_seconds is None else round(worker_seconds, 3),
             **_subject_ids(action),
         )
 

@@ -17,7 +17,7 @@ from tests.support import wait_for
 _STARTED: list[Autopilot] = []
 
 
-def make_engine(state_dir: Path, **overrides: Any) -> Autopilot:
+def make_engine(state_dir: Path, store: StoreAdapter | None = None, **overrides: Any) -> Autopilot:
     environ = {
         "AUTOPILOT_STATE_DIR": str(state_dir),
         "AUTOPILOT_START_FROM": "beginning",
@@ -30,7 +30,7 @@ def make_engine(state_dir: Path, **overrides: Any) -> Autopilot:
     engine = Autopilot(
         settings,
         Ledger(settings.ledger_path),
-        StoreAdapter(),
+        store or StoreAdapter(),
         make_executor(settings),
     )
     engine.start()

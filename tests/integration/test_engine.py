@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from uuid import UUID
 
@@ -11,8 +14,8 @@ import pytest
 
 from pipelines.feature_engineering import launch_feature_engineering
 from service.core.actions import ActionState
-from service.core.records import RunStatus
-from service.store import DECISION_METADATA_KEY
+from service.core.records import ModelVersionInfo, RunStatus
+from service.store import DECISION_METADATA_KEY, StoreAdapter
 from tests.integration.engine_harness import make_engine, runs_for, tick_until
 
 pytestmark = pytest.mark.integration
@@ -163,6 +166,33 @@ def test_bad_metric_on_a_hand_made_model_version_is_rejected_and_recorded(zenml_
     decision = tick_until(engine, recorded, "the decision on a version made by hand", timeout=60)
     assert decision["reason"] == "metric_not_numeric"
     assert engine.store.production_versions("iris_classifier") == []
+
+
+def test_a_metric_logged_while_the_version_was_being_read_is_used(zenml_store, tmp_path):
+    """The daemon lists a model version; its run logs the metric and ends before the daemon
+    judges it (a loaded machine hit this): the decision must see the metric."""
+    from zenml import log_metadata
+    from zenml.client import Client
+
+    client = Client()
+    client.create_model("iris_classifier")
+    version = client.create_model_version("iris_classifier", name="by-hand")
+
+    class ListedJustBeforeTheMetric(StoreAdapter):
+        def model_versions_after(self, model: str, number: int) -> Iterator[ModelVersionInfo]:
+            for listed in list(super().model_versions_after(model, number)):
+                log_metadata({"accuracy": 0.97}, model_version_id=UUID(listed.id))
+                # old enough to be judged although no run is linked to it
+                yield replace(listed, created=listed.created - timedelta(minutes=1))
+
+    engine = make_engine(tmp_path / "state", store=ListedJustBeforeTheMetric())
+
+    def recorded():
+        metadata = client.get_model_version("iris_classifier", version.id).run_metadata
+        return metadata.get(DECISION_METADATA_KEY)
+
+    decision = tick_until(engine, recorded, "the decision", timeout=60)
+    assert (decision["outcome"], decision["value"]) == ("promoted", 0.97)
 
 
 def test_duplicate_production_versions_are_repaired_to_the_latest_promotion(
