@@ -74,10 +74,11 @@ class Executor:
         self._top_up_spares()
 
     def warm_spares(self) -> int:
-        """Spares whose warm-up is done (read from their `ready` messages)."""
+        """Live spares whose warm-up is done (read from their `ready` messages)."""
+        self._spares = [s for s in self._spares if s.process.is_alive()]  # reaps the dead
         for spare in self._spares:
-            if not spare.ready and _poll(spare.conn):
-                spare.ready = spare.conn.recv() == READY
+            if not spare.ready:
+                spare.ready = _received_ready(spare.conn)
         return sum(spare.ready for spare in self._spares)
 
     def free_slots(self) -> int:
@@ -125,7 +126,6 @@ class Executor:
     def _top_up_spares(self) -> None:
         """Start a missing spare, one at a time: a warm-up is seconds of CPU-bound imports,
         and two at once beside a running pipeline would slow that run on a small machine."""
-        self._spares = [s for s in self._spares if s.process.is_alive()]
         self.warm_spares()
         if self._closing:
             return
@@ -233,8 +233,8 @@ class Executor:
         return WorkerResult(key, status == "ok", run_id, error, False, duration)
 
 
-def _poll(conn: Connection) -> bool:
+def _received_ready(conn: Connection) -> bool:
     try:
-        return conn.poll()
+        return bool(conn.poll()) and conn.recv() == READY
     except (EOFError, OSError):  # the spare died; `_top_up_spares` replaces it
         return False

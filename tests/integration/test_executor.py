@@ -59,3 +59,25 @@ def test_spares_are_warmed_one_at_a_time_and_a_used_one_is_replaced(zenml_store,
         assert [(r.key, r.run_id) for r in results] == [("a", "run-of-a")]
     finally:
         executor.close()
+
+
+def test_a_spare_that_dies_is_replaced_and_the_count_goes_on(zenml_store, tmp_path):
+    import multiprocessing
+
+    executor = _executor(tmp_path)
+    try:
+        executor.warm_up()
+        wait_for(lambda: executor.warm_spares() == 1, timeout=120, what="a warm spare")
+        (spare,) = [p for p in multiprocessing.active_children() if p.name == "autopilot-worker"]
+        spare.kill()  # e.g. the OOM killer
+        spare.join(10)
+
+        assert executor.warm_spares() == 0  # a dead spare is not counted, nor an error
+        wait_for(
+            lambda: executor.warm_spares() == 1, timeout=120, between=executor.poll, what="refill"
+        )
+        executor.launch(_job(tmp_path, "after"))
+        results = wait_for(executor.poll, timeout=60, what="the worker's result")
+        assert [(r.key, r.ok, r.run_id) for r in results] == [("after", True, "run-of-after")]
+    finally:
+        executor.close()
