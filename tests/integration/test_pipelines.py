@@ -221,28 +221,30 @@ def test_inference_on_a_missing_model_version_raises_key_error(zenml_store):
 
 
 def test_producer_publishes_the_scripted_cases(zenml_store, capsys):
+    """One full cycle as scripted, then the next cycle starts on a new split."""
     import signal
 
     before = signal.getsignal(signal.SIGINT)
-    from pipelines.producer import main
+    from pipelines.producer import CYCLE_SEED_STRIDE, SCRIPT, main
 
-    assert main(["--interval", "0", "--count", "3"]) == 0
+    assert main(["--interval", "0", "--count", str(len(SCRIPT) + 1)]) == 0
 
+    expected = [*SCRIPT, SCRIPT[0]]
     lines = [line for line in capsys.readouterr().out.splitlines() if "version" in line]
-    assert [line.split(":")[0] for line in lines] == [
-        "approved-good",
-        "unapproved-good",
-        "approved-poor",
-    ]
+    assert [line.split(":")[0] for line in lines] == [case.name for case in expected]
     versions = zenml_store.client.list_artifact_versions(
         artifact=TRAINING_DATASET, sort_by="asc:version_number", hydrate=True
-    )
-    assert [[tag.name for tag in v.tags] for v in versions.items] == [
-        ["approved"],
-        [],
-        ["approved"],
+    ).items
+    assert [sorted(tag.name for tag in v.tags) for v in versions] == [
+        sorted(case.tags) for case in expected
     ]
-    assert [v.run_metadata["label_noise"] for v in versions.items] == [0.0, 0.0, 0.7]
+    assert [v.run_metadata["label_noise"] for v in versions] == [
+        case.label_noise for case in expected
+    ]
+    seeds = [v.run_metadata["random_state"] for v in versions]
+    assert seeds == [case.random_state for case in SCRIPT] + [
+        SCRIPT[0].random_state + CYCLE_SEED_STRIDE
+    ]
     assert signal.getsignal(signal.SIGINT) == before
 
 
@@ -252,7 +254,7 @@ def test_producer_stops_cleanly_on_sigterm_after_finishing_its_run(zenml_store, 
     import threading
     import time
 
-    from pipelines.producer import main
+    from pipelines.producer import SCRIPT, main
 
     before = signal.getsignal(signal.SIGTERM)
     threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
@@ -262,6 +264,6 @@ def test_producer_stops_cleanly_on_sigterm_after_finishing_its_run(zenml_store, 
 
     assert time.monotonic() - started < 30
     lines = [line for line in capsys.readouterr().out.splitlines() if "version" in line]
-    assert len(lines) == 1 and lines[0].startswith("approved-good:")
+    assert len(lines) == 1 and lines[0].startswith(f"{SCRIPT[0].name}:")
     assert zenml_store.client.list_pipeline_runs().items[0].status == "completed"
     assert signal.getsignal(signal.SIGTERM) == before
