@@ -33,9 +33,10 @@ run: $(STAMP)
 	$(DEMO_ENV) $(VENV)/bin/autopilot run
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check service pipelines tests bench
-	$(VENV)/bin/ruff format --check service pipelines tests bench
+	$(VENV)/bin/ruff check service pipelines tests bench examples
+	$(VENV)/bin/ruff format --check service pipelines tests bench examples
 	$(VENV)/bin/mypy service pipelines
+	cd examples/diabetes && $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml .
 
 test: $(STAMP) lint compose-tools
 	$(PY) -m pytest -q

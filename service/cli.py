@@ -37,8 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_config_error(error)
         return EXIT_CONFIG
     if args.command == "check-config":
-        print(json.dumps(describe(settings), indent=2))
-        return EXIT_OK
+        return run_check_config(settings)
     if args.command in ("status", "explain", "replay", "skip"):
         return run_operation(settings, args)
     return run(settings, once=args.once, dry_run=args.dry_run)
@@ -77,16 +76,40 @@ def run_operation(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _latest(settings: Settings) -> dict[str, int] | None:
-    """The newest dataset and model numbers in the store, or None when it does not answer."""
+def run_check_config(settings: Settings) -> int:
+    """Print the effective configuration with each automation's pipelines imported and
+    checked, or exit 2 naming every bad variable."""
+    _zenml_defaults()
+    from service.runtime.checks import check_pipelines
+
+    problems, resolved = check_pipelines(settings.automations)
+    if problems:
+        _print_config_error(ConfigError(problems))
+        return EXIT_CONFIG
+    shown = describe(settings)
+    shown["pipelines"] = resolved
+    print(json.dumps(shown, indent=2, default=str))
+    return EXIT_OK
+
+
+def _zenml_defaults() -> None:
     for name, value in ZENML_DAEMON_DEFAULTS.items():
         os.environ.setdefault(name, value)
+
+
+def _latest(settings: Settings) -> dict[str, int] | None:
+    """The newest dataset and model numbers in the store, or None when it does not answer."""
+    _zenml_defaults()
     if settings.zenml_api_key_file is not None:
         os.environ["ZENML_STORE_API_KEY"] = read_api_key(settings.zenml_api_key_file)
     try:
         store = _connect()
-        latest = {f"dataset:{n}": store.latest_dataset_number(n) for n in settings.dataset_names}
-        latest[f"model:{settings.model_name}"] = store.latest_model_number(settings.model_name)
+        latest = {}
+        for automation in settings.automations:
+            for name in automation.dataset_names:
+                latest[automation.dataset_stream(name)] = store.latest_dataset_number(name)
+            model = automation.model_name
+            latest[automation.model_stream] = store.latest_model_number(model)
     except Exception as error:
         print(f"autopilot status: store not reachable, lag unknown: {error}"[:300], file=sys.stderr)
         return None
@@ -94,8 +117,7 @@ def _latest(settings: Settings) -> dict[str, int] | None:
 
 
 def run_bootstrap(key_file: Path, account: str) -> int:
-    for name, value in ZENML_DAEMON_DEFAULTS.items():
-        os.environ.setdefault(name, value)
+    _zenml_defaults()
     from zenml.exceptions import AuthorizationException
 
     from service.bootstrap import bootstrap
@@ -122,12 +144,18 @@ def run_bootstrap(key_file: Path, account: str) -> int:
 
 
 def run(settings: Settings, once: bool, dry_run: bool = False) -> int:
-    for name, value in ZENML_DAEMON_DEFAULTS.items():
-        os.environ.setdefault(name, value)
+    _zenml_defaults()
     if settings.zenml_api_key_file is not None:
         os.environ["ZENML_STORE_API_KEY"] = read_api_key(settings.zenml_api_key_file)
     import zenml  # noqa: F401  - import before configuring logs: it rewires the root logger
     from zenml.exceptions import AuthorizationException
+
+    from service.runtime.checks import check_pipelines
+
+    problems, _ = check_pipelines(settings.automations)
+    if problems:
+        _print_config_error(ConfigError(problems))
+        return EXIT_CONFIG
 
     from service.daemon import Daemon
     from service.logs import capture_zenml_logs, configure, get_logger, register_secret
@@ -185,8 +213,15 @@ def _run_daemon(settings: Settings, daemon: Daemon, once: bool, dry_run: bool) -
         "daemon.configured",
         **store.describe(),
         state_dir=str(settings.state_dir),
-        datasets=settings.dataset_names,
-        model=settings.model_name,
+        automations={
+            a.name: {
+                "datasets": list(a.dataset_names),
+                "model": a.model_name,
+                "training_pipeline": a.training.reference,
+                "inference_pipeline": a.inference.reference,
+            }
+            for a in settings.automations
+        },
     )
     ledger = Ledger(settings.ledger_path)
     executor = (

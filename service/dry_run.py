@@ -11,11 +11,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from service.executor import Executor, WorkerResult
 from service.logs import get_logger
+from service.runtime.executor import Executor, WorkerResult
+from service.runtime.worker import Job
 from service.settings import Settings
 from service.store import StoreAdapter
-from service.worker import Job
 
 
 def scratch_settings(settings: Settings) -> Settings:

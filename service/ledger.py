@@ -21,18 +21,20 @@ from typing import Any
 
 from service.core.actions import ActionKind, ActionState, check_transition
 
+SCHEMA_VERSION = 2  # 1: one automation (no automation columns); 2: automations
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS cursors (
-    stream TEXT PRIMARY KEY,          -- dataset:<name>, model:<name>, production:<model>
+    stream TEXT PRIMARY KEY,          -- <automation>/dataset:<name>, /model:<m>, /production:<m>
     value TEXT,
     updated_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS subjects (  -- dataset and model versions the daemon has judged
-    id TEXT PRIMARY KEY,
+    automation TEXT NOT NULL,         -- one dataset version is judged once per automation
+    id TEXT NOT NULL,
     kind TEXT NOT NULL,               -- dataset | model
     name TEXT NOT NULL,
     version TEXT NOT NULL,
@@ -40,11 +42,14 @@ CREATE TABLE IF NOT EXISTS subjects (  -- dataset and model versions the daemon 
     reason TEXT NOT NULL,
     final INTEGER NOT NULL,           -- 1: never judged again
     details TEXT NOT NULL DEFAULT '{}', -- what the judgement saw (missing tags, run ids)
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (automation, id)
 );
-CREATE INDEX IF NOT EXISTS subjects_waiting ON subjects (kind, status);
+CREATE INDEX IF NOT EXISTS subjects_by_status ON subjects (kind, status, automation);
+CREATE INDEX IF NOT EXISTS subjects_by_id ON subjects (id);
 CREATE TABLE IF NOT EXISTS actions (
-    key TEXT PRIMARY KEY,             -- train:<dataset version id>, promote:<mv>, infer:<mv>
+    key TEXT PRIMARY KEY,             -- train[:<automation>]:<dataset version id>, promote:<mv>..
+    automation TEXT NOT NULL,         -- '' when an operator skipped a key the daemon never saw
     kind TEXT NOT NULL,
     subject_id TEXT NOT NULL,
     state TEXT NOT NULL,
@@ -60,10 +65,26 @@ CREATE TABLE IF NOT EXISTS actions (
 CREATE INDEX IF NOT EXISTS actions_state ON actions (state);
 """
 
+# Version 1 -> 2, in one transaction: every row of a single-automation ledger belongs to the
+# `default` automation; action keys are unchanged (runs in the store carry them as tags).
+UPGRADE_FROM_1 = """
+ALTER TABLE subjects RENAME TO subjects_v1;
+DROP INDEX IF EXISTS subjects_waiting;
+{schema}
+INSERT INTO subjects (automation, id, kind, name, version, status, reason, final, details,
+    updated_at)
+    SELECT 'default', id, kind, name, version, status, reason, final, details, updated_at
+    FROM subjects_v1;
+DROP TABLE subjects_v1;
+ALTER TABLE actions ADD COLUMN automation TEXT NOT NULL DEFAULT 'default';
+UPDATE cursors SET stream = 'default/' || stream;
+"""
+
 
 @dataclass(frozen=True)
 class Action:
     key: str
+    automation: str
     updated_at: str
     kind: ActionKind
     subject_id: str
@@ -78,6 +99,7 @@ class Action:
 
 @dataclass(frozen=True)
 class Subject:
+    automation: str
     id: str
     kind: str
     name: str
@@ -103,9 +125,31 @@ class Ledger:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
         self._lock = threading.RLock()
         self._depth = 0
+        self.upgraded_from = self._migrate()
+
+    def _migrate(self) -> int | None:
+        """Create or upgrade the schema in place; the version it was upgraded from, if any."""
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        tables = {
+            row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        if version == 0 and "actions" in tables:
+            version = 1  # written before the schema had a version
+        if version == SCHEMA_VERSION:
+            return None
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"ledger {self.path} has schema version {version}, newer than this daemon's "
+                f"{SCHEMA_VERSION}: run the newer daemon, or restore a backup"
+            )
+        script = SCHEMA if version == 0 else UPGRADE_FROM_1.format(schema=SCHEMA)
+        # executescript commits first; BEGIN/COMMIT inside it make the upgrade all or nothing.
+        self._db.executescript(
+            f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
+        )
+        return None if version == 0 else version
 
     def close(self) -> None:
         self._db.close()
@@ -173,6 +217,7 @@ class Ledger:
 
     def note_subject(
         self,
+        automation: str,
         id: str,
         kind: str,
         name: str,
@@ -184,12 +229,14 @@ class Ledger:
     ) -> None:
         """Record the latest judgement of a dataset or model version. A final one never changes."""
         self._execute(
-            "INSERT INTO subjects (id, kind, name, version, status, reason, final, details, "
-            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+            "INSERT INTO subjects (automation, id, kind, name, version, status, reason, final, "
+            "details, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(automation, id) DO UPDATE SET "
             "status = excluded.status, reason = excluded.reason, final = excluded.final, "
             "details = excluded.details, updated_at = excluded.updated_at "
             "WHERE subjects.final = 0",
             (
+                automation,
                 id,
                 kind,
                 name,
@@ -202,9 +249,18 @@ class Ledger:
             ),
         )
 
-    def subject(self, id: str) -> Subject | None:
-        row = self._execute("SELECT * FROM subjects WHERE id = ?", (id,)).fetchone()
+    def subject(self, automation: str, id: str) -> Subject | None:
+        row = self._execute(
+            "SELECT * FROM subjects WHERE automation = ? AND id = ?", (automation, id)
+        ).fetchone()
         return None if row is None else _subject(row)
+
+    def subjects(self, id: str) -> list[Subject]:
+        """Every automation's judgement of one dataset or model version."""
+        rows = self._execute(
+            "SELECT * FROM subjects WHERE id = ? ORDER BY automation", (id,)
+        ).fetchall()
+        return [_subject(row) for row in rows]
 
     def subjects_with_status(self, kind: str, status: str) -> list[Subject]:
         rows = self._execute(
@@ -215,13 +271,29 @@ class Ledger:
 
     # -- actions ------------------------------------------------------------------------------
 
-    def claim(self, key: str, kind: ActionKind, subject_id: str, details: dict[str, Any]) -> bool:
+    def claim(
+        self,
+        key: str,
+        kind: ActionKind,
+        subject_id: str,
+        details: dict[str, Any],
+        automation: str,
+    ) -> bool:
         """Claim an action key. True only for the first claim of that key, ever."""
         now = _now()
         cursor = self._execute(
-            "INSERT OR IGNORE INTO actions (key, kind, subject_id, state, details, created_at, "
-            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (key, kind.value, subject_id, ActionState.PENDING.value, json.dumps(details), now, now),
+            "INSERT OR IGNORE INTO actions (key, automation, kind, subject_id, state, details, "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                key,
+                automation,
+                kind.value,
+                subject_id,
+                ActionState.PENDING.value,
+                json.dumps(details),
+                now,
+                now,
+            ),
         )
         return cursor.rowcount == 1
 
@@ -252,14 +324,15 @@ class Ledger:
         ).fetchall()
         return [_action(row) for row in rows]
 
-    def count_actions(self, kind: ActionKind | None = None) -> dict[str, int]:
-        sql = "SELECT state, COUNT(*) AS n FROM actions"
-        params: tuple[Any, ...] = ()
-        if kind is not None:
-            sql += " WHERE kind = ?"
-            params = (kind.value,)
-        rows = self._execute(sql + " GROUP BY state", params).fetchall()
-        return {row["state"]: int(row["n"]) for row in rows}
+    def count_actions(self) -> dict[str, dict[str, int]]:
+        """Actions by automation, then by state."""
+        rows = self._execute(
+            "SELECT automation, state, COUNT(*) AS n FROM actions GROUP BY automation, state"
+        ).fetchall()
+        counts: dict[str, dict[str, int]] = {}
+        for row in rows:
+            counts.setdefault(row["automation"], {})[row["state"]] = int(row["n"])
+        return counts
 
     def transition(self, key: str, new: ActionState, **fields: Any) -> Action:
         """Move an action to a new state, checking its life cycle; set any other columns given."""
@@ -294,6 +367,7 @@ class Ledger:
 
 def _subject(row: sqlite3.Row) -> Subject:
     return Subject(
+        automation=row["automation"],
         id=row["id"],
         kind=row["kind"],
         name=row["name"],
@@ -309,6 +383,7 @@ def _subject(row: sqlite3.Row) -> Subject:
 def _action(row: sqlite3.Row) -> Action:
     return Action(
         key=row["key"],
+        automation=row["automation"],
         updated_at=row["updated_at"],
         kind=ActionKind(row["kind"]),
         subject_id=row["subject_id"],

@@ -15,21 +15,22 @@ POLL_DURATION = Histogram(
 LAG = Gauge(
     "autopilot_lag_seconds",
     "Seconds between a watched version's creation in the store and the daemon judging it, "
-    "for the last version judged on each stream (0 once the stream has nothing new).",
+    "for the last version judged on each stream (`<automation>/dataset:<name>`).",
     ["stream"],
     registry=REGISTRY,
 )
 ACTIONS = Counter(
     "autopilot_actions_total",
     "Actions by kind (train, promote, infer) and outcome (succeeded, attempt_failed, failed, "
-    "promoted, rejected, launched).",
-    ["kind", "outcome"],
+    "promoted, rejected, already_production, launched), per automation.",
+    ["automation", "kind", "outcome"],
     registry=REGISTRY,
 )
 RUN_DURATION = Histogram(
     "autopilot_run_duration_seconds",
-    "Duration of the pipeline runs the daemon launched, from the store, by kind and outcome.",
-    ["kind", "outcome"],
+    "Duration of the pipeline runs the daemon launched, from the store, by automation, kind "
+    "and outcome.",
+    ["automation", "kind", "outcome"],
     buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
     registry=REGISTRY,
 )

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.core.actions import TERMINAL_STATES, ActionKind, ActionState, parse_action_key
+from service.core.actions import (
+    TERMINAL_STATES,
+    ActionKind,
+    ActionState,
+    ParsedKey,
+    parse_action_key,
+)
 from service.engine import LAST_POLL_KEY
 from service.ledger import Action, Ledger, epoch
 
@@ -24,17 +30,18 @@ def status(ledger: Ledger, latest: dict[str, int] | None = None) -> dict[str, An
     """
     cursors = []
     for stream, value in ledger.cursors().items():
-        entry: dict[str, Any] = {"stream": stream, "cursor": value}
+        automation = stream.partition("/")[0]
+        entry: dict[str, Any] = {"automation": automation, "stream": stream, "cursor": value}
         if latest is not None and stream in latest and value is not None and value.isdigit():
             entry["latest_in_store"] = latest[stream]
             entry["behind"] = max(0, latest[stream] - int(value))
         cursors.append(entry)
-    production = {s: v for s, v in ledger.cursors().items() if s.startswith("production:")}
+    production = {s: v for s, v in ledger.cursors().items() if "/production:" in s}
     return {
         "last_successful_poll": ledger.get_meta(LAST_POLL_KEY),
         "production": production,
         "cursors": cursors,
-        "actions": ledger.count_actions(),
+        "actions_by_automation": ledger.count_actions(),
         "open": [_describe(a) for a in ledger.actions_in(*OPEN_STATES)],
         "recent_failures": [_describe(a) for a in ledger.recent_actions(ActionState.FAILED)],
         "recently_skipped": [_describe(a) for a in ledger.recent_actions(ActionState.SKIPPED)],
@@ -42,27 +49,31 @@ def status(ledger: Ledger, latest: dict[str, int] | None = None) -> dict[str, An
 
 
 def explain(ledger: Ledger, subject_id: str) -> dict[str, Any]:
-    """Why a dataset or model version was or wasn't acted on, and how each action ended."""
-    subject = ledger.subject(subject_id)
+    """Why a dataset or model version was or wasn't acted on, by each automation that judged
+    it, and how each action ended."""
+    subjects = ledger.subjects(subject_id)
     actions = ledger.actions_for_subject(subject_id)
-    if subject is None and not actions:
+    if not subjects and not actions:
         raise OperationError(
             f"{subject_id} is not in the ledger: the daemon has not seen it (not a watched "
             "artifact or model, created before the daemon's start-from point and never "
             "selected, or not polled yet)"
         )
     explanation: dict[str, Any] = {"id": subject_id}
-    if subject is not None:
-        explanation |= {
-            "kind": subject.kind,
-            "name": subject.name,
-            "version": subject.version,
+    if subjects:
+        explanation |= {"kind": subjects[0].kind, "name": subjects[0].name}
+        explanation["version"] = subjects[0].version
+    explanation["judgements"] = [
+        {
+            "automation": subject.automation,
             "status": subject.status,
             "reason": subject.reason,
             "final": subject.final,
             "seen": subject.details,
             "judged_at": subject.updated_at,
         }
+        for subject in subjects
+    ]
     explanation["actions"] = [_describe(a) for a in actions]
     return explanation
 
@@ -87,9 +98,12 @@ def replay(ledger: Ledger, key: str) -> Action:
 
 def skip(ledger: Ledger, key: str) -> Action:
     """Mark an action as not to be done, now or when the daemon gets to it."""
-    kind, subject_id = _check_key(key)
+    parsed = _check_key(key)
+    kind = parsed.kind
     with ledger.transaction():
-        ledger.claim(key, kind, subject_id, {"claimed_by": "operator"})
+        # A promotion or inference key does not name its automation: '' until the daemon knows.
+        details = {"claimed_by": "operator"}
+        ledger.claim(key, kind, parsed.subject_id, details, parsed.automation or "")
         action = ledger.action(key)
         assert action is not None
         if action.state in TERMINAL_STATES - {ActionState.FAILED}:
@@ -103,7 +117,7 @@ def skip(ledger: Ledger, key: str) -> Action:
         return ledger.transition(key, ActionState.SKIPPED, details={"skipped_at": epoch()})
 
 
-def _check_key(key: str) -> tuple[ActionKind, str]:
+def _check_key(key: str) -> ParsedKey:
     try:
         return parse_action_key(key)
     except ValueError as error:
@@ -113,6 +127,7 @@ def _check_key(key: str) -> tuple[ActionKind, str]:
 def _describe(action: Action) -> dict[str, Any]:
     described: dict[str, Any] = {
         "key": action.key,
+        "automation": action.automation,
         "state": action.state.value,
         "attempts": action.attempts,
         "updated_at": action.updated_at,

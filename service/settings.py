@@ -7,18 +7,24 @@ once, so a person fixing a deployment sees all bad variables in one start-up att
 from __future__ import annotations
 
 import difflib
+import json
 import os
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.core.promotion import PromotionPolicy
+from service.core import templates
+from service.core.automation import DEFAULT_AUTOMATION, Automation, PipelineSpec
+from service.core.promotion import Goal, PromotionPolicy
 from service.core.retry import RetryPolicy
 from service.core.startup import StartFrom
+from service.runtime.sources import BUNDLED_ROOT
 
 ENV_PREFIX = "AUTOPILOT_"
 # Variables the daemon reads itself rather than through Settings (test-only fault injection).
@@ -26,25 +32,137 @@ EXTRA_KNOWN_VARIABLES = frozenset({"AUTOPILOT_TEST_CRASH_AT"})
 # ZenML's own variables that hold secrets: never printed.
 SECRET_ZENML_VARIABLES = ("ZENML_STORE_API_KEY", "ZENML_STORE_PASSWORD")
 
+AUTOMATIONS_PREFIX = f"{ENV_PREFIX}AUTOMATIONS__"
+AUTOMATION_NAME = re.compile(r"[a-z0-9_]{1,40}")
+PIPELINE_REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+# The bundled pipelines (`pipelines/`), in the same contract as a user's.
+INFERENCE_DATASET = "iris_inference_dataset"
+BUNDLED_TRAINING = "pipelines.training:training_pipeline"
+BUNDLED_INFERENCE = "pipelines.inference:do_predictions"
+BUNDLED_TRAINING_PARAMETERS = {"dataset_version_id": "{{ dataset.id }}"}
+
 CommaList = Annotated[list[str], NoDecode]
 
 
-class Settings(BaseSettings):
-    """The daemon's settings. Field `x` is read from `AUTOPILOT_X`."""
+class AutomationSettings(BaseModel):
+    """One automation's variables: `AUTOPILOT_<FIELD>` (the single-automation form) or
+    `AUTOPILOT_AUTOMATIONS__<NAME>__<FIELD>`. Values are strings from the environment."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    dataset_names: CommaList = Field(
-        default=["iris_training_dataset"], description="Artifact names to watch (comma-separated)."
-    )
-    dataset_required_tags: CommaList = Field(
-        default=["approved"], description="Tags a dataset version needs to be trained on."
-    )
+    dataset_names: CommaList = Field(default=["iris_training_dataset"])
+    dataset_required_tags: CommaList = Field(default=["approved"])
     model_name: str = Field(default="iris_classifier", min_length=1)
+    training_pipeline: str | None = None
+    training_config: str | None = None
+    training_parameters: dict[str, Any] | None = None
     promotion_metric: str = Field(default="accuracy", min_length=1)
+    promotion_metric_artifact: str | None = None
+    promotion_goal: Goal = Goal.MAXIMIZE
     promotion_threshold: float = Field(default=0.9, allow_inf_nan=False)
     promotion_must_beat_production: bool = True
-    inference_dataset_name: str = Field(default="iris_inference_dataset", min_length=1)
+    inference_pipeline: str | None = None
+    inference_config: str | None = None
+    inference_parameters: dict[str, Any] | None = None
+    inference_dataset_name: str = Field(default=INFERENCE_DATASET, min_length=1)  # single form
+    source_root: str | None = None  # named form; the single form uses AUTOPILOT_SOURCE_ROOT
+
+    @field_validator("dataset_names", "dataset_required_tags", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("dataset_names")
+    @classmethod
+    def _at_least_one_dataset(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one artifact to watch")
+        return value
+
+    @field_validator(
+        "training_pipeline",
+        "training_config",
+        "inference_pipeline",
+        "inference_config",
+        "promotion_metric_artifact",
+        "source_root",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("promotion_goal", mode="before")
+    @classmethod
+    def _goal_lower_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("training_pipeline", "inference_pipeline")
+    @classmethod
+    def _pipeline_reference(cls, value: str | None) -> str | None:
+        if value is not None and not PIPELINE_REFERENCE.fullmatch(value.strip()):
+            raise ValueError("expected module:attribute, e.g. pipelines.training:training")
+        return None if value is None else value.strip()
+
+    @field_validator("training_parameters", "inference_parameters", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"not valid JSON: {error}") from None
+        if not isinstance(parsed, dict):
+            raise ValueError("expected a JSON object of pipeline parameters")
+        return parsed
+
+    @field_validator("training_parameters")
+    @classmethod
+    def _training_placeholders(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _known_placeholders(value, training=True)
+
+    @field_validator("inference_parameters")
+    @classmethod
+    def _inference_placeholders(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _known_placeholders(value, training=False)
+
+
+def _known_placeholders(value: dict[str, Any] | None, training: bool) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    unknown = templates.unknown_placeholders(value, training)
+    if unknown:
+        known = templates.TRAINING_PLACEHOLDERS if training else templates.INFERENCE_PLACEHOLDERS
+        prefixes = templates.DATASET_PREFIXES if training else templates.INFERENCE_PREFIXES
+        offered = ", ".join([*known, *(f"{p}<name>" for p in prefixes)])
+        raise ValueError(f"unknown placeholder {', '.join(unknown)} (known: {offered})")
+    return value
+
+
+# Fields of AutomationSettings in each form.
+AUTOMATION_FIELDS = tuple(AutomationSettings.model_fields)
+SINGLE_FORM_FIELDS = tuple(f for f in AUTOMATION_FIELDS if f != "source_root")
+NAMED_FORM_FIELDS = tuple(f for f in AUTOMATION_FIELDS if f != "inference_dataset_name")
+NAMED_REQUIRED = ("dataset_names", "model_name")
+
+
+class Settings(BaseSettings):
+    """The daemon-wide settings. Field `x` is read from `AUTOPILOT_X`; the automations are
+    built from their own variables by `load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, arbitrary_types_allowed=True
+    )
+
+    automations: Annotated[tuple[Automation, ...], SkipValidation] = Field(default=(), exclude=True)
+    source_root: Path = Field(
+        default=Path("."), description="Folder users' pipelines are imported from."
+    )
     state_dir: Path = Path(".autopilot")
     start_from: str = Field(default="now", description="now, beginning, or an ISO-8601 time.")
     poll_interval_seconds: float = Field(default=10.0, gt=0, allow_inf_nan=False)
@@ -62,20 +180,6 @@ class Settings(BaseSettings):
     zenml_api_key_file: Path | None = Field(
         default=None, description="File holding the ZenML API key (Docker secrets)."
     )
-
-    @field_validator("dataset_names", "dataset_required_tags", mode="before")
-    @classmethod
-    def _split_commas(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
-
-    @field_validator("dataset_names")
-    @classmethod
-    def _at_least_one_dataset(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("name at least one artifact to watch")
-        return value
 
     @field_validator("log_format", "log_level", mode="before")
     @classmethod
@@ -113,12 +217,8 @@ class Settings(BaseSettings):
         return parse_start_from(self.start_from)
 
     @property
-    def promotion_policy(self) -> PromotionPolicy:
-        return PromotionPolicy(
-            metric=self.promotion_metric,
-            threshold=self.promotion_threshold,
-            must_beat_production=self.promotion_must_beat_production,
-        )
+    def automation_names(self) -> list[str]:
+        return [automation.name for automation in self.automations]
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -168,8 +268,17 @@ def env_name(field: str) -> str:
     return f"{ENV_PREFIX}{field.upper()}"
 
 
+def automation_variable(automation: Automation | str, field: str) -> str:
+    """The variable that sets `field` of an automation, e.g. AUTOPILOT_AUTOMATIONS__CHURN__
+    MODEL_NAME (or AUTOPILOT_MODEL_NAME for the single-automation form)."""
+    prefix = automation.env_prefix if isinstance(automation, Automation) else automation
+    return f"{prefix}{field.upper()}"
+
+
 def known_variables() -> frozenset[str]:
-    return frozenset(env_name(name) for name in Settings.model_fields) | EXTRA_KNOWN_VARIABLES
+    daemon_wide = {env_name(name) for name in Settings.model_fields if name != "automations"}
+    single_form = {env_name(name) for name in SINGLE_FORM_FIELDS}
+    return frozenset(daemon_wide | single_form) | EXTRA_KNOWN_VARIABLES
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
@@ -177,7 +286,11 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     known = known_variables()
     problems = []
     for name in sorted(environ):
-        if name.startswith(ENV_PREFIX) and name not in known:
+        if (
+            name.startswith(ENV_PREFIX)
+            and name not in known
+            and not name.upper().startswith(AUTOMATIONS_PREFIX)
+        ):
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             problems.append(f"{name}: unknown setting{hint}")
@@ -192,22 +305,196 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     try:
         settings = _from(environ)
     except ValidationError as error:
-        for item in error.errors():
-            field = str(item["loc"][0]) if item["loc"] else "?"
-            shown = environ.get(env_name(field), "<unset>")
-            message = item["msg"].removeprefix("Value error, ")
-            problems.append(f"{env_name(field)}={shown!r}: {message}")
+        problems += _named_problems(error, lambda field: env_name(field), environ)
+    automations = _automations(environ, settings.source_root if settings else Path("."), problems)
     if problems or settings is None:
         raise ConfigError(problems)
-    return settings
+    return settings.model_copy(update={"automations": tuple(automations)})
 
 
 def _from(environ: Mapping[str, str]) -> Settings:
-    """Build settings from a mapping of variables (the process environment, or a test's)."""
+    """Build the daemon-wide settings from a mapping of variables."""
     values = {
-        name: environ[env_name(name)] for name in Settings.model_fields if env_name(name) in environ
+        name: environ[env_name(name)]
+        for name in Settings.model_fields
+        if name != "automations" and env_name(name) in environ
     }
     return Settings.model_validate(values)
+
+
+def _named_problems(error: ValidationError, variable: Any, environ: Mapping[str, str]) -> list[str]:
+    problems = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else "?"
+        name = variable(field)
+        shown = environ.get(name, "<unset>")
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{name}={shown!r}: {message}")
+    return problems
+
+
+def _automations(
+    environ: Mapping[str, str], source_root: Path, problems: list[str]
+) -> list[Automation]:
+    """The automations the variables define: named ones, or else the single `default` one."""
+    named, named_problems = _group_named(environ)
+    problems += named_problems
+    if not named and not named_problems:
+        values = {f: environ[env_name(f)] for f in SINGLE_FORM_FIELDS if env_name(f) in environ}
+        built = _automation(DEFAULT_AUTOMATION, ENV_PREFIX, values, source_root, environ, problems)
+        return [built] if built else []
+    single = sorted(env_name(f) for f in SINGLE_FORM_FIELDS if env_name(f) in environ)
+    for name in single:
+        problems.append(
+            f"{name}: a single-automation setting cannot be mixed with "
+            f"{AUTOMATIONS_PREFIX}<NAME>__<FIELD> variables: set it per automation instead"
+        )
+    automations = []
+    for name, values in sorted(named.items()):
+        prefix = f"{AUTOMATIONS_PREFIX}{name.upper()}__"
+        missing = [f for f in NAMED_REQUIRED if f not in values]
+        for field in missing:
+            problems.append(f"{prefix}{field.upper()}: required for automation {name!r} (unset)")
+        if missing:
+            continue
+        built = _automation(name, prefix, values, source_root, environ, problems)
+        if built:
+            automations.append(built)
+    _one_automation_per_model(automations, problems)
+    return automations
+
+
+def _group_named(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, str]], list[str]]:
+    """`AUTOPILOT_AUTOMATIONS__<NAME>__<FIELD>` variables by lower-cased automation name."""
+    groups: dict[str, dict[str, str]] = {}
+    problems = []
+    fields = [f.upper() for f in NAMED_FORM_FIELDS]
+    for variable in sorted(environ):
+        if not variable.upper().startswith(AUTOMATIONS_PREFIX):
+            continue
+        name, sep, field = variable[len(AUTOMATIONS_PREFIX) :].partition("__")
+        name, field = name.lower(), field.upper()
+        if not sep or not name or not field:
+            problems.append(f"{variable}: expected {AUTOMATIONS_PREFIX}<NAME>__<FIELD>")
+        elif not AUTOMATION_NAME.fullmatch(name):
+            problems.append(
+                f"{variable}: automation name {name!r} may hold only letters, digits and _ "
+                "(at most 40)"
+            )
+        elif field not in fields:
+            close = difflib.get_close_matches(field, fields, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            problems.append(f"{variable}: unknown automation field {field}{hint}")
+        else:
+            groups.setdefault(name, {})[field.lower()] = environ[variable]
+    return groups, problems
+
+
+def _automation(
+    name: str,
+    prefix: str,
+    values: Mapping[str, str],
+    source_root: Path,
+    environ: Mapping[str, str],
+    problems: list[str],
+) -> Automation | None:
+    try:
+        parsed = AutomationSettings.model_validate(values)
+    except ValidationError as error:
+        shown = {f"{prefix}{field.upper()}": value for field, value in values.items()}
+        problems += _named_problems(error, lambda field: f"{prefix}{field.upper()}", shown)
+        return None
+    root = Path(parsed.source_root) if parsed.source_root else source_root
+    if not root.is_dir():
+        variable = f"{prefix}SOURCE_ROOT" if parsed.source_root else env_name("source_root")
+        problems.append(f"{variable}={str(root)!r}: no such folder")
+        return None
+    root = root.resolve()
+    training = _pipeline_spec(
+        prefix, "training", parsed.training_pipeline, parsed.training_config,
+        parsed.training_parameters, root, problems,
+        default=(BUNDLED_TRAINING, BUNDLED_TRAINING_PARAMETERS),
+    )  # fmt: skip
+    inference = _pipeline_spec(
+        prefix, "inference", parsed.inference_pipeline, parsed.inference_config,
+        parsed.inference_parameters, root, problems,
+        default=(BUNDLED_INFERENCE, {"inference_dataset_name": parsed.inference_dataset_name}),
+    )  # fmt: skip
+    if training is None or inference is None:
+        return None
+    return Automation(
+        name=name,
+        dataset_names=tuple(parsed.dataset_names),
+        required_tags=tuple(parsed.dataset_required_tags),
+        model_name=parsed.model_name,
+        training=training,
+        inference=inference,
+        promotion=PromotionPolicy(
+            metric=parsed.promotion_metric,
+            threshold=parsed.promotion_threshold,
+            must_beat_production=parsed.promotion_must_beat_production,
+            goal=parsed.promotion_goal,
+            metric_artifact=parsed.promotion_metric_artifact,
+        ),
+        env_prefix=prefix,
+    )
+
+
+def _pipeline_spec(
+    prefix: str,
+    kind: str,
+    reference: str | None,
+    config: str | None,
+    parameters: dict[str, Any] | None,
+    source_root: Path,
+    problems: list[str],
+    default: tuple[str, dict[str, Any]],
+) -> PipelineSpec | None:
+    """A pipeline as configured; the bundled one (from this project's folder) when unset."""
+    bundled = reference is None
+    root = BUNDLED_ROOT if bundled else str(source_root)
+    config_path = None
+    if config is not None:
+        path = Path(config) if Path(config).is_absolute() else source_root / config
+        problem = _config_problem(path)
+        if problem:
+            problems.append(f"{prefix}{kind.upper()}_CONFIG={config!r}: {problem}")
+            return None
+        config_path = str(path.resolve())
+    if parameters is None:
+        parameters = dict(default[1]) if bundled else {}
+    return PipelineSpec(
+        reference=default[0] if bundled else str(reference),
+        source_root=root,
+        config_path=config_path,
+        parameters=parameters,
+    )
+
+
+def _config_problem(path: Path) -> str | None:
+    if not path.is_file():
+        return f"no such file ({path})"
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        return f"not a readable YAML file: {error}"
+    if loaded is not None and not isinstance(loaded, dict):
+        return "a ZenML run configuration must be a YAML mapping"
+    return None
+
+
+def _one_automation_per_model(automations: list[Automation], problems: list[str]) -> None:
+    by_model: dict[str, list[Automation]] = {}
+    for automation in automations:
+        by_model.setdefault(automation.model_name, []).append(automation)
+    for model, owners in sorted(by_model.items()):
+        if len(owners) > 1:
+            variables = ", ".join(automation_variable(a, "model_name") for a in owners)
+            names = ", ".join(a.name for a in owners)
+            problems.append(
+                f"{variables}: model {model!r} is watched by automations {names}; "
+                "a model belongs to one automation"
+            )
 
 
 def describe(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, object]:
@@ -216,11 +503,40 @@ def describe(settings: Settings, environ: Mapping[str, str] | None = None) -> di
     shown: dict[str, object] = {
         env_name(name): _plain(value) for name, value in settings.model_dump().items()
     }
+    shown["automations"] = {a.name: describe_automation(a) for a in settings.automations}
     shown["ZENML_STORE_URL"] = environ.get("ZENML_STORE_URL", "<embedded local store>")
     shown["ZENML_CONFIG_PATH"] = environ.get("ZENML_CONFIG_PATH", "<ZenML default>")
     for secret in SECRET_ZENML_VARIABLES:
         shown[secret] = "<redacted>" if environ.get(secret) else "<unset>"
     return shown
+
+
+def describe_automation(automation: Automation) -> dict[str, object]:
+    policy = automation.promotion
+    return {
+        "dataset_names": list(automation.dataset_names),
+        "dataset_required_tags": list(automation.required_tags),
+        "model_name": automation.model_name,
+        "training": _describe_pipeline(automation.training),
+        "promotion": {
+            "metric": policy.metric,
+            "read_from": policy.source,
+            "goal": policy.goal.value,
+            "threshold": policy.threshold,
+            "must_beat_production": policy.must_beat_production,
+        },
+        "inference": _describe_pipeline(automation.inference),
+    }
+
+
+def _describe_pipeline(spec: PipelineSpec) -> dict[str, object]:
+    return {
+        "pipeline": spec.reference,
+        "source_root": spec.source_root,
+        "bundled": spec.source_root == BUNDLED_ROOT,
+        "config": spec.config_path,
+        "parameters": dict(spec.parameters),
+    }
 
 
 def _plain(value: object) -> object:

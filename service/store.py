@@ -8,7 +8,9 @@ idle poll does not grow with the size of the store.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -112,6 +114,7 @@ class StoreAdapter:
             tags=frozenset(tag.name for tag in response.tags),
             created=response.created,
             producer=self.run(str(run_id)) if run_id else None,
+            from_step=str(response.save_type.value) == "step_output",
         )
 
     # -- runs ---------------------------------------------------------------------------------
@@ -194,21 +197,67 @@ class StoreAdapter:
         created = f"lt:{moment:%Y-%m-%d %H:%M:%S}"
         yield from self._model_pages(model=model, created=created, sort_by="asc:number")
 
-    def model_version(self, id: str) -> ModelVersionInfo | None:
+    def model_version(self, id: str, metric_artifact: str | None = None) -> ModelVersionInfo | None:
+        """A model version by id; with the run metadata of its linked artifact of that name
+        when a promotion policy reads its metric there."""
         try:
             response = self._client.get_model_version(
                 model_version_name_or_number_or_id=UUID(id), hydrate=True
             )
         except KeyError:
             return None
-        return self._model_record(response)
+        record = self._model_record(response)
+        if metric_artifact is None:
+            return record
+        metadata = self._linked_artifact_metadata(response, metric_artifact)
+        artifacts = {} if metadata is None else {metric_artifact: metadata}
+        return replace(record, artifact_metadata=artifacts)
+
+    def _linked_artifact_metadata(
+        self, response: ModelVersionResponse, name: str
+    ) -> dict[str, object] | None:
+        """Run metadata of the newest version of the artifact `name` linked to a model version."""
+        page = self._client.list_artifact_versions(
+            model_version_id=response.id,
+            artifact=name,
+            sort_by="desc:created",
+            size=1,
+            hydrate=True,
+        )
+        return dict(page.items[0].run_metadata) if page.items else None
 
     def production_versions(self, model: str) -> list[ModelVersionInfo]:
         """Every version in `production`: normally zero or one, more after a race."""
+        return self.production_versions_of([model]).get(model, [])
+
+    def production_versions_of(self, models: list[str]) -> dict[str, list[ModelVersionInfo]]:
+        """The production versions of several models in one query, by model name."""
+        if not models:
+            return {}
+        selector = models[0] if len(models) == 1 else f"oneof:{json.dumps(sorted(models))}"
+        found: dict[str, list[ModelVersionInfo]] = {}
         pages = self._model_pages(
-            model=model, stage="production", sort_by="asc:number", with_producer=False
+            model=selector, stage="production", sort_by="asc:number", with_producer=False
         )
-        return list(pages)
+        for version in pages:
+            found.setdefault(version.model_name, []).append(version)
+        return found
+
+    def run_outputs(self, run_id: str, beside: str | None = None) -> dict[str, str]:
+        """Ids of the artifacts a run produced, by artifact name. Where a name was output by
+        several steps, the one from the step that produced `beside` wins."""
+        run = self._client.get_pipeline_run(UUID(run_id), hydrate=True)
+        outputs: dict[str, str] = {}
+        preferred: dict[str, str] = {}
+        for step in run.steps.values():
+            step_outputs = {
+                name: str(versions[0].id) for name, versions in step.outputs.items() if versions
+            }
+            if beside is not None and beside in step_outputs.values():
+                preferred.update(step_outputs)
+            for name, artifact_id in step_outputs.items():
+                outputs.setdefault(name, artifact_id)
+        return {**outputs, **preferred}
 
     def set_stage(self, model: str, version_id: str, stage: str) -> None:
         """Move a version to a stage. `production` archives the previous one (force)."""

@@ -234,3 +234,64 @@ class ZenMLServer:
 def echo_launcher(value: str) -> str:
     """A launcher for executor tests: "runs" nothing and reports `value` as its run id."""
     return value
+
+
+EXAMPLE_ROOT = PROJECT_ROOT / "examples" / "diabetes"
+# rmse on the example's test split (random_state 0): clean data 60.4, noise=1.0 data 67.1.
+DIABETES_THRESHOLD = "64"
+
+
+def diabetes_automation(name: str = "diabetes", **fields: str) -> dict[str, str]:
+    """The example project (examples/diabetes) as a named automation, as its README shows."""
+    prefix = f"AUTOPILOT_AUTOMATIONS__{name.upper()}__"
+    values = {
+        "SOURCE_ROOT": str(EXAMPLE_ROOT),
+        "DATASET_NAMES": "diabetes_train",
+        "MODEL_NAME": "diabetes_regressor",
+        "TRAINING_PIPELINE": "pipelines.training:training",
+        "TRAINING_CONFIG": "configs/training.yaml",
+        "TRAINING_PARAMETERS": json.dumps(
+            {
+                "train_dataset_id": "{{ dataset.id }}",
+                "test_dataset_id": "{{ dataset.run_outputs.diabetes_test }}",
+            }
+        ),
+        "PROMOTION_METRIC": "rmse",
+        "PROMOTION_METRIC_ARTIFACT": "diabetes_model",
+        "PROMOTION_GOAL": "minimize",
+        "PROMOTION_THRESHOLD": DIABETES_THRESHOLD,
+        "INFERENCE_PIPELINE": "pipelines.inference:inference",
+        "INFERENCE_CONFIG": "configs/inference.yaml",
+        "INFERENCE_PARAMETERS": json.dumps(
+            {"dataset_id": "{{ dataset.run_outputs.diabetes_test }}"}
+        ),
+        **fields,
+    }
+    return {f"{prefix}{field}": value for field, value in values.items()}
+
+
+def iris_automation(name: str = "iris") -> dict[str, str]:
+    """The bundled iris pipelines as a named automation (every pipeline field left default)."""
+    prefix = f"AUTOPILOT_AUTOMATIONS__{name.upper()}__"
+    return {
+        f"{prefix}DATASET_NAMES": "iris_training_dataset",
+        f"{prefix}MODEL_NAME": "iris_classifier",
+    }
+
+
+def publish_diabetes(random_state: int = 0, noise: float = 0.0, approved: bool = True) -> Any:
+    """Run the example project's feature engineering in this process, as its user would (its
+    own `pipelines` package, imported beside this project's)."""
+    from zenml.utils import source_utils
+
+    from service.runtime.sources import imported_from
+
+    previous = source_utils._CUSTOM_SOURCE_ROOT
+    with imported_from(str(EXAMPLE_ROOT)):
+        source_utils.set_custom_source_root(str(EXAMPLE_ROOT))
+        try:
+            from pipelines.feature_engineering import publish  # the example's
+
+            return publish(random_state=random_state, noise=noise, approved=approved)
+        finally:
+            source_utils.set_custom_source_root(previous)

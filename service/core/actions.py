@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+
+from service.core.automation import DEFAULT_AUTOMATION
 
 AUTOPILOT_TAG = "autopilot"
 
@@ -57,21 +60,40 @@ def check_transition(old: ActionState, new: ActionState) -> None:
         raise IllegalTransition(f"action cannot move from {old} to {new}")
 
 
-def action_key(kind: ActionKind, subject_id: str) -> str:
-    """The idempotency key: one action of a kind per dataset or model version, ever."""
+def action_key(kind: ActionKind, subject_id: str, automation: str = DEFAULT_AUTOMATION) -> str:
+    """The idempotency key: one action of a kind per dataset or model version, ever.
+
+    One dataset version may feed several automations, so a training key names its automation
+    (`train:<automation>:<id>`), except the `default` one's, whose keys predate automations and
+    are on runs in the store already. A model belongs to one automation: its keys need none.
+    """
+    if kind is ActionKind.TRAIN and automation != DEFAULT_AUTOMATION:
+        return f"{kind.value}:{automation}:{subject_id}"
     return f"{kind.value}:{subject_id}"
 
 
-def parse_action_key(key: str) -> tuple[ActionKind, str]:
-    """Split a key into its kind and subject id; ValueError for anything else."""
-    prefix, sep, subject = key.partition(":")
-    if not sep or not subject:
+@dataclass(frozen=True)
+class ParsedKey:
+    kind: ActionKind
+    subject_id: str
+    automation: str | None  # None: not in the key (a promotion or an inference)
+
+
+def parse_action_key(key: str) -> ParsedKey:
+    """Split a key into its kind, subject id and automation; ValueError for anything else."""
+    prefix, sep, rest = key.partition(":")
+    if not sep or not rest:
         raise ValueError(f"not an action key: {key!r} (expected e.g. train:<dataset version id>)")
     try:
-        return ActionKind(prefix), subject
+        kind = ActionKind(prefix)
     except ValueError:
         kinds = ", ".join(k.value for k in ActionKind)
         raise ValueError(f"unknown action kind {prefix!r} in {key!r} (one of {kinds})") from None
+    automation, sep, subject = rest.rpartition(":")
+    if kind is not ActionKind.TRAIN or not sep:
+        default = DEFAULT_AUTOMATION if kind is ActionKind.TRAIN else None
+        return ParsedKey(kind, rest, default)
+    return ParsedKey(kind, subject, automation)
 
 
 def run_tags(key: str) -> list[str]:

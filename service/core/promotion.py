@@ -29,11 +29,30 @@ def wait_reason(version: ModelVersionInfo, now: datetime) -> str | None:
     return None
 
 
+class Goal(StrEnum):
+    MAXIMIZE = "maximize"  # accuracy, F1: promote when value >= threshold (and > production's)
+    MINIMIZE = "minimize"  # RMSE, log loss: promote when value <= threshold (and < production's)
+
+
 @dataclass(frozen=True)
 class PromotionPolicy:
     metric: str
     threshold: float
     must_beat_production: bool
+    goal: Goal = Goal.MAXIMIZE
+    metric_artifact: str | None = None  # read the metric from this linked artifact's metadata
+
+    def clears(self, value: float) -> bool:
+        return value >= self.threshold if self.goal is Goal.MAXIMIZE else value <= self.threshold
+
+    def beats(self, value: float, incumbent: float) -> bool:
+        return value > incumbent if self.goal is Goal.MAXIMIZE else value < incumbent
+
+    @property
+    def source(self) -> str:
+        if self.metric_artifact is None:
+            return "model version metadata"
+        return f"metadata of artifact {self.metric_artifact!r}"
 
 
 class PromotionReason(StrEnum):
@@ -66,13 +85,18 @@ class PromotionDecision:
     metric: str
     value: float | None
     threshold: float
+    goal: str = Goal.MAXIMIZE.value
     production_version_id: str | None = None
     production_version_number: int | None = None
     production_value: float | None = None
 
     @property
     def outcome(self) -> str:
-        return "promoted" if self.promote else "rejected"
+        if self.promote:
+            return "promoted"
+        if self.reason is PromotionReason.ALREADY_PRODUCTION:
+            return "already_production"  # promoted by its own pipeline or a person: left alone
+        return "rejected"
 
     def as_metadata(self) -> dict[str, object]:
         """The record written to the model version under `autopilot_decision`."""
@@ -81,10 +105,25 @@ class PromotionDecision:
         return {k: v for k, v in record.items() if k != "promote"}
 
 
-def read_metric(metadata: Mapping[str, object], name: str) -> MetricReading:
-    """Read a metric as a finite float, or say precisely what is wrong with it."""
+def read_metric(version: ModelVersionInfo, policy: PromotionPolicy) -> MetricReading:
+    """Read the policy's metric of a version, from the version's own metadata or from the
+    linked artifact the policy names, as a finite float; or say precisely what is wrong."""
+    if policy.metric_artifact is None:
+        return read_value(version.metadata, policy.metric, "run metadata")
+    metadata = version.artifact_metadata.get(policy.metric_artifact)
+    if metadata is None:
+        return MetricReading(
+            None,
+            PromotionReason.METRIC_MISSING,
+            f"no artifact {policy.metric_artifact!r} is linked to the model version",
+        )
+    return read_value(metadata, policy.metric, f"the metadata of {policy.metric_artifact!r}")
+
+
+def read_value(metadata: Mapping[str, object], name: str, where: str) -> MetricReading:
+    """Read one metadata value as a finite float."""
     if name not in metadata:
-        return MetricReading(None, PromotionReason.METRIC_MISSING, f"no {name!r} in run metadata")
+        return MetricReading(None, PromotionReason.METRIC_MISSING, f"no {name!r} in {where}")
     raw = metadata[name]
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         return MetricReading(
@@ -103,7 +142,8 @@ def decide_promotion(
     production: ModelVersionInfo | None,
     policy: PromotionPolicy,
 ) -> PromotionDecision:
-    """Promote when the metric clears the threshold and, if required, beats production."""
+    """Promote when the metric clears the threshold and, if required, beats production, in
+    the direction of the policy's goal."""
 
     def decision(
         promote: bool,
@@ -119,6 +159,7 @@ def decide_promotion(
             metric=policy.metric,
             value=value,
             threshold=policy.threshold,
+            goal=policy.goal.value,
             production_version_id=production.id if production else None,
             production_version_number=production.number if production else None,
             production_value=production_value,
@@ -128,38 +169,41 @@ def decide_promotion(
         return decision(False, PromotionReason.TRAINING_RUN_FAILED, "its training run failed")
     if production is not None and production.id == candidate.id:
         return decision(False, PromotionReason.ALREADY_PRODUCTION, "already in production")
-    reading = read_metric(candidate.metadata, policy.metric)
+    reading = read_metric(candidate, policy)
     if reading.value is None:
         return decision(False, reading.problem or PromotionReason.METRIC_MISSING, reading.detail)
     value, threshold = reading.value, policy.threshold
-    if value < threshold:
+    better, worse = (">", "<=") if policy.goal is Goal.MAXIMIZE else ("<", ">=")
+    if not policy.clears(value):
         return decision(
-            False, PromotionReason.BELOW_THRESHOLD, f"{value:g} < threshold {threshold:g}", value
+            False,
+            PromotionReason.BELOW_THRESHOLD,
+            f"{value:g} does not clear threshold {threshold:g} ({policy.goal.value})",
+            value,
         )
+    clears = f"{value:g} clears threshold {threshold:g} ({policy.goal.value})"
     if not policy.must_beat_production or production is None:
-        return decision(
-            True, PromotionReason.CLEARS_THRESHOLD, f"{value:g} >= {threshold:g}", value
-        )
-    incumbent = read_metric(production.metadata, policy.metric).value
+        return decision(True, PromotionReason.CLEARS_THRESHOLD, clears, value)
+    incumbent = read_metric(production, policy).value
     if incumbent is None:
         return decision(
             True,
             PromotionReason.PRODUCTION_METRIC_UNUSABLE,
-            f"{value:g} >= {threshold:g}; production {production.label} has no usable metric",
+            f"{clears}; production {production.label} has no usable metric",
             value,
         )
-    if value <= incumbent:
+    if not policy.beats(value, incumbent):
         return decision(
             False,
             PromotionReason.NOT_BETTER_THAN_PRODUCTION,
-            f"{value:g} <= production {production.label} {incumbent:g}",
+            f"{value:g} {worse} production {production.label} {incumbent:g}",
             value,
             incumbent,
         )
     return decision(
         True,
         PromotionReason.BEATS_PRODUCTION,
-        f"{value:g} > production {production.label} {incumbent:g}",
+        f"{value:g} {better} production {production.label} {incumbent:g}",
         value,
         incumbent,
     )

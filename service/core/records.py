@@ -33,7 +33,9 @@ class RunInfo:
 class DatasetVersion:
     """One version of a watched dataset artifact.
 
-    `producer` is None when no pipeline run produced it (registered with `save_artifact`).
+    `producer` is None when no pipeline run produced it (registered with `save_artifact`), or
+    when its producing step has not completed yet: ZenML commits a step's outputs before it
+    reports their producer. `from_step` tells the two apart (ZenML's `save_type`).
     """
 
     id: str
@@ -43,6 +45,12 @@ class DatasetVersion:
     tags: frozenset[str]
     created: datetime
     producer: RunInfo | None = None
+    from_step: bool = False  # a step's output, not saved by hand
+
+    @property
+    def producer_pending(self) -> bool:
+        """A step's output whose producing run ZenML does not report yet."""
+        return self.from_step and self.producer is None
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,8 @@ class ModelVersionInfo:
     updated: datetime
     metadata: Mapping[str, object] = field(default_factory=dict)
     producer: RunInfo | None = None
+    # Run metadata of linked artifacts, by artifact name: only the one a promotion policy reads.
+    artifact_metadata: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
 
     @property
     def label(self) -> str:

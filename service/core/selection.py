@@ -49,6 +49,8 @@ def evaluate_dataset(version: DatasetVersion, required_tags: Iterable[str]) -> D
     before the run that produced it has finished, because tags may still be added by its steps.
     """
     producer = version.producer
+    if version.producer_pending:  # its step has not completed: for now it looks hand-made
+        return DatasetDecision(Verdict.WAIT, "producer_not_reported_yet")
     if producer is not None and AUTOPILOT_TAG in producer.tags:
         return DatasetDecision(Verdict.SKIP, SkipReason.PRODUCED_BY_AUTOPILOT)
     if producer is not None and producer.status is RunStatus.IN_PROGRESS:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
-from service.worker import READY, Job, serve
+from service.runtime.worker import READY, Job, serve
 
 _SPAWN = multiprocessing.get_context("spawn")
 
@@ -30,6 +30,12 @@ class WorkerResult:
     error: str | None
     timed_out: bool
     duration_seconds: float
+
+    @property
+    def rejected_run(self) -> bool:
+        """The launcher saw its run succeed and still failed it (it ran on the wrong model
+        version); a worker that died after its run succeeded rejected nothing."""
+        return not self.ok and self.run_id is not None
 
 
 @dataclass
@@ -54,14 +60,14 @@ class Executor:
         max_concurrent: int,
         timeout_seconds: float,
         environment: dict[str, str] | None = None,
-        launchers: tuple[str, ...] = (),
+        warm_imports: tuple[tuple[str, str], ...] = (),
         warmup_log: str = os.devnull,
         spares: int = 1,
     ) -> None:
         self.max_concurrent = max_concurrent
         self.timeout_seconds = timeout_seconds
         self._environment = environment or {}
-        self._launchers = launchers
+        self._warm_imports = warm_imports
         self._warmup_log = warmup_log
         self._spare_count = spares
         self._workers: dict[str, _Worker] = {}
@@ -115,7 +121,7 @@ class Executor:
         ours, theirs = _SPAWN.Pipe(duplex=True)
         process = _SPAWN.Process(
             target=serve,
-            args=(theirs, os.getpid(), self._environment, self._warmup_log, self._launchers),
+            args=(theirs, os.getpid(), self._environment, self._warmup_log, self._warm_imports),
             name="autopilot-worker",
             daemon=False,
         )

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import traceback
 from collections.abc import Iterable, Mapping
-from pathlib import Path
+
+from service.runtime.sources import BUNDLED_ROOT, imported_from
 
 # Imported by ZenML only once a run starts. Names that a future ZenML moves are skipped: a
 # warm-up that cannot import one only makes the run pay for it, as it would anyway.
@@ -40,11 +42,25 @@ RUN_PATH_MODULES = (
 )
 
 
-def warm_up(launchers: Iterable[str]) -> None:
-    """Import, connect and remember, as a run would, without writing to the store."""
-    use_project_source_root()
-    for launcher in launchers:
-        importlib.import_module(launcher.partition(":")[0])
+def warm_up(imports: Iterable[tuple[str, str]]) -> None:
+    """Import, connect and remember, as a run would, without writing to the store.
+
+    `imports` are (source root, module) pairs: every automation's pipeline modules. Each is
+    imported from its root and then forgotten (`imported_from`), so that what it imports from
+    libraries (pandas, scikit-learn, zenml's integrations) stays loaded while the job that comes
+    imports its own project's modules fresh: spares serve every automation.
+    """
+    from zenml.utils import source_utils
+
+    # ZenML needs a source root to load the stack's flavors; the job sets its own (`activate`).
+    source_utils.set_custom_source_root(BUNDLED_ROOT)
+    importlib.import_module("service.runtime.launch")
+    for source_root, module in imports:
+        with imported_from(source_root):
+            try:
+                importlib.import_module(module)
+            except Exception:  # the job imports it again and fails with the user's error
+                traceback.print_exc()
     from zenml.client import Client
     from zenml.integrations.registry import integration_registry
 
@@ -52,19 +68,6 @@ def warm_up(launchers: Iterable[str]) -> None:
     integration_registry.activate_integrations()  # imports the installed materializers
     _import_if_present(RUN_PATH_MODULES)
     remember_environment()
-
-
-def use_project_source_root() -> None:
-    """Point ZenML at the folder holding the `pipelines` package, wherever the daemon runs.
-
-    Without it ZenML guesses the source root from `zenml init` or the main module, which for
-    a spawned worker started by a console script is wrong.
-    """
-    from zenml.utils import source_utils
-
-    import pipelines
-
-    source_utils.set_custom_source_root(str(Path(pipelines.__file__).resolve().parents[1]))
 
 
 def remember_environment() -> None:

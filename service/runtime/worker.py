@@ -17,7 +17,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from service.errors import describe_error
-from service.warmup import warm_up
+from service.runtime.warmup import warm_up
 
 PR_SET_PDEATHSIG = 1
 READY = ("ready", None, None)  # sent once the warm-up is done, before the job is read
@@ -58,7 +58,7 @@ def serve(
     parent_pid: int,
     environment: dict[str, str],
     warmup_log: str,
-    launchers: tuple[str, ...],
+    warm_imports: tuple[tuple[str, str], ...],
 ) -> None:
     """A warm worker: import and connect, wait for one job, run it, report, exit.
 
@@ -70,7 +70,7 @@ def serve(
     os.environ.update(environment)
     warm_error: BaseException | None = None
     try:
-        warm_up(launchers)
+        warm_up(warm_imports)
     except BaseException as error:  # reported with the job, which then fails visibly
         warm_error = error
         traceback.print_exc()
@@ -89,7 +89,8 @@ def serve(
         conn.send(("ok", str(run_id), None))
     except BaseException as error:  # everything, even SystemExit, is reported to the daemon
         traceback.print_exc()
-        conn.send(("error", None, describe_error(error)))
+        run_id = getattr(error, "run_id", None)
+        conn.send(("error", None if run_id is None else str(run_id), describe_error(error)))
     finally:
         sys.stdout.flush()
         conn.close()

@@ -104,3 +104,89 @@ def the_whole_chain_exactly_once_across_a_restart(start_daemon: StartDaemon) -> 
 
     # The daemon's stdout is its structured log and nothing else.
     assert [e for e in daemon.events() if e["event"] == "<not json>"] == []
+
+
+def several_projects_in_one_daemon(start_daemon: StartDaemon, with_iris: bool = True) -> None:
+    """The bundled iris pipelines and a user's project (examples/diabetes, its own `pipelines`
+    and `steps` packages), configured only by variables, driven by one daemon; a third
+    automation trains the same datasets with the example's pipeline promoting itself."""
+    from zenml.client import Client
+
+    from tests.support import DIABETES_THRESHOLD, publish_diabetes
+
+    client = Client()
+    daemon = start_daemon("daemon.log")
+    daemon.wait_event("daemon.started", timeout=120)
+    wait_for(lambda: daemon.find("tick.completed"), timeout=30, what="a first poll")
+
+    if with_iris:
+        iris = launch_feature_engineering(training_tags=["approved"], random_state=21)
+        daemon.wait_event("training.succeeded", key=f"train:iris:{iris.training_id}")
+
+    clean = publish_diabetes(random_state=0)
+    promoted = daemon.wait_event(
+        "model.promoted", automation="diabetes", dataset_version_id=clean["train_id"]
+    )
+    version = client.get_model_version("diabetes_regressor", UUID(promoted["model_version_id"]))
+    # A new numbered version, whatever `version: sgd` the user's YAML says; its other fields kept.
+    assert version.name == str(version.number) and version.name != "sgd"
+    assert version.description is not None and "diabetes" in version.description
+    # The metric came from the artifact's metadata, the goal from the automation.
+    rmse = version.get_model_artifact("diabetes_model").run_metadata["rmse"]
+    assert promoted["value"] == rmse < float(DIABETES_THRESHOLD)
+    assert promoted["goal"] == "minimize"
+    # The parameters were filled from the dataset and from the run that produced it.
+    training_run = client.get_pipeline_run(UUID(promoted["training_run_id"]))
+    filled = {"train_dataset_id": clean["train_id"], "test_dataset_id": clean["test_id"]}
+    assert training_run.config.parameters.items() >= filled.items()
+    served = daemon.wait_event("inference.succeeded", key=f"infer:{version.id}")
+    inference_run = client.get_pipeline_run(UUID(served["run_id"]))
+    assert inference_run.model_version is not None
+    assert inference_run.model_version.id == version.id  # pinned, not "production" by name
+    assert inference_run.config.parameters["dataset_id"] == clean["test_id"]
+    assert (
+        "diabetes_predictions"
+        in client.get_model_version("diabetes_regressor", version.id).data_artifact_ids
+    )
+
+    # The same dataset fed the self-promoting automation: the daemon records its decision,
+    # leaves the stage alone, and infers once on the version the pipeline promoted.
+    kept = daemon.wait_event("model.already_production", automation="selfpromo")
+    assert kept["dataset_version_id"] == clean["train_id"]
+    changed = daemon.wait_event("model.production_changed", automation="selfpromo")
+    assert changed["model_version_id"] == kept["model_version_id"]
+    daemon.wait_event("inference.succeeded", key=f"infer:{kept['model_version_id']}")
+
+    # A noisy dataset: trained by both, rejected by the threshold in the minimize direction.
+    noisy = publish_diabetes(random_state=0, noise=1.0)
+    rejected = daemon.wait_event(
+        "model.rejected", automation="diabetes", dataset_version_id=noisy["train_id"]
+    )
+    assert rejected["reason"] == "below_threshold" and rejected["value"] > rejected["threshold"]
+    daemon.wait_event(
+        "model.rejected", automation="selfpromo", dataset_version_id=noisy["train_id"]
+    )
+
+    assert daemon.stop() == 0
+    keys = [
+        f"train:{name}:{dataset['train_id']}"
+        for name in ("diabetes", "selfpromo")
+        for dataset in (clean, noisy)
+    ]
+    keys += [f"infer:{version.id}", f"infer:{kept['model_version_id']}"]
+    if with_iris:
+        keys.append(f"train:iris:{iris.training_id}")
+    assert {key: _count_runs(key) for key in keys} == dict.fromkeys(keys, 1)
+    assert len(client.list_model_versions(model="diabetes_regressor").items) == 2
+    assert len(client.list_model_versions(model="diabetes_self").items) == 2
+    assert {e.get("automation") for e in daemon.find("training.launched")} == (
+        {"diabetes", "selfpromo", "iris"} if with_iris else {"diabetes", "selfpromo"}
+    )
+
+    restarted = start_daemon("daemon-restarted.log")
+    restarted.wait_event("daemon.started", timeout=120)
+    wait_for(lambda: len(restarted.find("tick.completed")) >= 6, timeout=60, what="six ticks")
+    assert restarted.stop() == 0
+    for event in ("training.launched", "inference.launched", "model.promoted", "model.rejected"):
+        assert restarted.find(event) == [], event
+    assert {key: _count_runs(key) for key in keys} == dict.fromkeys(keys, 1)

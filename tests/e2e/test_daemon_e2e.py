@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from uuid import UUID
 
 import pytest
 
 from pipelines.feature_engineering import launch_feature_engineering
-from tests.e2e.scenario import the_whole_chain_exactly_once_across_a_restart
-from tests.support import daemon_settings
+from tests.e2e.scenario import (
+    several_projects_in_one_daemon,
+    the_whole_chain_exactly_once_across_a_restart,
+)
+from tests.support import (
+    DIABETES_THRESHOLD,
+    daemon_settings,
+    diabetes_automation,
+    iris_automation,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -44,3 +53,26 @@ def test_a_finished_run_is_acted_on_when_it_reports_not_at_the_next_poll(
         run = Client().zen_store.get_run(UUID(run_id), include_python_packages=True)
         packages = run.client_environment["python_packages"]
         assert any(line.startswith("zenml==") for line in packages.splitlines()), packages
+
+
+def test_two_projects_and_a_self_promoting_pipeline_in_one_daemon(
+    zenml_store, daemon_factory, tmp_path
+):
+    environment = {
+        "ZENML_CONFIG_PATH": str(zenml_store.config_path),
+        **daemon_settings(tmp_path),
+        **iris_automation(),
+        **diabetes_automation(),
+        **diabetes_automation(
+            "selfpromo",
+            MODEL_NAME="diabetes_self",
+            TRAINING_PARAMETERS=json.dumps(
+                {
+                    "train_dataset_id": "{{ dataset.id }}",
+                    "test_dataset_id": "{{ dataset.run_outputs.diabetes_test }}",
+                    "promote_below_rmse": float(DIABETES_THRESHOLD),
+                }
+            ),
+        ),
+    }
+    several_projects_in_one_daemon(daemon_factory(environment))

@@ -12,7 +12,13 @@ import pandas as pd
 import pytest
 
 from pipelines.feature_engineering import launch_feature_engineering
-from tests.support import PROJECT_ROOT, QUIET_ZENML
+from tests.support import (
+    EXAMPLE_ROOT,
+    PROJECT_ROOT,
+    QUIET_ZENML,
+    diabetes_automation,
+    iris_automation,
+)
 
 AUTOPILOT = str(Path(sys.executable).parent / "autopilot")
 
@@ -63,7 +69,7 @@ def test_check_config_prints_the_effective_configuration_without_secrets():
     )
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
-    assert shown["AUTOPILOT_MODEL_NAME"] == "m"
+    assert shown["automations"]["default"]["model_name"] == "m"
     assert shown["ZENML_STORE_API_KEY"] == "<redacted>"
     assert "ZENKEY_very_secret_value" not in result.stdout + result.stderr
 
@@ -107,7 +113,7 @@ def test_run_once_exits_0_when_all_it_launched_succeeded_and_1_otherwise(zenml_s
 
     # An operator sees why, replays it once, and the daemon does it again.
     explained = json.loads(autopilot("explain", str(bad.id), env=env).stdout)
-    assert explained["status"] == "selected"
+    assert explained["judgements"][0]["status"] == "selected"
     assert explained["actions"][0]["state"] == "failed"
     assert "target" in explained["actions"][0]["error"]
     status = json.loads(autopilot("status", env=env).stdout)
@@ -145,3 +151,51 @@ def test_dry_run_logs_what_it_would_do_and_changes_nothing(zenml_store, tmp_path
     real = autopilot("run", "--once", env=env)  # the dry run claimed nothing
     assert real.returncode == 0
     assert f"train:{dataset.training_id}" in real.stdout
+
+
+def test_check_config_imports_each_projects_own_pipelines_side_by_side():
+    """The example project has its own `pipelines` package: both resolve, neither shadows."""
+    result = autopilot("check-config", env={**iris_automation(), **diabetes_automation()})
+    assert result.returncode == 0, result.stderr
+    resolved = json.loads(result.stdout)["pipelines"]
+    assert resolved["iris"]["training"]["file"] == str(PROJECT_ROOT / "pipelines" / "training.py")
+    assert resolved["diabetes"]["training"]["file"] == str(
+        EXAMPLE_ROOT / "pipelines" / "training.py"
+    )
+    assert resolved["diabetes"]["inference"]["name"] == "inference"
+    assert "test_dataset_id: str" in resolved["diabetes"]["training"]["signature"]
+
+
+def test_pipelines_that_cannot_run_as_configured_exit_2_naming_each_variable(tmp_path):
+    bad = {
+        **diabetes_automation(
+            "typo", MODEL_NAME="m1", TRAINING_PIPELINE="pipelines.trainin:training"
+        ),
+        **diabetes_automation("step", MODEL_NAME="m2", TRAINING_PIPELINE="steps:train_model"),
+        **diabetes_automation(
+            "params",
+            MODEL_NAME="m3",
+            TRAINING_PARAMETERS=json.dumps({"train_dataset_id": "{{ dataset.id }}", "bogus": 1}),
+            INFERENCE_PARAMETERS="{}",
+        ),
+    }
+    for command in ("check-config", "run"):
+        result = autopilot(command, env={**bad, "AUTOPILOT_STATE_DIR": str(tmp_path / "s")})
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        text = result.stderr
+        assert (
+            "AUTOPILOT_AUTOMATIONS__TYPO__TRAINING_PIPELINE='pipelines.trainin:training': "
+            "cannot be imported" in text
+        )
+        assert "No module named 'pipelines.trainin'" in text
+        assert "AUTOPILOT_AUTOMATIONS__STEP__TRAINING_PIPELINE='steps:train_model': is a " in text
+        assert "not a ZenML pipeline" in text
+        params = "AUTOPILOT_AUTOMATIONS__PARAMS__"
+        assert f"{params}TRAINING_PARAMETERS: pipeline training does not accept parameter " in (
+            text
+        )
+        assert f"{params}TRAINING_PARAMETERS: pipeline training needs parameter " in text
+        assert f"{params}INFERENCE_PARAMETERS: pipeline inference needs parameter 'dataset_id'" in (
+            text
+        )

@@ -41,7 +41,7 @@ def test_selected_dataset_is_trained_promoted_and_served_exactly_once(zenml_stor
     tick_until(engine, lambda: _settled(engine, train_key), "training to finish")
     assert _state(engine, train_key) is ActionState.SUCCEEDED
     assert engine.ledger.action(f"train:{unapproved.training_id}") is None
-    assert engine.ledger.subject(str(unapproved.training_id)).reason == "missing_tags"
+    assert engine.ledger.subject("default", str(unapproved.training_id)).reason == "missing_tags"
 
     (training_run,) = runs_for(engine, train_key)
     run = Client().get_pipeline_run(training_run.id)
@@ -109,7 +109,9 @@ def test_start_from_now_skips_existing_selected_versions_and_logs_how_many(
     engine = make_engine(tmp_path / "state", start_from="now")
     engine.tick()
     assert engine.ledger.action(f"train:{existing.training_id}") is None
-    assert engine.ledger.subject(str(existing.training_id)).reason == "predates_start_from"
+    assert (
+        engine.ledger.subject("default", str(existing.training_id)).reason == "predates_start_from"
+    )
     assert '"skipped_existing": 1' in capsys.readouterr().out
 
 
@@ -120,7 +122,7 @@ def test_datasets_produced_by_autopilot_runs_are_never_selected(zenml_store, tmp
     engine = make_engine(tmp_path / "state")
     engine.tick()
     assert engine.ledger.action(f"train:{ours.training_id}") is None
-    assert engine.ledger.subject(str(ours.training_id)).reason == "produced_by_autopilot"
+    assert engine.ledger.subject("default", str(ours.training_id)).reason == "produced_by_autopilot"
 
 
 def test_malformed_dataset_fails_after_its_retries_with_a_clear_error(zenml_store, tmp_path):

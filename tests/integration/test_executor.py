@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from service.executor import Executor
-from service.worker import Job
-from tests.support import wait_for
+from service.runtime.executor import Executor
+from service.runtime.worker import Job
+from tests.support import PROJECT_ROOT, wait_for
 
 ECHO = "tests.support:echo_launcher"
 
@@ -13,7 +13,7 @@ def _executor(tmp_path, spares: int = 1) -> Executor:
     return Executor(
         max_concurrent=2,
         timeout_seconds=300,
-        launchers=(ECHO,),
+        warm_imports=((str(PROJECT_ROOT), "tests.support"),),
         warmup_log=str(tmp_path / "warmup.log"),
         spares=spares,
     )

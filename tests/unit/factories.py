@@ -20,6 +20,7 @@ def dataset(
     producer: RunInfo | None = None,
     number: int = 1,
     created: datetime = T0,
+    from_step: bool | None = None,
 ) -> DatasetVersion:
     return DatasetVersion(
         id=f"ds-{next(_ids)}",
@@ -29,6 +30,7 @@ def dataset(
         tags=frozenset(tags or ()),
         created=created,
         producer=producer,
+        from_step=producer is not None if from_step is None else from_step,
     )
 
 
@@ -38,6 +40,7 @@ def model_version(
     stage: str | None = None,
     updated_offset: int = 0,
     producer: RunInfo | None = None,
+    artifact_metadata: dict[str, dict[str, object]] | None = None,
 ) -> ModelVersionInfo:
     return ModelVersionInfo(
         id=f"mv-{next(_ids)}",
@@ -49,4 +52,5 @@ def model_version(
         updated=T0 + timedelta(seconds=updated_offset),
         metadata=metadata or {},
         producer=producer,
+        artifact_metadata=artifact_metadata or {},
     )

@@ -1,3 +1,5 @@
+import sqlite3
+
 import pytest
 
 from service.core.actions import ActionKind, ActionState, IllegalTransition
@@ -13,17 +15,17 @@ def ledger(tmp_path):
 
 def test_a_key_is_claimed_once_ever_even_after_reopening(tmp_path):
     first = Ledger(tmp_path / "l.sqlite")
-    assert first.claim("train:1", ActionKind.TRAIN, "1", {"artifact": "a"})
-    assert not first.claim("train:1", ActionKind.TRAIN, "1", {})
+    assert first.claim("train:1", ActionKind.TRAIN, "1", {"artifact": "a"}, "default")
+    assert not first.claim("train:1", ActionKind.TRAIN, "1", {}, "default")
     first.close()
     reopened = Ledger(tmp_path / "l.sqlite")
-    assert not reopened.claim("train:1", ActionKind.TRAIN, "1", {})
+    assert not reopened.claim("train:1", ActionKind.TRAIN, "1", {}, "default")
     assert reopened.action("train:1").details == {"artifact": "a"}
 
 
 def test_a_failed_transaction_leaves_neither_claim_nor_cursor(ledger):
     with pytest.raises(RuntimeError), ledger.transaction():
-        ledger.claim("train:1", ActionKind.TRAIN, "1", {})
+        ledger.claim("train:1", ActionKind.TRAIN, "1", {}, "default")
         ledger.set_cursor("dataset:a", "7")
         raise RuntimeError("crash in the middle of a batch")
     assert ledger.action("train:1") is None
@@ -31,7 +33,7 @@ def test_a_failed_transaction_leaves_neither_claim_nor_cursor(ledger):
 
 
 def test_transitions_follow_the_life_cycle_and_merge_details(ledger):
-    ledger.claim("infer:9", ActionKind.INFER, "9", {"model_version_number": 3})
+    ledger.claim("infer:9", ActionKind.INFER, "9", {"model_version_number": 3}, "default")
     running = ledger.transition("infer:9", ActionState.RUNNING, attempts=1, started_at=1.0)
     assert (running.state, running.attempts) == (ActionState.RUNNING, 1)
     ledger.update_details("infer:9", {"run_id": "r"})
@@ -42,18 +44,75 @@ def test_transitions_follow_the_life_cycle_and_merge_details(ledger):
 
 
 def test_final_judgements_never_change(ledger):
-    ledger.note_subject("d1", "dataset", "a", "1", "skipped", "missing_tags", final=False)
-    ledger.note_subject("d1", "dataset", "a", "1", "selected", "selected", final=True)
-    ledger.note_subject("d1", "dataset", "a", "1", "skipped", "missing_tags", final=False)
-    subject = ledger.subject("d1")
+    ledger.note_subject(
+        "default", "d1", "dataset", "a", "1", "skipped", "missing_tags", final=False
+    )
+    ledger.note_subject("default", "d1", "dataset", "a", "1", "selected", "selected", final=True)
+    ledger.note_subject(
+        "default", "d1", "dataset", "a", "1", "skipped", "missing_tags", final=False
+    )
+    subject = ledger.subject("default", "d1")
     assert (subject.status, subject.final) == ("selected", True)
 
 
 def test_actions_are_listed_by_state_and_kind(ledger):
-    ledger.claim("train:1", ActionKind.TRAIN, "1", {})
-    ledger.claim("promote:2", ActionKind.PROMOTE, "2", {})
+    ledger.claim("train:1", ActionKind.TRAIN, "1", {}, "default")
+    ledger.claim("promote:2", ActionKind.PROMOTE, "2", {}, "default")
     assert [a.key for a in ledger.actions_in(ActionState.PENDING)] == ["train:1", "promote:2"]
     assert [a.key for a in ledger.actions_in(ActionState.PENDING, kind=ActionKind.PROMOTE)] == [
         "promote:2"
     ]
-    assert ledger.count_actions() == {"pending": 2}
+    assert ledger.count_actions() == {"default": {"pending": 2}}
+
+
+def test_one_dataset_version_is_judged_once_per_automation(ledger):
+    ledger.note_subject("iris", "d1", "dataset", "a", "1", "selected", "selected", final=True)
+    ledger.note_subject("churn", "d1", "dataset", "a", "1", "skipped", "missing_tags", final=False)
+    assert ledger.subject("iris", "d1").status == "selected"
+    assert ledger.subject("churn", "d1").status == "skipped"
+    assert [s.automation for s in ledger.subjects("d1")] == ["churn", "iris"]
+
+
+# The schema a single-automation daemon wrote (schema version 1, before automations).
+V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE cursors (stream TEXT PRIMARY KEY, value TEXT, updated_at TEXT NOT NULL);
+CREATE TABLE subjects (id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,
+    version TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL, final INTEGER NOT NULL,
+    details TEXT NOT NULL DEFAULT '{}', updated_at TEXT NOT NULL);
+CREATE INDEX subjects_waiting ON subjects (kind, status);
+CREATE TABLE actions (key TEXT PRIMARY KEY, kind TEXT NOT NULL, subject_id TEXT NOT NULL,
+    state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, not_before REAL NOT NULL DEFAULT 0,
+    run_id TEXT, started_at REAL, error TEXT, details TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE INDEX actions_state ON actions (state);
+INSERT INTO cursors VALUES ('dataset:iris_training_dataset', '7', 't');
+INSERT INTO cursors VALUES ('model:iris_classifier', '3', 't');
+INSERT INTO cursors VALUES ('production:iris_classifier', 'mv-3', 't');
+INSERT INTO subjects VALUES ('d7', 'dataset', 'iris_training_dataset', '7', 'selected',
+    'selected', 1, '{}', 't');
+INSERT INTO actions (key, kind, subject_id, state, attempts, run_id, details, created_at,
+    updated_at) VALUES ('train:d7', 'train', 'd7', 'succeeded', 1, 'run-1', '{}', 't', 't');
+INSERT INTO actions (key, kind, subject_id, state, attempts, details, created_at, updated_at)
+    VALUES ('infer:mv-3', 'infer', 'mv-3', 'retry_wait', 1, '{}', 't', 't');
+"""
+
+
+def test_a_single_automation_ledger_is_upgraded_in_place(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    with sqlite3.connect(path) as old:
+        old.executescript(V1_SCHEMA)
+    ledger = Ledger(path)
+    assert ledger.upgraded_from == 1
+    assert ledger.cursors() == {
+        "default/dataset:iris_training_dataset": "7",
+        "default/model:iris_classifier": "3",
+        "default/production:iris_classifier": "mv-3",
+    }
+    assert ledger.subject("default", "d7").final
+    done = ledger.action("train:d7")
+    assert (done.automation, done.state, done.run_id) == ("default", ActionState.SUCCEEDED, "run-1")
+    assert ledger.action("infer:mv-3").state is ActionState.RETRY_WAIT  # kept, not redone
+    assert not ledger.claim("train:d7", ActionKind.TRAIN, "d7", {}, "default")
+    ledger.close()
+    assert Ledger(path).upgraded_from is None  # once

@@ -13,7 +13,7 @@ def ledger(tmp_path):
 
 
 def _failed(ledger, key="train:d1"):
-    ledger.claim(key, ActionKind.TRAIN, key.split(":")[1], {})
+    ledger.claim(key, ActionKind.TRAIN, key.split(":")[1], {}, "default")
     ledger.transition(key, ActionState.RUNNING, attempts=3)
     ledger.transition(key, ActionState.FAILED, error="ValueError: no target column")
 
@@ -26,7 +26,7 @@ def test_replay_starts_a_failed_action_again_from_its_first_attempt(ledger):
 
 
 def test_only_failed_or_skipped_actions_replay(ledger):
-    ledger.claim("train:d2", ActionKind.TRAIN, "d2", {})
+    ledger.claim("train:d2", ActionKind.TRAIN, "d2", {}, "default")
     with pytest.raises(operations.OperationError, match="only failed or skipped"):
         operations.replay(ledger, "train:d2")
     with pytest.raises(operations.OperationError, match="no action"):
@@ -36,12 +36,12 @@ def test_only_failed_or_skipped_actions_replay(ledger):
 def test_skip_works_before_the_daemon_sees_the_version_and_is_then_final(ledger):
     action = operations.skip(ledger, "train:future")
     assert action.state is ActionState.SKIPPED
-    assert not ledger.claim("train:future", ActionKind.TRAIN, "future", {})  # never done
+    assert not ledger.claim("train:future", ActionKind.TRAIN, "future", {}, "default")  # never done
     assert operations.replay(ledger, "train:future").state is ActionState.PENDING
 
 
 def test_running_action_cannot_be_skipped(ledger):
-    ledger.claim("infer:m", ActionKind.INFER, "m", {})
+    ledger.claim("infer:m", ActionKind.INFER, "m", {}, "default")
     ledger.transition("infer:m", ActionState.RUNNING, attempts=1)
     with pytest.raises(operations.OperationError, match="running"):
         operations.skip(ledger, "infer:m")
@@ -53,21 +53,29 @@ def test_malformed_key_is_refused():
 
 
 def test_status_reports_lag_open_actions_and_failures(ledger):
-    ledger.set_cursor("dataset:iris", "7")
-    ledger.set_cursor("production:m", "mv-1")
-    ledger.claim("train:open", ActionKind.TRAIN, "open", {})
+    ledger.set_cursor("default/dataset:iris", "7")
+    ledger.set_cursor("default/production:m", "mv-1")
+    ledger.claim("train:open", ActionKind.TRAIN, "open", {}, "default")
     _failed(ledger)
-    report = operations.status(ledger, {"dataset:iris": 10})
-    assert {"stream": "dataset:iris", "cursor": "7", "latest_in_store": 10, "behind": 3} in (
-        report["cursors"]
-    )
-    assert report["production"] == {"production:m": "mv-1"}
+    report = operations.status(ledger, {"default/dataset:iris": 10})
+    expected = {
+        "automation": "default",
+        "stream": "default/dataset:iris",
+        "cursor": "7",
+        "latest_in_store": 10,
+        "behind": 3,
+    }
+    assert expected in report["cursors"]
+    assert report["production"] == {"default/production:m": "mv-1"}
+    assert report["actions_by_automation"]["default"]["pending"] == 1
     assert [a["key"] for a in report["open"]] == ["train:open"]
+    assert report["open"][0]["automation"] == "default"
     assert report["recent_failures"][0]["error"] == "ValueError: no target column"
 
 
 def test_explain_says_which_tags_were_missing(ledger):
     ledger.note_subject(
+        "churn",
         "d9",
         "dataset",
         "iris",
@@ -78,8 +86,10 @@ def test_explain_says_which_tags_were_missing(ledger):
         {"tags": ["draft"], "missing_tags": ["approved"]},
     )
     explanation = operations.explain(ledger, "d9")
-    assert explanation["reason"] == "missing_tags"
-    assert explanation["seen"]["missing_tags"] == ["approved"]
+    (judgement,) = explanation["judgements"]
+    assert judgement["automation"] == "churn"
+    assert judgement["reason"] == "missing_tags"
+    assert judgement["seen"]["missing_tags"] == ["approved"]
     assert explanation["actions"] == []
     with pytest.raises(operations.OperationError, match="not in the ledger"):
         operations.explain(ledger, "unknown")

@@ -6,6 +6,7 @@ from service.core.actions import (
     ActionKind,
     ActionState,
     IllegalTransition,
+    ParsedKey,
     action_key,
     check_transition,
     parse_action_key,
@@ -46,8 +47,17 @@ def test_a_single_attempt_is_never_retried():
 def test_action_keys_round_trip_and_tag_the_run():
     key = action_key(ActionKind.TRAIN, "1234")
     assert key == "train:1234"
-    assert parse_action_key(key) == (ActionKind.TRAIN, "1234")
+    assert parse_action_key(key) == ParsedKey(ActionKind.TRAIN, "1234", "default")
     assert run_tags(key) == ["autopilot", "train:1234"]
+
+
+def test_a_training_key_names_its_automation_unless_default():
+    churn = action_key(ActionKind.TRAIN, "1234", "churn")
+    assert churn == "train:churn:1234"
+    assert parse_action_key(churn) == ParsedKey(ActionKind.TRAIN, "1234", "churn")
+    # A model belongs to one automation: its keys need no name, and parse without one.
+    assert action_key(ActionKind.INFER, "mv", "churn") == "infer:mv"
+    assert parse_action_key("infer:mv") == ParsedKey(ActionKind.INFER, "mv", None)
 
 
 @pytest.mark.parametrize("bad", ["train", "train:", "deploy:123", ""])

@@ -4,6 +4,7 @@ from datetime import timedelta
 import pytest
 
 from service.core.promotion import (
+    Goal,
     PromotionPolicy,
     PromotionReason,
     decide_promotion,
@@ -108,6 +109,7 @@ def test_decision_metadata_carries_every_value_compared():
         "metric": "accuracy",
         "value": 0.96,
         "threshold": 0.9,
+        "goal": "maximize",
         "production_version_id": production.id,
         "production_version_number": 1,
         "production_value": 0.92,
@@ -149,3 +151,52 @@ def test_version_without_a_run_waits_a_moment_for_zenml_to_link_its_run():
 def test_version_from_a_finished_run_is_judged_at_once():
     version = model_version({"accuracy": 0.99}, producer=run(RunStatus.SUCCEEDED))
     assert wait_reason(version, T0) is None
+
+
+RMSE = PromotionPolicy(
+    metric="rmse",
+    threshold=60.0,
+    must_beat_production=True,
+    goal=Goal.MINIMIZE,
+    metric_artifact="diabetes_model",
+)
+
+
+def regressor(rmse: object, number: int = 1, stage: str | None = None):
+    return model_version(
+        {"rmse": 999.0},  # on the version itself: must be ignored, the artifact's counts
+        number=number,
+        stage=stage,
+        artifact_metadata={"diabetes_model": {"rmse": rmse}},
+    )
+
+
+def test_minimize_promotes_at_or_below_the_threshold_and_below_production():
+    assert decide_promotion(regressor(60.0), None, RMSE).promote
+    above = decide_promotion(regressor(60.5), None, RMSE)
+    assert above.reason is PromotionReason.BELOW_THRESHOLD
+    assert "minimize" in above.detail
+    production = regressor(55.0, number=1, stage="production")
+    worse = decide_promotion(regressor(55.0, number=2), production, RMSE)
+    assert worse.reason is PromotionReason.NOT_BETTER_THAN_PRODUCTION
+    better = decide_promotion(regressor(54.0, number=3), production, RMSE)
+    assert better.reason is PromotionReason.BEATS_PRODUCTION
+    assert better.as_metadata()["goal"] == "minimize"
+    assert better.production_value == 55.0
+
+
+def test_metric_is_read_from_the_named_artifact_and_its_absence_is_explained():
+    missing = model_version({"rmse": 1.0}, number=2)  # no artifact linked
+    decision = decide_promotion(missing, None, RMSE)
+    assert decision.reason is PromotionReason.METRIC_MISSING
+    assert "diabetes_model" in decision.detail
+    not_numeric = decide_promotion(regressor("low"), None, RMSE)
+    assert not_numeric.reason is PromotionReason.METRIC_NOT_NUMERIC
+
+
+def test_a_version_already_in_production_is_left_alone():
+    production = regressor(40.0, stage="production")
+    decision = decide_promotion(production, production, RMSE)
+    assert not decision.promote
+    assert decision.reason is PromotionReason.ALREADY_PRODUCTION
+    assert decision.outcome == "already_production"

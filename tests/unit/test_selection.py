@@ -49,3 +49,12 @@ def test_datasets_produced_by_the_autopilots_own_runs_are_never_selected():
 
 def test_no_required_tags_selects_every_finished_version():
     assert evaluate_dataset(dataset(set(), run()), []).verdict is Verdict.TRAIN
+
+
+def test_a_step_output_whose_producer_is_not_reported_yet_waits_not_hand_made():
+    # ZenML commits a step's outputs before it reports their producing run: for a moment a
+    # step output has no producer, like a `save_artifact`, but its `save_type` says otherwise.
+    decision = evaluate_dataset(dataset({"approved"}, producer=None, from_step=True), REQUIRED)
+    assert decision.verdict is Verdict.WAIT
+    assert decision.reason == "producer_not_reported_yet"
+    assert not decision.final

@@ -7,9 +7,15 @@ from service.settings import ConfigError, describe, load_settings
 
 def test_defaults_work_for_the_demo():
     settings = load_settings({})
-    assert settings.dataset_names == ["iris_training_dataset"]
-    assert settings.dataset_required_tags == ["approved"]
-    assert settings.model_name == "iris_classifier"
+    (automation,) = settings.automations
+    assert automation.name == "default"
+    assert automation.dataset_names == ("iris_training_dataset",)
+    assert automation.required_tags == ("approved",)
+    assert automation.model_name == "iris_classifier"
+    # The bundled pipelines, in the same contract as a user's.
+    assert automation.training.reference == "pipelines.training:training_pipeline"
+    assert automation.training.parameters == {"dataset_version_id": "{{ dataset.id }}"}
+    assert automation.inference.parameters == {"inference_dataset_name": "iris_inference_dataset"}
     assert settings.poll_interval_seconds == 10
     assert settings.start.mode == "now"
 
@@ -23,8 +29,9 @@ def test_lists_are_comma_separated_and_fractions_allowed():
             "AUTOPILOT_LOG_LEVEL": "debug",
         }
     )
-    assert settings.dataset_names == ["a", "b", "c"]
-    assert settings.dataset_required_tags == []
+    (automation,) = settings.automations
+    assert automation.dataset_names == ("a", "b", "c")
+    assert automation.required_tags == ()
     assert settings.poll_interval_seconds == 0.25
     assert settings.log_level == "DEBUG"
 
@@ -94,3 +101,113 @@ def test_api_key_file_must_be_readable_and_not_empty(tmp_path):
 def test_http_port_must_be_a_port():
     with pytest.raises(ConfigError, match="AUTOPILOT_HTTP_PORT"):
         load_settings({"AUTOPILOT_HTTP_PORT": "70000"})
+
+
+CHURN = "AUTOPILOT_AUTOMATIONS__CHURN__"
+IRIS = "AUTOPILOT_AUTOMATIONS__IRIS__"
+
+
+def test_named_automations_are_read_from_nested_variables(tmp_path):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "train.yaml").write_text("model:\n  name: churn\n  version: sgd\n")
+    settings = load_settings(
+        {
+            "AUTOPILOT_SOURCE_ROOT": str(tmp_path),
+            f"{CHURN}DATASET_NAMES": "churn_train",
+            f"{CHURN}DATASET_REQUIRED_TAGS": "",
+            f"{CHURN}MODEL_NAME": "churn",
+            f"{CHURN}TRAINING_PIPELINE": "pipelines.training:training",
+            f"{CHURN}TRAINING_CONFIG": "configs/train.yaml",
+            f"{CHURN}TRAINING_PARAMETERS": '{"train": "{{ dataset.id }}", "alpha": 0.1}',
+            f"{CHURN}PROMOTION_METRIC": "rmse",
+            f"{CHURN}PROMOTION_METRIC_ARTIFACT": "model",
+            f"{CHURN}PROMOTION_GOAL": "Minimize",
+            f"{CHURN}PROMOTION_THRESHOLD": "60",
+            "autopilot_automations__Iris__model_name": "iris_classifier",  # any case
+            f"{IRIS}DATASET_NAMES": "iris_training_dataset",
+        }
+    )
+    churn, iris = settings.automations
+    assert (churn.name, iris.name) == ("churn", "iris")
+    assert churn.required_tags == ()
+    assert churn.training.source_root == str(tmp_path.resolve())
+    assert churn.training.config_path == str(tmp_path / "configs" / "train.yaml")
+    assert churn.training.parameters == {"train": "{{ dataset.id }}", "alpha": 0.1}
+    assert churn.promotion.goal.value == "minimize"
+    assert churn.promotion.metric_artifact == "model"
+    assert churn.dataset_stream("churn_train") == "churn/dataset:churn_train"
+    # Unset pipelines are the bundled ones, imported from this project, not the source root.
+    assert iris.training.reference == "pipelines.training:training_pipeline"
+    assert iris.training.source_root != str(tmp_path.resolve())
+
+
+def test_every_automation_mistake_is_named_at_once():
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            {
+                "AUTOPILOT_MODEL_NAME": "iris_classifier",  # the single form, mixed in
+                f"{CHURN}MODEL_NAME": "shared",
+                f"{CHURN}DATASET_NAMES": "a",
+                f"{CHURN}MODEL": "x",  # unknown field
+                f"{IRIS}MODEL_NAME": "shared",  # the same model twice
+                f"{IRIS}DATASET_NAMES": "b",
+                f"{IRIS}TRAINING_PARAMETERS": '{"x": "{{ dataset.nope }}"}',
+                f"{IRIS}INFERENCE_PARAMETERS": "[1, 2]",
+                "AUTOPILOT_AUTOMATIONS__NO_MODEL__DATASET_NAMES": "c",  # missing MODEL_NAME
+                "AUTOPILOT_AUTOMATIONS__BAD-NAME__MODEL_NAME": "m",
+                "AUTOPILOT_AUTOMATIONS__ORPHAN": "y",
+            }
+        )
+    problems = "\n".join(caught.value.problems)
+    assert "AUTOPILOT_MODEL_NAME: a single-automation setting cannot be mixed" in problems
+    assert f"{CHURN}MODEL: unknown automation field MODEL (did you mean MODEL_NAME?)" in problems
+    assert "AUTOPILOT_AUTOMATIONS__NO_MODEL__MODEL_NAME: required for automation 'no_model'" in (
+        problems
+    )
+    assert "AUTOPILOT_AUTOMATIONS__BAD-NAME__MODEL_NAME: automation name 'bad-name'" in problems
+    assert "AUTOPILOT_AUTOMATIONS__ORPHAN: expected AUTOPILOT_AUTOMATIONS__<NAME>__<FIELD>" in (
+        problems
+    )
+    assert f"{IRIS}TRAINING_PARAMETERS=" in problems and "unknown placeholder dataset.nope" in (
+        problems
+    )
+    assert f"{IRIS}INFERENCE_PARAMETERS='[1, 2]': expected a JSON object" in problems
+    assert len(caught.value.problems) == 7  # the shared model is reported once the rest is fixed
+
+
+def test_a_model_watched_by_two_automations_is_refused():
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            {
+                f"{CHURN}MODEL_NAME": "shared",
+                f"{CHURN}DATASET_NAMES": "a",
+                f"{IRIS}MODEL_NAME": "shared",
+                f"{IRIS}DATASET_NAMES": "b",
+            }
+        )
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"{CHURN}MODEL_NAME, {IRIS}MODEL_NAME: model 'shared'")
+
+
+def test_a_config_file_that_does_not_exist_or_is_not_a_mapping_is_refused(tmp_path):
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            {
+                "AUTOPILOT_SOURCE_ROOT": str(tmp_path),
+                "AUTOPILOT_TRAINING_PIPELINE": "pipelines.training:training",
+                "AUTOPILOT_TRAINING_CONFIG": "missing.yaml",
+                "AUTOPILOT_INFERENCE_PIPELINE": "pipelines.inference:inference",
+                "AUTOPILOT_INFERENCE_CONFIG": "list.yaml",
+            }
+        )
+    problems = "\n".join(caught.value.problems)
+    assert "AUTOPILOT_TRAINING_CONFIG='missing.yaml': no such file" in problems
+    assert "AUTOPILOT_INFERENCE_CONFIG='list.yaml': a ZenML run configuration must be a YAML" in (
+        problems
+    )
+
+
+def test_a_pipeline_reference_needs_module_and_attribute():
+    with pytest.raises(ConfigError, match=r"AUTOPILOT_TRAINING_PIPELINE='training'.*module:attr"):
+        load_settings({"AUTOPILOT_TRAINING_PIPELINE": "training"})

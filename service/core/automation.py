@@ -1,0 +1,52 @@
+"""An automation: which datasets it watches, which model it trains, and with which pipelines.
+
+A plain value built from settings. The tick runs the same code for every automation; one daemon
+runs any number of them, each with its own cursors, ledger rows and log field `automation`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.core.promotion import PromotionPolicy
+
+DEFAULT_AUTOMATION = "default"
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """A user's ZenML pipeline and how to call it."""
+
+    reference: str  # "module:attribute" of a @pipeline
+    source_root: str  # folder the module is imported from; ZenML's source root for its runs
+    config_path: str | None = None  # a ZenML run-configuration YAML
+    parameters: Mapping[str, Any] = field(default_factory=dict)  # values may hold placeholders
+
+    @property
+    def module(self) -> str:
+        return self.reference.partition(":")[0]
+
+
+@dataclass(frozen=True)
+class Automation:
+    name: str
+    dataset_names: tuple[str, ...]
+    required_tags: tuple[str, ...]
+    model_name: str
+    training: PipelineSpec
+    inference: PipelineSpec
+    promotion: PromotionPolicy
+    env_prefix: str = "AUTOPILOT_"  # its variables: AUTOPILOT_AUTOMATIONS__<NAME>__ when named
+
+    def dataset_stream(self, artifact: str) -> str:
+        return f"{self.name}/dataset:{artifact}"
+
+    @property
+    def model_stream(self) -> str:
+        return f"{self.name}/model:{self.model_name}"
+
+    @property
+    def production_stream(self) -> str:
+        return f"{self.name}/production:{self.model_name}"

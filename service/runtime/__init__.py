@@ -1,0 +1,1 @@
+"""Running pipelines: worker processes, their warm-up, and importing users' pipelines."""

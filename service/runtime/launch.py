@@ -1,0 +1,170 @@
+"""The launcher a worker calls: run any ZenML pipeline in-process for one action.
+
+The pipeline runs with a run configuration derived from the user's YAML (if any), written
+beside the run's log (`runs/<key>.run-config.yaml`) and applied the way ZenML applies any
+`config_path`. ZenML lets a YAML win over code, so everything the daemon relies on is set in
+that YAML, whatever the user's said:
+- `model`: the automation's model; training without a version (a new version per run),
+  inference pinned to the production version it was launched for (by its name, which ZenML
+  resolves to exactly that version). The YAML's other model fields are kept.
+- `parameters`: the user's, then the daemon's filled ones;
+- `tags`: the user's plus `autopilot` and the action key (recovery and loop protection);
+- `run_name`: chosen here, so a failed run can be found; `enable_cache: false`, so an
+  inference on a new model version really runs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import yaml
+
+if TYPE_CHECKING:
+    from zenml.models import PipelineRunResponse
+    from zenml.pipelines.pipeline_definition import Pipeline
+
+LAUNCHER = "service.runtime.launch:launch_pipeline"
+
+
+class PipelineRunFailed(RuntimeError):
+    """A launched run failed; the message carries the failing steps' own errors."""
+
+    def __init__(self, message: str, run_id: UUID | None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class WrongModelVersion(RuntimeError):
+    """The run finished on another model version than the one it was pinned to."""
+
+    def __init__(self, message: str, run_id: UUID) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+def launch_pipeline(
+    *,
+    pipeline: str,
+    source_root: str,
+    config_path: str | None,
+    parameters: dict[str, Any],
+    model_name: str,
+    model_version: str | None,
+    model_version_id: str | None,
+    tags: list[str],
+    run_config_path: str,
+) -> str:
+    """Run `pipeline` (`module:attribute` under `source_root`) once; return its run id."""
+    from service.runtime.sources import activate, load_attribute
+
+    activate(source_root)
+    target: Pipeline = load_attribute(pipeline)
+    run_name = default_run_name(target.name)
+    config = run_configuration(config_path, parameters, model_name, model_version, tags, run_name)
+    Path(run_config_path).write_text(yaml.safe_dump(config, sort_keys=False))
+    run_id = run_pipeline(target.with_options(config_path=run_config_path), run_name)
+    if model_version_id is not None:
+        check_pinned(run_id, model_version_id)
+    return str(run_id)
+
+
+def run_configuration(
+    config_path: str | None,
+    parameters: dict[str, Any],
+    model_name: str,
+    model_version: str | None,
+    tags: list[str],
+    run_name: str,
+) -> dict[str, Any]:
+    """The user's run configuration with what the daemon relies on set over it."""
+    config: dict[str, Any] = {}
+    if config_path is not None:
+        config = yaml.safe_load(Path(config_path).read_text()) or {}
+    model = {**(config.get("model") or {}), "name": model_name}
+    model.pop("version", None)
+    if model_version is not None:
+        model["version"] = str(model_version)
+    user_tags = [tag for tag in config.get("tags") or [] if tag not in tags]
+    return {
+        **config,
+        "model": model,
+        "parameters": {**(config.get("parameters") or {}), **parameters},
+        "tags": [*user_tags, *tags],
+        "run_name": run_name,
+        "enable_cache": False,
+    }
+
+
+def check_pinned(run_id: UUID, model_version_id: str) -> None:
+    from zenml.client import Client
+
+    run = Client().get_pipeline_run(run_id)
+    used = run.model_version.id if run.model_version else None
+    if str(used) != model_version_id:
+        raise WrongModelVersion(
+            f"run {run.name} used model version {used}, not the pinned {model_version_id}",
+            run_id,
+        )
+
+
+def default_run_name(pipeline_name: str) -> str:
+    """A run name in ZenML's default shape, chosen here so the run can be found by it."""
+    return f"{pipeline_name}-{datetime.now(UTC):%Y_%m_%d-%H_%M_%S_%f}"
+
+
+def run_pipeline(configured: Pipeline, run_name: str, **params: Any) -> UUID:
+    """Run ``configured(**params)`` under ``run_name``; return its id or raise.
+
+    ``configured`` must already carry ``run_name``: the name is how the run is found when
+    calling the pipeline returns ``None`` (a schedule, or ``ZENML_PREVENT_PIPELINE_EXECUTION``)
+    and when it raises. The local orchestrator raises a bare ``RuntimeError("... failure in
+    step(s): x")`` for a failed step; that is re-raised as ``PipelineRunFailed`` naming the
+    step's own error, outside the ``except`` block so that the step's message is the root cause
+    reported upstream.
+    """
+    from zenml.client import Client
+    from zenml.enums import ExecutionStatus
+
+    failure: RuntimeError | None = None
+    try:
+        returned = configured(**params)
+    except RuntimeError as error:
+        failure = error
+    if failure is not None:
+        raise _explain_failure(failure, run_name)
+    run = Client().get_pipeline_run(
+        returned.id if returned is not None else run_name, allow_name_prefix_match=False
+    )
+    if run.status in (ExecutionStatus.FAILED, ExecutionStatus.STOPPED):
+        raise PipelineRunFailed(_describe_run_failure(run), run.id)
+    return run.id
+
+
+def _explain_failure(error: RuntimeError, run_name: str) -> RuntimeError:
+    """Attach the failing steps' errors to ZenML's generic run-failure error."""
+    from zenml.client import Client
+
+    try:
+        run = Client().get_pipeline_run(run_name, allow_name_prefix_match=False)
+    except KeyError:
+        return error  # failed before the run existed: ZenML's error says it all
+    return PipelineRunFailed(f"{error}: {_describe_run_failure(run)}", run.id)
+
+
+def _describe_run_failure(run: PipelineRunResponse) -> str:
+    """One line per failed step: ``step: ExceptionType: message``."""
+    from zenml.enums import ExecutionStatus
+
+    details = []
+    for step_run in run.steps.values():
+        info = step_run.exception_info
+        if step_run.status not in (ExecutionStatus.FAILED, ExecutionStatus.STOPPED):
+            continue
+        if info is None:
+            continue
+        kind = (info.source or "Exception").rsplit(".", 1)[-1]
+        details.append(f"{step_run.name}: {kind}: {info.message}")
+    return "; ".join(details) or f"run {run.name} ended with status {run.status}"

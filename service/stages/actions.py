@@ -1,0 +1,359 @@
+"""Running actions: launch pending training and inference runs on free workers, with their
+parameters filled from the event; settle runs that finished; after a crash, resolve what the
+store says happened. Promotions are carried out by `models`, not here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from service import metrics
+from service.core import templates
+from service.core.actions import ActionKind, ActionState, run_tags
+from service.core.automation import Automation, PipelineSpec
+from service.core.records import RunInfo, RunStatus
+from service.faults import crashpoint
+from service.ledger import Action, epoch
+from service.runtime.executor import Executor, WorkerResult
+from service.runtime.launch import LAUNCHER
+from service.runtime.worker import Job
+from service.stages.context import Context
+from service.stages.production import trained_on
+
+EVENT_PREFIX = {ActionKind.TRAIN: "training", ActionKind.INFER: "inference"}
+
+
+class ActionRunner:
+    def __init__(self, context: Context, executor: Executor, runs_in_process: bool) -> None:
+        self.context = context
+        self.ledger = context.ledger
+        self.store = context.store
+        self.executor = executor
+        self.runs_in_process = runs_in_process
+        self.run_log_dir = context.settings.state_dir / "runs"
+        self._unconfigured_seen: set[str] = set()
+
+    # -- start-up -----------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Resolve actions a previous process left `running`, by what the store says happened."""
+        for action in self.ledger.actions_in(ActionState.RUNNING):
+            self._log(action).info("recovery.action_found", key=action.key, attempt=action.attempts)
+            self._settle_from_store(action, recovering=True)
+
+    # -- dispatch -----------------------------------------------------------------------------
+
+    def dispatch(self) -> list[str]:
+        """Launch pending runs while worker slots are free; due retries become pending first."""
+        now = epoch()
+        for action in self.ledger.actions_in(ActionState.RETRY_WAIT):
+            if action.not_before <= now:
+                self.ledger.transition(action.key, ActionState.PENDING)
+        launched = []
+        for action in self.ledger.actions_in(ActionState.PENDING):
+            if action.kind is ActionKind.PROMOTE:
+                continue
+            automation = self.context.automations.get(action.automation)
+            if automation is None:
+                self._not_configured(action)
+                continue
+            if self.executor.free_slots() <= 0:
+                break
+            if self._launch(automation, action):
+                launched.append(action.key)
+        return launched
+
+    def _not_configured(self, action: Action) -> None:
+        """An action of an automation no longer configured waits, said once per process."""
+        if action.key not in self._unconfigured_seen:
+            self._unconfigured_seen.add(action.key)
+            self._log(action).warning(
+                "action.automation_not_configured",
+                key=action.key,
+                configured=sorted(self.context.automations),
+            )
+
+    def _launch(self, automation: Automation, action: Action) -> bool:
+        spec = automation.training if action.kind is ActionKind.TRAIN else automation.inference
+        try:
+            arguments = self._launch_arguments(automation, action, spec)
+        except templates.PlaceholderMissing as error:
+            self._cannot_launch(action, str(error))
+            return False
+        attempt = action.attempts + 1
+        self.ledger.transition(
+            action.key, ActionState.RUNNING, attempts=attempt, started_at=epoch(), run_id=None
+        )
+        crashpoint("after_marked_running")
+        file_stem = str(self.run_log_dir / action.key.replace(":", "_"))
+        arguments["run_config_path"] = f"{file_stem}.run-config.yaml"
+        job = Job(key=action.key, launcher=LAUNCHER, kwargs=arguments, log_path=f"{file_stem}.log")
+        pid = self.executor.launch(job)
+        crashpoint("after_launch")
+        metrics.ACTIONS.labels(automation.name, action.kind.value, "launched").inc()
+        self._log(action).info(
+            f"{EVENT_PREFIX[action.kind]}.launched",
+            key=action.key,
+            attempt=attempt,
+            worker_pid=pid,
+            pipeline=spec.reference,
+            parameters=arguments["parameters"],
+            run_log=job.log_path,
+            **subject_ids(action),
+        )
+        return True
+
+    def _launch_arguments(
+        self, automation: Automation, action: Action, spec: PipelineSpec
+    ) -> dict[str, Any]:
+        """Everything the worker needs: the pipeline, its filled parameters, the model."""
+        pinned: dict[str, str | None] = {"model_version": None, "model_version_id": None}
+        if action.kind is ActionKind.TRAIN:
+            values = self._training_values(automation, action, spec)
+        else:
+            values, pinned = self._inference_values(automation, action, spec)
+        return {
+            "pipeline": spec.reference,
+            "source_root": spec.source_root,
+            "config_path": spec.config_path,
+            "parameters": templates.render(spec.parameters, values),
+            "model_name": automation.model_name,
+            "tags": run_tags(action.key),
+            **pinned,
+        }
+
+    def _training_values(
+        self, automation: Automation, action: Action, spec: PipelineSpec
+    ) -> dict[str, Any]:
+        details = action.details
+        values = {"model.name": automation.model_name}
+        values.update(
+            self._dataset_values(
+                templates.placeholders(spec.parameters),
+                action.subject_id,
+                details.get("artifact"),
+                details.get("version"),
+                details.get("producer_run_id"),
+            )
+        )
+        return values
+
+    def _inference_values(
+        self, automation: Automation, action: Action, spec: PipelineSpec
+    ) -> tuple[dict[str, Any], dict[str, str | None]]:
+        version = self.store.model_version(action.subject_id)
+        if version is None:
+            raise templates.PlaceholderMissing("model_version.id", "the model version was deleted")
+        values: dict[str, Any] = {
+            "model.name": automation.model_name,
+            "model_version.id": version.id,
+            "model_version.number": version.number,
+            "model_version.name": version.name,
+        }
+        for key, value in version.metadata.items():
+            values[f"model_version.metadata.{key}"] = value
+        needed = templates.placeholders(spec.parameters)
+        if any(name.startswith("dataset.") for name in needed):
+            dataset_id = trained_on(version)
+            dataset = self.store.dataset_version(dataset_id) if dataset_id else None
+            if dataset is None:
+                why = f"model version {version.label} was not trained on a known dataset"
+                values.update({name: templates.PlaceholderMissing(name, why) for name in needed})
+            else:
+                producer = dataset.producer.id if dataset.producer else None
+                values.update(
+                    self._dataset_values(
+                        needed, dataset.id, dataset.artifact_name, dataset.version, producer
+                    )
+                )
+        return values, {"model_version": version.name, "model_version_id": version.id}
+
+    def _dataset_values(
+        self,
+        needed: Iterable[str],
+        dataset_id: str,
+        name: str | None,
+        version: str | None,
+        run_id: str | None,
+    ) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "dataset.id": dataset_id,
+            "dataset.name": name,
+            "dataset.version": version,
+            "dataset.run_id": run_id
+            or templates.PlaceholderMissing(
+                "dataset.run_id", "the dataset was not produced by a pipeline run"
+            ),
+        }
+        siblings = [n for n in needed if n.startswith(templates.DATASET_PREFIXES)]
+        outputs = self.store.run_outputs(run_id, dataset_id) if siblings and run_id else {}
+        for placeholder in siblings:
+            artifact = placeholder.removeprefix(templates.DATASET_PREFIXES[0])
+            values[placeholder] = outputs.get(artifact) or templates.PlaceholderMissing(
+                placeholder,
+                f"the run that produced dataset {dataset_id} has no output named {artifact!r}"
+                if run_id
+                else f"dataset {dataset_id} was not produced by a pipeline run",
+            )
+        return values
+
+    def _cannot_launch(self, action: Action, error: str) -> None:
+        """A run that cannot be launched for this event: failed at once, never retried."""
+        self.ledger.transition(action.key, ActionState.FAILED, error=error)
+        metrics.ACTIONS.labels(action.automation, action.kind.value, "failed").inc()
+        self._log(action).error(
+            f"{EVENT_PREFIX[action.kind]}.failed",
+            key=action.key,
+            attempt=action.attempts,
+            error=error,
+            attempts_exhausted=False,
+            retried=False,
+            **subject_ids(action),
+        )
+
+    # -- settle -------------------------------------------------------------------------------
+
+    def settle(self) -> None:
+        """Record how finished workers' runs ended; watch runs that go on without a worker."""
+        for result in self.executor.poll():
+            crashpoint("after_run_finished")
+            action = self.ledger.action(result.key)
+            if action is not None and action.state is ActionState.RUNNING:
+                self.settle_worker(action, result)
+        for action in self.ledger.actions_in(ActionState.RUNNING):
+            if not self.executor.is_running(action.key):
+                self._settle_from_store(action, recovering=False)
+
+    def settle_worker(self, action: Action, result: WorkerResult) -> None:
+        # The run a worker reports is read by its id (a primary key); without one (the worker
+        # failed or was killed) it is found by its tag, which ZenML does not index.
+        reported = self.store.run(result.run_id) if result.run_id else None
+        run = reported or self._attempt_run(action)
+        if result.timed_out:
+            if run is not None and run.status is RunStatus.IN_PROGRESS:
+                self.store.mark_run_failed(run.id, result.error or "timed out")
+            self._attempt_failed(action, result.error or "timed out", run)
+        elif run is not None and run.status is RunStatus.SUCCEEDED and not result.rejected_run:
+            self._succeeded(action, run, worker_seconds=result.duration_seconds)
+        elif run is not None and run.status is RunStatus.IN_PROGRESS and result.ok:
+            self.ledger.update_details(action.key, {"run_id": run.id})  # runs on elsewhere
+        else:
+            error = (
+                result.error or f"run {run.id if run else '?'} ended {run.status if run else ''}"
+            )
+            self._attempt_failed(action, error, run)
+
+    def _settle_from_store(self, action: Action, recovering: bool) -> None:
+        """Settle a `running` action that has no live worker in this process."""
+        run = self._attempt_run(action)
+        if run is None:
+            if recovering:  # the launch never reached the store: it is safe to launch it again
+                self.ledger.transition(
+                    action.key, ActionState.PENDING, attempts=action.attempts - 1
+                )
+                self._log(action).info(
+                    "recovery.relaunch", key=action.key, reason="no run in the store"
+                )
+            return
+        if run.status is RunStatus.SUCCEEDED:
+            self._succeeded(action, run)
+        elif run.status is RunStatus.FAILED:
+            self._attempt_failed(action, f"run {run.id} failed", run)
+        elif self.runs_in_process:  # its worker died with the previous daemon process
+            reason = "orphaned: its worker process died with the daemon"
+            self.store.mark_run_failed(run.id, reason)
+            self._attempt_failed(action, reason, run)
+        elif (
+            action.started_at
+            and epoch() - action.started_at > self.context.settings.run_timeout_seconds
+        ):
+            self._attempt_failed(action, "timed out while running on the orchestrator", run)
+
+    def _attempt_run(self, action: Action) -> RunInfo | None:
+        """The run of the current attempt: the newest tagged run created since its launch."""
+        runs = self.store.runs_for_key(action.key)
+        if action.started_at is not None:
+            since = datetime.fromtimestamp(action.started_at, UTC).replace(tzinfo=None)
+            runs = [
+                r for r in runs if r.created is None or r.created >= since - timedelta(seconds=5)
+            ]
+        return runs[-1] if runs else None
+
+    def _succeeded(self, action: Action, run: RunInfo, worker_seconds: float | None = None) -> None:
+        """`duration_seconds` is the run's own (from the store); `worker_seconds` runs from
+        the job handed to its worker to the report read, ZenML's preparation included."""
+        self.ledger.transition(action.key, ActionState.SUCCEEDED, run_id=run.id, error=None)
+        _count_run(action, "succeeded", run)
+        self._log(action).info(
+            f"{EVENT_PREFIX[action.kind]}.succeeded",
+            key=action.key,
+            run_id=run.id,
+            run_name=run.name,
+            attempt=action.attempts,
+            duration_seconds=_duration(run),
+            worker_seconds=None if worker_seconds is None else round(worker_seconds, 3),
+            **subject_ids(action),
+        )
+
+    def _attempt_failed(self, action: Action, error: str, run: RunInfo | None) -> None:
+        if run is not None and run.status is RunStatus.FAILED:
+            error = self.store.run_failure(run.id) or error
+        delay = self.context.settings.retry_policy.delay_after(action.attempts)
+        _count_run(action, "failed" if delay is None else "attempt_failed", run)
+        prefix = EVENT_PREFIX[action.kind]
+        ids = {
+            "key": action.key,
+            "attempt": action.attempts,
+            "run_id": run.id if run else None,
+            "error": error,
+            **subject_ids(action),
+        }
+        log = self._log(action)
+        if delay is None:
+            self.ledger.transition(
+                action.key, ActionState.FAILED, error=error, run_id=run.id if run else None
+            )
+            log.error(f"{prefix}.failed", attempts_exhausted=True, **ids)
+        else:
+            self.ledger.transition(
+                action.key,
+                ActionState.RETRY_WAIT,
+                error=error,
+                not_before=epoch() + delay,
+                run_id=run.id if run else None,
+            )
+            log.warning(f"{prefix}.attempt_failed", retry_in_seconds=delay, **ids)
+
+    def shutdown(self, grace_seconds: float) -> None:
+        """Let running workers finish for up to the grace period, then record how they ended."""
+        for result in self.executor.wait(grace_seconds):
+            action = self.ledger.action(result.key)
+            if action is not None and action.state is ActionState.RUNNING:
+                self.settle_worker(action, result)
+
+    def _log(self, action: Action) -> Any:
+        return self.context.log(action.automation)
+
+
+def _count_run(action: Action, outcome: str, run: RunInfo | None) -> None:
+    metrics.ACTIONS.labels(action.automation, action.kind.value, outcome).inc()
+    duration = _duration(run) if run is not None else None
+    if duration is not None:
+        metrics.RUN_DURATION.labels(action.automation, action.kind.value, outcome).observe(duration)
+
+
+def subject_ids(action: Action) -> dict[str, Any]:
+    if action.kind is ActionKind.TRAIN:
+        return {"dataset_version_id": action.subject_id}
+    ids = {"model_version_id": action.subject_id}
+    for name in ("model_version_number", "dataset_version_id"):
+        if action.details.get(name) is not None:
+            ids[name] = action.details[name]
+    return ids
+
+
+def _duration(run: RunInfo) -> float | None:
+    if run.start_time and run.end_time:
+        return round((run.end_time - run.start_time).total_seconds(), 3)
+    return None

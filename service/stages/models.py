@@ -1,0 +1,186 @@
+"""Judging and promoting model versions: each new version of an automation's model is judged
+once its training run has finished, by the automation's promotion policy; the decision is
+recorded before the stage changes, and carried out idempotently."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service import metrics
+from service.core.actions import ActionKind, ActionState, action_key
+from service.core.automation import Automation
+from service.core.promotion import PRODUCTION, PromotionDecision, decide_promotion, wait_reason
+from service.core.records import ModelVersionInfo
+from service.faults import crashpoint
+from service.ledger import Action
+from service.stages.context import MODEL, Context, utc_now
+from service.stages.production import ProductionWatch, model_ids
+from service.store import DECISION_METADATA_KEY
+
+
+class ModelJudge:
+    def __init__(self, context: Context, production: ProductionWatch) -> None:
+        self.context = context
+        self.ledger = context.ledger
+        self.store = context.store
+        self.production = production
+
+    # -- start-up -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for automation in self.context.automations.values():
+            if not self.ledger.has_cursor(automation.model_stream):
+                self._init_streams(automation)
+
+    def _init_streams(self, automation: Automation) -> None:
+        start = self.context.settings.start
+        model = automation.model_name
+        skipped = 0
+        if start.since is not None:
+            for version in self.store.model_versions_created_before(model, start.since):
+                self._note(automation, version, "skipped", "predates_start_from")
+                skipped += 1
+        cursor = self.store.latest_model_number(model) if start.mode == "now" else 0
+        production = self.production.current(automation)
+        already_served = production is not None and start.skips(production.updated)
+        with self.ledger.transaction():
+            self.ledger.set_cursor(
+                automation.production_stream,
+                production.id if production and already_served else None,
+            )
+            self.ledger.set_cursor(automation.model_stream, str(cursor))
+        self.context.log(automation).info(
+            "startup.stream_initialised",
+            stream=automation.model_stream,
+            start_from=str(start),
+            cursor=cursor,
+            skipped_existing=skipped + (1 if already_served else 0),
+            production_version_id=production.id if production else None,
+        )
+
+    # -- the tick -----------------------------------------------------------------------------
+
+    def tick(self) -> list[Automation]:
+        """Judge new and waiting model versions; the automations whose production the daemon
+        changed."""
+        promoted: dict[str, Automation] = {}
+        for action in self.ledger.actions_in(ActionState.PENDING, kind=ActionKind.PROMOTE):
+            automation = self.context.automations.get(action.automation)
+            if automation is not None and self._apply(automation, action):
+                promoted[automation.name] = automation  # left by a crash mid-promotion
+        for automation in self.context.automations.values():
+            cursor = int(self.ledger.get_cursor(automation.model_stream) or 0)
+            for version in self.store.model_versions_after(automation.model_name, cursor):
+                if self._judge(automation, version):
+                    promoted[automation.name] = automation
+                self.ledger.set_cursor(automation.model_stream, str(version.number))
+        for subject in self.ledger.subjects_with_status(MODEL, "waiting"):
+            automation = self.context.automations.get(subject.automation)
+            waiting = self.store.model_version(subject.id) if automation else None
+            if automation is not None and waiting is not None and self._judge(automation, waiting):
+                promoted[automation.name] = automation
+        return list(promoted.values())
+
+    def _judge(self, automation: Automation, version: ModelVersionInfo) -> bool:
+        """Decide on a version and carry the decision out; True if it was promoted now."""
+        prior = self.ledger.subject(automation.name, version.id)
+        if prior is not None and prior.final:
+            return False
+        waiting = wait_reason(version, utc_now())
+        if waiting is not None:
+            if prior is None or prior.reason != waiting:
+                self.context.log(automation).info(
+                    "model.waiting", reason=waiting, **model_ids(version)
+                )
+            self._note(automation, version, "waiting", waiting, final=False)
+            return False
+        # Its metadata was read before its run was seen finished, and the run may have logged
+        # the metric in between: read it again, now that all the run logged is in the store.
+        policy = automation.promotion
+        version = self.store.model_version(version.id, policy.metric_artifact) or version
+        key = action_key(ActionKind.PROMOTE, version.id)
+        decision = decide_promotion(version, self._production(automation), policy)
+        with self.ledger.transaction():
+            self.ledger.claim(
+                key, ActionKind.PROMOTE, version.id, _details(decision), automation.name
+            )
+            self._note(automation, version, "decided", decision.reason.value)
+        crashpoint("after_promotion_decided")
+        action = self.ledger.action(key)
+        if action is not None and action.state is ActionState.PENDING:
+            return self._apply(automation, action, version)
+        return False
+
+    def _production(self, automation: Automation) -> ModelVersionInfo | None:
+        """Production as the policy compares against it (with its metric artifact, if any)."""
+        current = self.production.current(automation)
+        artifact = automation.promotion.metric_artifact
+        if current is None or artifact is None:
+            return current
+        return self.store.model_version(current.id, artifact) or current
+
+    def _apply(
+        self, automation: Automation, action: Action, seen: ModelVersionInfo | None = None
+    ) -> bool:
+        """Carry out a recorded decision; True if it changed the stage. Every step is
+        idempotent, so a crash just repeats it."""
+        policy = automation.promotion
+        version = seen or self.store.model_version(action.subject_id, policy.metric_artifact)
+        if version is None:
+            self.ledger.transition(action.key, ActionState.FAILED, error="model version deleted")
+            return False
+        decision = action.details["decision"]
+        if decision["outcome"] == "promoted":
+            production = self._production(automation)
+            if production is not None and production.id not in (
+                version.id,
+                decision["production_version_id"],
+            ):  # production changed since the decision (a person, or a crash): decide again
+                fresh = decide_promotion(version, production, policy)
+                decision = _details(fresh)["decision"]
+                self.ledger.update_details(action.key, {"decision": decision})
+        stage_changed = decision["outcome"] == "promoted" and version.stage != PRODUCTION
+        if stage_changed:
+            self.store.set_stage(automation.model_name, version.id, PRODUCTION)
+            crashpoint("after_stage_changed")
+        if DECISION_METADATA_KEY not in version.metadata:
+            self.store.record_decision(version.id, decision)
+        self.ledger.transition(action.key, ActionState.SUCCEEDED)
+        metrics.ACTIONS.labels(automation.name, "promote", decision["outcome"]).inc()
+        self.context.log(automation).info(
+            f"model.{decision['outcome']}",
+            key=action.key,
+            reason=decision["reason"],
+            detail=decision["detail"],
+            metric=decision["metric"],
+            value=decision["value"],
+            threshold=decision["threshold"],
+            goal=decision.get("goal", "maximize"),
+            production_version_id=decision["production_version_id"],
+            production_value=decision["production_value"],
+            **model_ids(version),
+        )
+        return stage_changed
+
+    def _note(
+        self,
+        automation: Automation,
+        version: ModelVersionInfo,
+        status: str,
+        reason: str,
+        final: bool = True,
+    ) -> None:
+        self.ledger.note_subject(
+            automation.name,
+            version.id,
+            MODEL,
+            version.model_name,
+            str(version.number),
+            status,
+            reason,
+            final,
+        )
+
+
+def _details(decision: PromotionDecision) -> dict[str, Any]:
+    return {"decision": decision.as_metadata()}

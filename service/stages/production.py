@@ -1,0 +1,112 @@
+"""Watching production: when a model's production version changes (the daemon's promotion, a
+person's, or the model's own pipeline's), claim one inference pinned to that exact version."""
+
+from __future__ import annotations
+
+from service.core.actions import ActionKind, action_key, parse_action_key
+from service.core.automation import Automation
+from service.core.promotion import repair_duplicate_production
+from service.core.records import ModelVersionInfo, RunStatus
+from service.faults import crashpoint
+from service.stages.context import Context
+
+
+class ProductionWatch:
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self.ledger = context.ledger
+        self.store = context.store
+
+    def tick(self, automations: list[Automation] | None = None) -> None:
+        """One store query for every model's production versions, then a look per automation."""
+        watched = automations or list(self.context.automations.values())
+        found = self.store.production_versions_of([a.model_name for a in watched])
+        for automation in watched:
+            versions = found.get(automation.model_name, [])
+            self._observe(automation, self._settle_duplicates(automation, versions))
+
+    def current(self, automation: Automation) -> ModelVersionInfo | None:
+        """The production version of one automation's model (repaired if a race left two)."""
+        versions = self.store.production_versions(automation.model_name)
+        return self._settle_duplicates(automation, versions)
+
+    def _settle_duplicates(
+        self, automation: Automation, versions: list[ModelVersionInfo]
+    ) -> ModelVersionInfo | None:
+        repair = repair_duplicate_production(versions)
+        if repair is None:
+            return versions[0] if versions else None
+        for extra in repair.archive:
+            self.store.set_stage(automation.model_name, extra.id, "archived")
+        self.context.log(automation).warning(
+            "model.production_repaired",
+            kept_model_version_id=repair.keep.id,
+            kept_number=repair.keep.number,
+            archived=[{"model_version_id": v.id, "number": v.number} for v in repair.archive],
+            rule="kept the most recently promoted version (latest updated, then highest number)",
+        )
+        return repair.keep
+
+    def _observe(self, automation: Automation, current: ModelVersionInfo | None) -> None:
+        stream = automation.production_stream
+        previous = self.ledger.get_cursor(stream)
+        current_id = current.id if current else None
+        if current_id == previous:
+            return
+        log = self.context.log(automation)
+        if current is not None:
+            # A pipeline that promotes its own version does so before its run ends: infer once
+            # the run is done, so inference sees everything it wrote.
+            full = self.store.model_version(current.id) or current
+            if full.producer is not None and full.producer.status is RunStatus.IN_PROGRESS:
+                log.debug("production.waiting_for_training_run", **model_ids(full))
+                return
+            current = full
+        infer_key = action_key(ActionKind.INFER, current_id or "")
+        with self.ledger.transaction():
+            self.ledger.set_cursor(stream, current_id)
+            claimed = current is not None and self.ledger.claim(
+                infer_key,
+                ActionKind.INFER,
+                current.id,
+                {"model_version_number": current.number, **model_ids(current)},
+                automation.name,
+            )
+        crashpoint("after_production_seen")
+        promotion = self.ledger.action(action_key(ActionKind.PROMOTE, current_id or ""))
+        by_autopilot = (
+            promotion is not None and promotion.details["decision"]["outcome"] == "promoted"
+        )
+        log.info(
+            "model.production_changed",
+            previous_model_version_id=previous,
+            changed_by="autopilot" if by_autopilot else "external",
+            **(model_ids(current) if current else {"model_version_id": None}),
+        )
+        if current is not None and not claimed:
+            log.info("inference.already_done", key=infer_key)
+
+
+def model_ids(version: ModelVersionInfo) -> dict[str, object]:
+    """The ids a log line about a model version carries, to follow it through the chain."""
+    ids: dict[str, object] = {"model_version_id": version.id, "model_version": version.label}
+    dataset = trained_on(version)
+    if dataset is not None:
+        ids["dataset_version_id"] = dataset
+    if version.producer is not None:
+        ids["training_run_id"] = version.producer.id
+    return ids
+
+
+def trained_on(version: ModelVersionInfo) -> str | None:
+    """The dataset version a model version was trained on, when the daemon launched its run
+    (the run's action key says it); else what the run logged as `dataset_version_id`."""
+    for tag in version.producer.tags if version.producer else ():
+        try:
+            parsed = parse_action_key(tag)
+        except ValueError:
+            continue
+        if parsed.kind is ActionKind.TRAIN:
+            return parsed.subject_id
+    logged = version.metadata.get("dataset_version_id")
+    return None if logged is None else str(logged)
