@@ -5,6 +5,7 @@
     .venv/bin/python bench/bench.py chain-large  # 3. again, training on 500,000 rows
     .venv/bin/python bench/bench.py backlog   # 4. 1,000 selected versions claimed per second
     .venv/bin/python bench/bench.py memory    # 5. RSS after start and after 10,000 idle ticks
+    .venv/bin/python bench/bench.py automations  # 6. idle tick with 1, 10 and 50 automations
 
 Each prints one JSON line per measurement. Every store is a fresh temporary one; the global
 ZenML config is never touched. Bulk versions are inserted with SQL (copies of one real version),
@@ -110,7 +111,7 @@ def bulk_copy(database: Path, template_id: str, count: int, tag: str | None = No
             db.executemany("INSERT INTO tag_resource VALUES (?, ?, ?, ?, ?, ?)", tags)
 
 
-def _engine(state: Path, **overrides: str):  # type: ignore[no-untyped-def]
+def _engine(state: Path, environ: dict[str, str] | None = None, **overrides: str):  # type: ignore[no-untyped-def]
     from service.dry_run import NoLaunchExecutor
     from service.engine import Autopilot
     from service.ledger import Ledger
@@ -123,6 +124,7 @@ def _engine(state: Path, **overrides: str):  # type: ignore[no-untyped-def]
         {
             "AUTOPILOT_STATE_DIR": str(state),
             **{f"AUTOPILOT_{k.upper()}": v for k, v in overrides.items()},
+            **(environ or {}),
         }
     )
     engine = Autopilot(settings, Ledger(settings.ledger_path), StoreAdapter(), NoLaunchExecutor(2))
@@ -169,7 +171,7 @@ def idle(sizes: tuple[int, ...] = (1_000, 10_000, 100_000), repeat: int = 30) ->
             )
             engine.tick()  # the first tick also runs the reconciliation pass
             samples = _time(engine.tick, repeat)
-            reconcile = _time(engine._reconcile_approvals, 5)
+            reconcile = _time(engine.datasets._reconcile_approvals, 5)
             report(
                 bench="idle_tick",
                 transport=transport,
@@ -182,6 +184,67 @@ def idle(sizes: tuple[int, ...] = (1_000, 10_000, 100_000), repeat: int = 30) ->
             engine.ledger.close()
         if server is not None:
             server.stop()
+
+
+def automations(counts: tuple[int, ...] = (1, 10, 50), repeat: int = 30) -> None:
+    """6. One idle tick with 1, 10 and 50 automations, each with its own dataset artifact
+    (versions tagged `approved`, made by feature-engineering runs) and its own model with a
+    production version, on SQLite and over REST."""
+    from tests.support import ZenMLServer
+
+    _zenml_ready()
+    for transport in ("sqlite", "rest"):
+        server = None
+        if transport == "rest":
+            server = ZenMLServer(Path(tempfile.mkdtemp(prefix="bench-server-"))).start()
+            os.environ.update(server.admin_environment())
+            os.environ["ZENML_CONFIG_PATH"] = tempfile.mkdtemp(prefix="bench-client-")
+            _reset()
+        _projects(max(counts))
+        for count in counts:
+            environ = {}
+            for index in range(count):
+                prefix = f"AUTOPILOT_AUTOMATIONS__P{index}__"
+                environ[f"{prefix}DATASET_NAMES"] = f"dataset_{index}"
+                environ[f"{prefix}MODEL_NAME"] = f"model_{index}"
+            engine = _engine(
+                Path(tempfile.mkdtemp()),
+                environ,
+                start_from="now",
+                reconcile_interval_seconds="3600",
+            )
+            engine.tick()  # the first tick also runs the reconciliation pass
+            samples = _time(engine.tick, repeat)
+            report(
+                bench="idle_tick_automations",
+                transport=transport,
+                automations=count,
+                median_ms=median_ms(samples),
+                p95_ms=round(percentile(samples, 0.95) * 1000, 2),
+                repeat=repeat,
+            )
+            engine.ledger.close()
+        if server is not None:
+            server.stop()
+
+
+def _projects(count: int, versions: int = 3) -> None:
+    """`count` projects: each a dataset artifact with `versions` tagged versions written by a
+    pipeline run, and a model with one version in production."""
+    from zenml import Model
+    from zenml.client import Client
+    from zenml.enums import ModelStages
+
+    from bench.projects import produce
+
+    client = Client()
+    for index in range(count):
+        for value in range(versions):
+            produce(index, value)
+        version = Model(name=f"model_{index}")._get_or_create_model_version()
+        client.update_model_version(
+            f"model_{index}", version.id, stage=ModelStages.PRODUCTION, force=True
+        )
 
 
 def _reset() -> None:
@@ -209,13 +272,13 @@ def backlog(count: int = 1_000) -> None:
     started = time.perf_counter()
     engine.tick()
     elapsed = time.perf_counter() - started
-    claimed = engine.ledger.count_actions()
+    claimed = sum(sum(states.values()) for states in engine.ledger.count_actions().values())
     report(
         bench="backlog",
         versions=count,
-        claimed=sum(claimed.values()),
+        claimed=claimed,
         seconds=round(elapsed, 3),
-        claimed_per_second=round(sum(claimed.values()) / elapsed, 1),
+        claimed_per_second=round(claimed / elapsed, 1),
     )
 
 
@@ -386,6 +449,7 @@ BENCHES: dict[str, Callable[[], None]] = {
     "chain-large": lambda: latency(samples=5, rows=500_000),
     "backlog": backlog,
     "memory": memory,
+    "automations": automations,
 }
 
 if __name__ == "__main__":

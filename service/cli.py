@@ -150,9 +150,9 @@ def run(settings: Settings, once: bool, dry_run: bool = False) -> int:
     import zenml  # noqa: F401  - import before configuring logs: it rewires the root logger
     from zenml.exceptions import AuthorizationException
 
-    from service.runtime.checks import check_pipelines
+    from service.runtime.checks import check_pipelines_apart
 
-    problems, _ = check_pipelines(settings.automations)
+    problems, _ = check_pipelines_apart(settings.automations)
     if problems:
         _print_config_error(ConfigError(problems))
         return EXIT_CONFIG

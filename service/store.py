@@ -188,6 +188,23 @@ class StoreAdapter:
         page = self._client.list_model_versions(model=model, sort_by="desc:number", size=1)
         return max((v.number for v in page.items), default=0)
 
+    def latest_model_versions(self, models: list[str]) -> dict[str, str | None]:
+        """The id of each model's highest-numbered version, for many models in one query: a
+        new version always takes the highest number, so an unchanged id means nothing new."""
+        latest: dict[str, str | None] = {}
+        page_number = 1
+        while models:
+            page = self._client.list_models(
+                name=_one_of(models), page=page_number, size=PAGE_SIZE, hydrate=False
+            )
+            for response in page.items:
+                version = response.latest_version_id
+                latest[response.name] = None if version is None else str(version)
+            if page_number >= page.total_pages:
+                break
+            page_number += 1
+        return latest
+
     def model_versions_after(self, model: str, number: int) -> Iterator[ModelVersionInfo]:
         yield from self._model_pages(model=model, number=f"gt:{number}", sort_by="asc:number")
 
@@ -234,10 +251,9 @@ class StoreAdapter:
         """The production versions of several models in one query, by model name."""
         if not models:
             return {}
-        selector = models[0] if len(models) == 1 else f"oneof:{json.dumps(sorted(models))}"
         found: dict[str, list[ModelVersionInfo]] = {}
         pages = self._model_pages(
-            model=selector, stage="production", sort_by="asc:number", with_producer=False
+            model=_one_of(models), stage="production", sort_by="asc:number", with_producer=False
         )
         for version in pages:
             found.setdefault(version.model_name, []).append(version)
@@ -335,6 +351,11 @@ def is_store_unavailable(error: BaseException) -> bool:
             return True  # how ZenML's REST client reports a server it cannot reach
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def _one_of(names: list[str]) -> str:
+    """A filter value matching any of these names (ZenML's `oneof:` operator)."""
+    return names[0] if len(names) == 1 else f"oneof:{json.dumps(sorted(set(names)))}"
 
 
 def _version_number(response: ArtifactVersionResponse) -> int | None:

@@ -270,6 +270,19 @@ def diabetes_automation(name: str = "diabetes", **fields: str) -> dict[str, str]
     return {f"{prefix}{field}": value for field, value in values.items()}
 
 
+def self_promoting_automation() -> dict[str, str]:
+    """The example's training pipeline, told to promote its own model version (a step calling
+    `set_stage`) when its rmse clears the same threshold, into a model of its own."""
+    parameters = {
+        "train_dataset_id": "{{ dataset.id }}",
+        "test_dataset_id": "{{ dataset.run_outputs.diabetes_test }}",
+        "promote_below_rmse": float(DIABETES_THRESHOLD),
+    }
+    return diabetes_automation(
+        "selfpromo", MODEL_NAME="diabetes_self", TRAINING_PARAMETERS=json.dumps(parameters)
+    )
+
+
 def iris_automation(name: str = "iris") -> dict[str, str]:
     """The bundled iris pipelines as a named automation (every pipeline field left default)."""
     prefix = f"AUTOPILOT_AUTOMATIONS__{name.upper()}__"

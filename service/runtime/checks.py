@@ -4,6 +4,8 @@ with the configured parameters. Run by `autopilot run` and `autopilot check-conf
 from __future__ import annotations
 
 import inspect
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,16 @@ from service.core.automation import Automation, PipelineSpec
 from service.errors import describe_error
 from service.runtime.sources import imported_from, load_attribute
 from service.settings import automation_variable
+
+
+def check_pipelines_apart(
+    automations: tuple[Automation, ...],
+) -> tuple[list[str], dict[str, Any]]:
+    """`check_pipelines` in a spawned child process: importing users' pipelines loads their
+    libraries (scikit-learn, pandas: ~130 MiB here), which the daemon itself never needs."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as child:
+        return child.submit(check_pipelines, automations).result()
 
 
 def check_pipelines(automations: tuple[Automation, ...]) -> tuple[list[str], dict[str, Any]]:

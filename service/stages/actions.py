@@ -159,7 +159,13 @@ class ActionRunner:
             dataset = self.store.dataset_version(dataset_id) if dataset_id else None
             if dataset is None:
                 why = f"model version {version.label} was not trained on a known dataset"
-                values.update({name: templates.PlaceholderMissing(name, why) for name in needed})
+                values.update(
+                    {
+                        name: templates.PlaceholderMissing(name, why)
+                        for name in needed
+                        if name.startswith("dataset.")
+                    }
+                )
             else:
                 producer = dataset.producer.id if dataset.producer else None
                 values.update(

@@ -24,6 +24,9 @@ class ModelJudge:
         self.ledger = context.ledger
         self.store = context.store
         self.production = production
+        # Per model, the newest version id when it was last looked at: while the store says the
+        # same, there is nothing new and its per-model query is skipped (one query for all).
+        self._looked_at: dict[str, str | None] = {}
 
     # -- start-up -----------------------------------------------------------------------------
 
@@ -68,12 +71,18 @@ class ModelJudge:
             automation = self.context.automations.get(action.automation)
             if automation is not None and self._apply(automation, action):
                 promoted[automation.name] = automation  # left by a crash mid-promotion
-        for automation in self.context.automations.values():
+        automations = list(self.context.automations.values())
+        latest = self.store.latest_model_versions([a.model_name for a in automations])
+        for automation in automations:
+            model = automation.model_name
+            if model in self._looked_at and self._looked_at[model] == latest.get(model):
+                continue
             cursor = int(self.ledger.get_cursor(automation.model_stream) or 0)
-            for version in self.store.model_versions_after(automation.model_name, cursor):
+            for version in self.store.model_versions_after(model, cursor):
                 if self._judge(automation, version):
                     promoted[automation.name] = automation
                 self.ledger.set_cursor(automation.model_stream, str(version.number))
+            self._looked_at[model] = latest.get(model)
         for subject in self.ledger.subjects_with_status(MODEL, "waiting"):
             automation = self.context.automations.get(subject.automation)
             waiting = self.store.model_version(subject.id) if automation else None

@@ -44,8 +44,14 @@ def the_whole_chain_exactly_once_across_a_restart(start_daemon: StartDaemon) -> 
     production = client.get_model_version(MODEL, "production")
     assert str(production.id) == good_mv
     metrics = http_get_text(f"http://127.0.0.1:{port}/metrics")
-    assert 'autopilot_actions_total{kind="train",outcome="succeeded"} 1.0' in metrics
-    assert 'autopilot_actions_total{kind="promote",outcome="promoted"} 1.0' in metrics
+    assert (
+        'autopilot_actions_total{automation="default",kind="train",outcome="succeeded"} 1.0'
+        in metrics
+    )
+    assert (
+        'autopilot_actions_total{automation="default",kind="promote",outcome="promoted"} 1.0'
+        in metrics
+    )
     assert "autopilot_poll_duration_seconds_count" in metrics
     spares = daemon.environment.get("AUTOPILOT_MAX_CONCURRENT_RUNS", "2")
     wait_for(

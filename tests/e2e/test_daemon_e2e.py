@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from uuid import UUID
 
 import pytest
@@ -13,10 +12,10 @@ from tests.e2e.scenario import (
     the_whole_chain_exactly_once_across_a_restart,
 )
 from tests.support import (
-    DIABETES_THRESHOLD,
     daemon_settings,
     diabetes_automation,
     iris_automation,
+    self_promoting_automation,
 )
 
 pytestmark = pytest.mark.e2e
@@ -63,16 +62,6 @@ def test_two_projects_and_a_self_promoting_pipeline_in_one_daemon(
         **daemon_settings(tmp_path),
         **iris_automation(),
         **diabetes_automation(),
-        **diabetes_automation(
-            "selfpromo",
-            MODEL_NAME="diabetes_self",
-            TRAINING_PARAMETERS=json.dumps(
-                {
-                    "train_dataset_id": "{{ dataset.id }}",
-                    "test_dataset_id": "{{ dataset.run_outputs.diabetes_test }}",
-                    "promote_below_rmse": float(DIABETES_THRESHOLD),
-                }
-            ),
-        ),
+        **self_promoting_automation(),
     }
     several_projects_in_one_daemon(daemon_factory(environment))

@@ -10,8 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.scenario import the_whole_chain_exactly_once_across_a_restart
-from tests.support import PROJECT_ROOT, DaemonProcess, daemon_settings, free_port
+from tests.e2e.scenario import (
+    several_projects_in_one_daemon,
+    the_whole_chain_exactly_once_across_a_restart,
+)
+from tests.support import (
+    PROJECT_ROOT,
+    DaemonProcess,
+    daemon_settings,
+    diabetes_automation,
+    free_port,
+    self_promoting_automation,
+)
 
 pytestmark = pytest.mark.e2e
 AUTOPILOT = str(Path(sys.executable).parent / "autopilot")
@@ -56,6 +66,24 @@ def test_the_whole_chain_over_rest_with_a_service_account_key(
     for log in tmp_path.glob("daemon*.log"):
         assert key not in log.read_text()
     assert key not in (tmp_path / "state" / "ledger.sqlite").read_bytes().decode(errors="ignore")
+
+
+def test_a_users_project_over_rest_beside_a_self_promoting_one(
+    zenml_server, zenml_rest_store, daemon_factory, tmp_path
+):
+    """The example project (its own `pipelines` and `steps`) and a self-promoting automation of
+    it, driven over REST with the service account's key, as in the embedded-store test."""
+    key_file = tmp_path / "secrets" / "api_key"
+    assert bootstrap(zenml_server, key_file).returncode == 0
+    environment = {
+        "ZENML_STORE_URL": zenml_server.url,
+        "AUTOPILOT_ZENML_API_KEY_FILE": str(key_file),
+        "ZENML_CONFIG_PATH": str(zenml_rest_store.config_path),
+        **daemon_settings(tmp_path),
+        **diabetes_automation(),
+        **self_promoting_automation(),
+    }
+    several_projects_in_one_daemon(daemon_factory(environment), with_iris=False)
 
 
 def test_wrong_api_key_exits_2_with_a_clear_message(zenml_server, tmp_path):

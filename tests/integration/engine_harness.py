@@ -17,13 +17,19 @@ from tests.support import wait_for
 _STARTED: list[Autopilot] = []
 
 
-def make_engine(state_dir: Path, store: StoreAdapter | None = None, **overrides: Any) -> Autopilot:
+def make_engine(
+    state_dir: Path,
+    store: StoreAdapter | None = None,
+    environ: dict[str, str] | None = None,
+    **overrides: Any,
+) -> Autopilot:
     environ = {
         "AUTOPILOT_STATE_DIR": str(state_dir),
         "AUTOPILOT_START_FROM": "beginning",
         "AUTOPILOT_RETRY_BACKOFF_SECONDS": "0",
         "AUTOPILOT_RECONCILE_INTERVAL_SECONDS": "0.1",
         **{f"AUTOPILOT_{name.upper()}": str(value) for name, value in overrides.items()},
+        **(environ or {}),
     }
     settings: Settings = load_settings(environ)
     configure("json", "INFO")

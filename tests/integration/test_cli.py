@@ -119,7 +119,8 @@ def test_run_once_exits_0_when_all_it_launched_succeeded_and_1_otherwise(zenml_s
     status = json.loads(autopilot("status", env=env).stdout)
     assert status["recent_failures"][0]["key"] == f"train:{bad.id}"
     assert {
-        "stream": "dataset:iris_training_dataset",
+        "automation": "default",
+        "stream": "default/dataset:iris_training_dataset",
         "cursor": "2",
         "latest_in_store": 2,
         "behind": 0,

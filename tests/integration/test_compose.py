@@ -20,11 +20,18 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from service.settings import Settings, env_name, known_variables
+from service.settings import (
+    SINGLE_FORM_FIELDS,
+    Settings,
+    env_name,
+    known_variables,
+    load_settings,
+)
 from tests.support import PROJECT_ROOT
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
 ENV_EXAMPLE = PROJECT_ROOT / ".env.example"
+DAEMON_ENV = PROJECT_ROOT / "daemon.env"
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
 LOCK_FILE = PROJECT_ROOT / "requirements.lock"
 PYPROJECT = PROJECT_ROOT / "pyproject.toml"
@@ -228,15 +235,49 @@ def test_env_example_gives_the_same_config_as_the_defaults(config):
 
 def test_every_autopilot_variable_is_one_the_daemon_knows():
     known = known_variables()
-    for path in (COMPOSE_FILE, ENV_EXAMPLE):
-        unknown = sorted(set(AUTOPILOT_NAME.findall(path.read_text())) - known)
+    for path in (COMPOSE_FILE, ENV_EXAMPLE, DAEMON_ENV):
+        names = set(AUTOPILOT_NAME.findall(path.read_text()))
+        named_automations = {n for n in names if n.startswith("AUTOPILOT_AUTOMATIONS__")}
+        unknown = sorted(names - named_automations - known)
         assert not unknown, f"{path.name} uses AUTOPILOT_* variables the daemon does not know"
 
 
 def test_every_daemon_setting_can_be_set_from_env():
     daemon = environment(raw_compose()["services"]["daemon"])
-    missing = sorted({env_name(field) for field in Settings.model_fields} - set(daemon))
-    assert not missing, f"daemon environment in docker-compose.yml lacks {missing}"
+    daemon_env = DAEMON_ENV.read_text()
+    fields = set(Settings.model_fields) - {"automations"}
+    missing = sorted(
+        name
+        for name in {env_name(field) for field in fields}
+        | {env_name(f) for f in SINGLE_FORM_FIELDS}
+        if name not in daemon and name not in daemon_env
+    )
+    assert not missing, f"neither docker-compose.yml's daemon nor daemon.env has {missing}"
+
+
+def test_the_daemon_env_file_example_is_a_valid_configuration(tmp_path):
+    """Uncommented, daemon.env's example loads: its variables are the daemon's own."""
+    lines = [line.removeprefix("# ") for line in DAEMON_ENV.read_text().splitlines()]
+    example = dict(
+        line.split("=", 1) for line in lines if line.startswith("AUTOPILOT_") and "=" in line
+    )
+    example["AUTOPILOT_SOURCE_ROOT"] = str(tmp_path)  # the user's project, mounted
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "training.yaml").write_text("model: {name: churn_model}\n")
+    names = [a.name for a in load_settings(example).automations]
+    assert names == ["churn", "iris"]
+
+
+def test_single_automation_settings_pass_through_only_when_set(tmp_path):
+    """An existing deployment's .env keeps configuring its `default` automation; an unset one
+    reaches the daemon unset (its own default), so named automations in daemon.env can be used."""
+    custom = tmp_path / "custom.env"
+    custom.write_text(ENV_EXAMPLE.read_text() + "AUTOPILOT_MODEL_NAME=churn\n")
+    daemon = docker_compose_config(custom)["services"]["daemon"]
+    assert daemon["environment"]["AUTOPILOT_MODEL_NAME"] == "churn"
+    defaults = docker_compose_config(ENV_EXAMPLE)["services"]["daemon"]
+    assert defaults["environment"]["AUTOPILOT_MODEL_NAME"] is None  # not set in the container
+    assert raw_compose()["services"]["daemon"]["env_file"] == ["${DAEMON_ENV_FILE:-./daemon.env}"]
 
 
 def test_env_example_lists_exactly_the_variables_compose_reads():
