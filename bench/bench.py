@@ -188,56 +188,70 @@ def idle(sizes: tuple[int, ...] = (1_000, 10_000, 100_000), repeat: int = 30) ->
 
 def automations(counts: tuple[int, ...] = (1, 10, 50), repeat: int = 30) -> None:
     """6. One idle tick with 1, 10 and 50 automations, each with its own dataset artifact
-    (versions tagged `approved`, made by feature-engineering runs) and its own model with a
-    production version, on SQLite and over REST."""
+    (versions tagged `approved`, made by pipeline runs) and its own model with a production
+    version, on SQLite and over REST. First every artifact has 3 versions (equal cursors: the
+    best case of batching); then `spread`: up to 96 more versions per artifact, so cursors differ
+    and names fall into several queries."""
+    from zenml.client import Client
+
     from tests.support import ZenMLServer
 
     _zenml_ready()
     for transport in ("sqlite", "rest"):
         server = None
+        database = Path(os.environ["ZENML_CONFIG_PATH"]) / "local_stores/default_zen_store/zenml.db"
         if transport == "rest":
             server = ZenMLServer(Path(tempfile.mkdtemp(prefix="bench-server-"))).start()
             os.environ.update(server.admin_environment())
             os.environ["ZENML_CONFIG_PATH"] = tempfile.mkdtemp(prefix="bench-client-")
             _reset()
+            database = server.root / "config/local_stores/default_zen_store/zenml.db"
         _projects(max(counts))
-        for count in counts:
-            environ = {}
-            for index in range(count):
-                prefix = f"AUTOPILOT_AUTOMATIONS__P{index}__"
-                environ[f"{prefix}DATASET_NAMES"] = f"dataset_{index}"
-                environ[f"{prefix}MODEL_NAME"] = f"model_{index}"
-            engine = _engine(
-                Path(tempfile.mkdtemp()),
-                environ,
-                start_from="now",
-                reconcile_interval_seconds="3600",
-            )
-            engine.tick()  # the first tick also runs the reconciliation pass
-            samples = _time(engine.tick, repeat)
-            report(
-                bench="idle_tick_automations",
-                transport=transport,
-                automations=count,
-                median_ms=median_ms(samples),
-                p95_ms=round(percentile(samples, 0.95) * 1000, 2),
-                repeat=repeat,
-            )
-            engine.ledger.close()
+        for cursors in ("equal", "spread"):
+            if cursors == "spread":
+                for index in range(max(counts)):
+                    latest = Client().get_artifact_version(f"dataset_{index}")
+                    bulk_copy(database, str(latest.id), (index * 37) % 97)
+            for count in counts:
+                _idle_with_automations(transport, cursors, count, repeat)
         if server is not None:
             server.stop()
+
+
+def _idle_with_automations(transport: str, cursors: str, count: int, repeat: int) -> None:
+    environ = {}
+    for index in range(count):
+        prefix = f"AUTOPILOT_AUTOMATIONS__P{index}__"
+        environ[f"{prefix}DATASET_NAMES"] = f"dataset_{index}"
+        environ[f"{prefix}MODEL_NAME"] = f"model_{index}"
+    engine = _engine(
+        Path(tempfile.mkdtemp()), environ, start_from="now", reconcile_interval_seconds="3600"
+    )
+    engine.tick()  # the first tick also runs the reconciliation pass
+    samples = _time(engine.tick, repeat)
+    report(
+        bench="idle_tick_automations",
+        transport=transport,
+        cursors=cursors,
+        automations=count,
+        median_ms=median_ms(samples),
+        p95_ms=round(percentile(samples, 0.95) * 1000, 2),
+        repeat=repeat,
+    )
+    engine.ledger.close()
 
 
 def _projects(count: int, versions: int = 3) -> None:
     """`count` projects: each a dataset artifact with `versions` tagged versions written by a
     pipeline run, and a model with one version in production."""
+    from projects import produce  # bench/projects.py: this folder is the script's
     from zenml import Model
     from zenml.client import Client
     from zenml.enums import ModelStages
-
-    from bench.projects import produce
+    from zenml.utils import source_utils
 
     client = Client()
+    source_utils.set_custom_source_root(str(ROOT / "bench"))  # steps load as `projects.*`
     for index in range(count):
         for value in range(versions):
             produce(index, value)
@@ -245,6 +259,7 @@ def _projects(count: int, versions: int = 3) -> None:
         client.update_model_version(
             f"model_{index}", version.id, stage=ModelStages.PRODUCTION, force=True
         )
+    _zenml_ready()
 
 
 def _reset() -> None:

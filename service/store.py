@@ -9,12 +9,13 @@ idle poll does not grow with the size of the store.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from service.core.polling import PollGroup, Seen
 from service.core.records import DatasetVersion, ModelVersionInfo, RunInfo, RunStatus
 
 if TYPE_CHECKING:
@@ -75,6 +76,28 @@ class StoreAdapter:
         yield from self._dataset_pages(
             artifact=name, version_number=f"gt:{number}", sort_by="asc:version_number"
         )
+
+    def dataset_versions_above(
+        self, group: PollGroup, cursors: Mapping[str, int], seen: Seen
+    ) -> Iterator[DatasetVersion]:
+        """New versions of a group of artifacts in one query (`oneof:`), lowest number first:
+        those above each artifact's own cursor. Judged ones read on the way go to `seen`."""
+        pages = self._pages(
+            self._client.list_artifact_versions,
+            artifact=_one_of(list(group.names)),
+            version_number=f"gt:{group.above}",
+            sort_by="asc:version_number",
+            hydrate=False,
+            **_leaving_out(seen.ids_above(group)),
+        )
+        for response in pages:
+            name, number = response.artifact.name, _version_number(response)
+            if number is None:
+                continue
+            if number > cursors[name]:
+                yield self._dataset_record(response)
+            else:
+                seen.add(name, str(response.id), number)
 
     def dataset_versions_with_tags(
         self, name: str, tags: list[str], created_before: datetime | None = None
@@ -188,22 +211,25 @@ class StoreAdapter:
         page = self._client.list_model_versions(model=model, sort_by="desc:number", size=1)
         return max((v.number for v in page.items), default=0)
 
-    def latest_model_versions(self, models: list[str]) -> dict[str, str | None]:
-        """The id of each model's highest-numbered version, for many models in one query: a
-        new version always takes the highest number, so an unchanged id means nothing new."""
-        latest: dict[str, str | None] = {}
-        page_number = 1
-        while models:
-            page = self._client.list_models(
-                name=_one_of(models), page=page_number, size=PAGE_SIZE, hydrate=False
-            )
-            for response in page.items:
-                version = response.latest_version_id
-                latest[response.name] = None if version is None else str(version)
-            if page_number >= page.total_pages:
-                break
-            page_number += 1
-        return latest
+    def model_versions_above(
+        self, group: PollGroup, cursors: Mapping[str, int], seen: Seen
+    ) -> Iterator[ModelVersionInfo]:
+        """New versions of a group of models in one query (`oneof:`), lowest number first: those
+        above each model's own cursor, read in full. Judged ones read on the way go to `seen`."""
+        pages = self._pages(
+            self._client.list_model_versions,
+            model=_one_of(list(group.names)),
+            number=f"gt:{group.above}",
+            sort_by="asc:number",
+            hydrate=False,
+            **_leaving_out(seen.ids_above(group)),
+        )
+        for response in pages:
+            name, number = response.model.name, response.number
+            if number <= cursors[name]:
+                seen.add(name, str(response.id), number)
+            elif (full := self.model_version(str(response.id))) is not None:
+                yield full
 
     def model_versions_after(self, model: str, number: int) -> Iterator[ModelVersionInfo]:
         yield from self._model_pages(model=model, number=f"gt:{number}", sort_by="asc:number")
@@ -244,20 +270,38 @@ class StoreAdapter:
         return dict(page.items[0].run_metadata) if page.items else None
 
     def production_versions(self, model: str) -> list[ModelVersionInfo]:
-        """Every version in `production`: normally zero or one, more after a race."""
-        return self.production_versions_of([model]).get(model, [])
+        """Every version in `production` (normally zero or one, more after a race), in full."""
+        pages = self._model_pages(
+            model=model, stage="production", sort_by="asc:number", with_producer=False
+        )
+        return list(pages)
 
     def production_versions_of(self, models: list[str]) -> dict[str, list[ModelVersionInfo]]:
-        """The production versions of several models in one query, by model name."""
+        """The production versions of several models in one query, by model name, without their
+        metadata (enough to see a change; read a changed one in full with `model_version`)."""
         if not models:
             return {}
         found: dict[str, list[ModelVersionInfo]] = {}
-        pages = self._model_pages(
-            model=_one_of(models), stage="production", sort_by="asc:number", with_producer=False
+        pages = self._pages(
+            self._client.list_model_versions,
+            model=_one_of(models),
+            stage="production",
+            sort_by="asc:number",
+            hydrate=False,
         )
-        for version in pages:
-            found.setdefault(version.model_name, []).append(version)
+        for response in pages:
+            record = self._model_record(response, with_producer=False, with_metadata=False)
+            found.setdefault(record.model_name, []).append(record)
         return found
+
+    def _pages(self, list_call: Any, **filters: Any) -> Iterator[Any]:
+        page_number = 1
+        while True:
+            page = list_call(page=page_number, size=PAGE_SIZE, **filters)
+            yield from page.items
+            if page_number >= page.total_pages:
+                return
+            page_number += 1
 
     def run_outputs(self, run_id: str, beside: str | None = None) -> dict[str, str]:
         """Ids of the artifacts a run produced, by artifact name. Where a name was output by
@@ -309,7 +353,10 @@ class StoreAdapter:
             page_number += 1
 
     def _model_record(
-        self, response: ModelVersionResponse, with_producer: bool = True
+        self,
+        response: ModelVersionResponse,
+        with_producer: bool = True,
+        with_metadata: bool = True,
     ) -> ModelVersionInfo:
         return ModelVersionInfo(
             id=str(response.id),
@@ -319,7 +366,7 @@ class StoreAdapter:
             stage=str(response.stage) if response.stage else None,
             created=response.created,
             updated=response.updated,
-            metadata=dict(response.run_metadata),
+            metadata=dict(response.run_metadata) if with_metadata else {},
             producer=self._model_producer(response) if with_producer else None,
         )
 
@@ -351,6 +398,11 @@ def is_store_unavailable(error: BaseException) -> bool:
             return True  # how ZenML's REST client reports a server it cannot reach
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def _leaving_out(ids: list[str]) -> dict[str, str]:
+    """An `id` filter that leaves these versions out of a list query."""
+    return {"id": f"notoneof:{json.dumps(ids)}"} if ids else {}
 
 
 def _one_of(names: list[str]) -> str:

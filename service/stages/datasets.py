@@ -11,6 +11,7 @@ from typing import Any
 from service import metrics
 from service.core.actions import ActionKind, action_key
 from service.core.automation import Automation
+from service.core.polling import Seen, plan_polls
 from service.core.records import DatasetVersion
 from service.core.selection import DatasetDecision, SkipReason, Verdict, evaluate_dataset
 from service.faults import crashpoint
@@ -25,6 +26,7 @@ class DatasetWatch:
         self.ledger = context.ledger
         self.store = context.store
         self._next_reconcile = 0.0
+        self._seen = Seen()  # judged versions each name's next query leaves out
         # One store query per watched artifact name, whichever automations watch it.
         self._watchers: dict[str, list[Automation]] = {}
         for automation in context.automations.values():
@@ -64,8 +66,7 @@ class DatasetWatch:
     # -- the tick -----------------------------------------------------------------------------
 
     def tick(self) -> None:
-        for name, automations in self._watchers.items():
-            self._watch(name, automations)
+        self._watch_new()
         self._recheck_waiting()
         if time.monotonic() >= self._next_reconcile:
             self._reconcile_approvals()
@@ -73,38 +74,53 @@ class DatasetWatch:
                 time.monotonic() + self.context.settings.reconcile_interval_seconds
             )
 
-    def _watch(self, name: str, automations: list[Automation]) -> None:
-        """New versions of one artifact, read once from the lowest cursor of its watchers."""
+    def _watch_new(self) -> None:
+        """New versions of every watched artifact, in as few queries as the cursors allow: each
+        name is read from the lowest cursor of the automations that watch it."""
         cursors = {
-            a.name: int(self.ledger.get_cursor(a.dataset_stream(name)) or 0) for a in automations
+            (automation.name, name): int(
+                self.ledger.get_cursor(automation.dataset_stream(name)) or 0
+            )
+            for name, automations in self._watchers.items()
+            for automation in automations
         }
         crashpoint("after_cursor_read")
-        batch: list[DatasetVersion] = []
-        for version in self.store.dataset_versions_after(name, min(cursors.values())):
-            batch.append(version)
-            if len(batch) >= BATCH_SIZE:
-                self._judge_new(name, automations, cursors, batch)
-                batch = []
-        if batch:
-            self._judge_new(name, automations, cursors, batch)
+        floors = {
+            name: min(cursors[(a.name, name)] for a in automations)
+            for name, automations in self._watchers.items()
+        }
+        for group in plan_polls(floors):
+            batch: list[DatasetVersion] = []
+            for version in self.store.dataset_versions_above(group, floors, self._seen):
+                batch.append(version)
+                if len(batch) >= BATCH_SIZE:
+                    self._judge_new(batch, cursors)
+                    batch = []
+            if batch:
+                self._judge_new(batch, cursors)
 
     def _judge_new(
-        self,
-        name: str,
-        automations: list[Automation],
-        cursors: dict[str, int],
-        versions: list[DatasetVersion],
+        self, versions: list[DatasetVersion], cursors: dict[tuple[str, str], int]
     ) -> None:
-        """Judge a batch for every watcher and advance its cursor, in one ledger transaction."""
+        """Judge a batch for every watcher and advance its cursors, in one ledger transaction."""
         with self.ledger.transaction():
-            for automation in automations:
-                unseen = [v for v in versions if (v.number or 0) > cursors[automation.name]]
-                for version in unseen:
-                    self._judge(automation, version)
-                numbers = [v.number for v in unseen if v.number is not None]
-                if numbers:
-                    cursors[automation.name] = max(numbers)
-                    self.ledger.set_cursor(automation.dataset_stream(name), str(max(numbers)))
+            for name in sorted({v.artifact_name for v in versions}):
+                for automation in self._watchers[name]:
+                    cursor = cursors[(automation.name, name)]
+                    unseen = [
+                        v
+                        for v in versions
+                        if v.artifact_name == name and v.number is not None and v.number > cursor
+                    ]
+                    for version in unseen:
+                        self._judge(automation, version)
+                    if unseen:
+                        newest = max(v.number for v in unseen if v.number is not None)
+                        cursors[(automation.name, name)] = newest
+                        self.ledger.set_cursor(automation.dataset_stream(name), str(newest))
+        for version in versions:  # judged by every watcher, and committed
+            if version.number is not None:
+                self._seen.add(version.artifact_name, version.id, version.number)
         crashpoint("after_dataset_claimed")
 
     def _judge_again(self, pairs: Iterable[tuple[Automation, DatasetVersion]]) -> None:

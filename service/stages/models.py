@@ -9,6 +9,7 @@ from typing import Any
 from service import metrics
 from service.core.actions import ActionKind, ActionState, action_key
 from service.core.automation import Automation
+from service.core.polling import Seen, plan_polls
 from service.core.promotion import PRODUCTION, PromotionDecision, decide_promotion, wait_reason
 from service.core.records import ModelVersionInfo
 from service.faults import crashpoint
@@ -24,9 +25,8 @@ class ModelJudge:
         self.ledger = context.ledger
         self.store = context.store
         self.production = production
-        # Per model, the newest version id when it was last looked at: while the store says the
-        # same, there is nothing new and its per-model query is skipped (one query for all).
-        self._looked_at: dict[str, str | None] = {}
+        self._by_model = {a.model_name: a for a in context.automations.values()}
+        self._seen = Seen()  # judged versions each model's next query leaves out
 
     # -- start-up -----------------------------------------------------------------------------
 
@@ -71,18 +71,17 @@ class ModelJudge:
             automation = self.context.automations.get(action.automation)
             if automation is not None and self._apply(automation, action):
                 promoted[automation.name] = automation  # left by a crash mid-promotion
-        automations = list(self.context.automations.values())
-        latest = self.store.latest_model_versions([a.model_name for a in automations])
-        for automation in automations:
-            model = automation.model_name
-            if model in self._looked_at and self._looked_at[model] == latest.get(model):
-                continue
-            cursor = int(self.ledger.get_cursor(automation.model_stream) or 0)
-            for version in self.store.model_versions_after(model, cursor):
+        cursors = {
+            model: int(self.ledger.get_cursor(automation.model_stream) or 0)
+            for model, automation in self._by_model.items()
+        }
+        for group in plan_polls(cursors):
+            for version in self.store.model_versions_above(group, cursors, self._seen):
+                automation = self._by_model[version.model_name]
                 if self._judge(automation, version):
                     promoted[automation.name] = automation
                 self.ledger.set_cursor(automation.model_stream, str(version.number))
-            self._looked_at[model] = latest.get(model)
+                self._seen.add(version.model_name, version.id, version.number)
         for subject in self.ledger.subjects_with_status(MODEL, "waiting"):
             automation = self.context.automations.get(subject.automation)
             waiting = self.store.model_version(subject.id) if automation else None

@@ -224,3 +224,41 @@ def test_an_inference_on_a_hand_made_version_with_no_dataset_fails_at_once_namin
     assert "{{ dataset.run_outputs.diabetes_test }}" in action.error
     assert "was not trained on a known dataset" in action.error
     assert runs_for(engine, action.key) == []
+
+
+def test_automations_polled_together_see_each_new_version_once(zenml_store, tmp_path):
+    """Artifacts with different numbers of versions share queries (`oneof:`, judged versions
+    left out by id): each new version is selected once by its automation, nothing else."""
+    import pandas as pd
+    from zenml import save_artifact
+
+    def save(name: str, approved: bool = True) -> str:
+        tags = ["approved"] if approved else []
+        return str(save_artifact(pd.DataFrame({"x": [1]}), name=name, tags=tags).id)
+
+    names = {"a": 1, "b": 4, "c": 9}  # versions already there: cursors 1, 4 and 9
+    for name, count in names.items():
+        for _ in range(count):
+            save(f"data_{name}")
+    environ = {}
+    for name in names:
+        environ[f"AUTOPILOT_AUTOMATIONS__{name.upper()}__DATASET_NAMES"] = f"data_{name}"
+        environ[f"AUTOPILOT_AUTOMATIONS__{name.upper()}__MODEL_NAME"] = f"model_{name}"
+    engine = make_engine(tmp_path / "state", environ=environ, start_from="now")
+    engine.tick()
+    assert engine.ledger.actions_in(ActionState.PENDING, ActionState.RUNNING) == []
+
+    new = {name: [save(f"data_{name}"), save(f"data_{name}", approved=False)] for name in names}
+    new["b"].append(save("data_b"))
+    for _ in range(3):
+        engine.datasets.tick()
+    claimed = {a.key for a in engine.ledger.actions_in(ActionState.PENDING)}
+    assert claimed == {
+        f"train:a:{new['a'][0]}",
+        f"train:b:{new['b'][0]}",
+        f"train:b:{new['b'][2]}",
+        f"train:c:{new['c'][0]}",
+    }
+    for name, ids in new.items():
+        assert engine.ledger.subject(name, ids[1]).reason == "missing_tags"
+    assert engine.ledger.get_cursor("c/dataset:data_c") == "11"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +14,7 @@ import pytest
 
 from pipelines.feature_engineering import launch_feature_engineering
 from service.core.actions import ActionState
+from service.core.polling import PollGroup, Seen
 from service.core.records import ModelVersionInfo, RunStatus
 from service.store import DECISION_METADATA_KEY, StoreAdapter
 from tests.integration.engine_harness import make_engine, runs_for, tick_until
@@ -181,8 +182,10 @@ def test_a_metric_logged_while_the_version_was_being_read_is_used(zenml_store, t
     version = client.create_model_version("iris_classifier", name="by-hand")
 
     class ListedJustBeforeTheMetric(StoreAdapter):
-        def model_versions_after(self, model: str, number: int) -> Iterator[ModelVersionInfo]:
-            for listed in list(super().model_versions_after(model, number)):
+        def model_versions_above(
+            self, group: PollGroup, cursors: Mapping[str, int], seen: Seen
+        ) -> Iterator[ModelVersionInfo]:
+            for listed in list(super().model_versions_above(group, cursors, seen)):
                 log_metadata({"accuracy": 0.97}, model_version_id=UUID(listed.id))
                 # old enough to be judged although no run is linked to it
                 yield replace(listed, created=listed.created - timedelta(minutes=1))
