@@ -92,12 +92,8 @@ class StoreAdapter:
         )
         for response in pages:
             name, number = response.artifact.name, _version_number(response)
-            if number is None:
-                continue
-            if number > cursors[name]:
+            if number is not None and _unseen(name, str(response.id), number, cursors, seen):
                 yield self._dataset_record(response)
-            else:
-                seen.add(name, str(response.id), number)
 
     def dataset_versions_with_tags(
         self, name: str, tags: list[str], created_before: datetime | None = None
@@ -226,9 +222,9 @@ class StoreAdapter:
         )
         for response in pages:
             name, number = response.model.name, response.number
-            if number <= cursors[name]:
-                seen.add(name, str(response.id), number)
-            elif (full := self.model_version(str(response.id))) is not None:
+            if not _unseen(name, str(response.id), number, cursors, seen):
+                continue
+            if (full := self.model_version(str(response.id))) is not None:
                 yield full
 
     def model_versions_after(self, model: str, number: int) -> Iterator[ModelVersionInfo]:
@@ -397,6 +393,15 @@ def is_store_unavailable(error: BaseException) -> bool:
         if isinstance(seen, RuntimeError) and "Error connecting to URL" in str(seen):
             return True  # how ZenML's REST client reports a server it cannot reach
         seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _unseen(name: str, id: str, number: int, cursors: Mapping[str, int], seen: Seen) -> bool:
+    """True for a version above its name's cursor; one at or below was judged: remembered in
+    `seen`, so that the next query leaves it out."""
+    if number > cursors[name]:
+        return True
+    seen.add(name, id, number)
     return False
 
 

@@ -22,6 +22,16 @@ def _count_runs(key: str) -> int:
     return len(Client().list_pipeline_runs(tags=f"equals:{key}").items)
 
 
+def restart_does_nothing_again(start_daemon: StartDaemon) -> None:
+    """A restarted daemon looks at everything again and launches or decides nothing."""
+    restarted = start_daemon("daemon-restarted.log")
+    restarted.wait_event("daemon.started", timeout=120)
+    wait_for(lambda: len(restarted.find("tick.completed")) >= 6, timeout=60, what="six ticks")
+    assert restarted.stop() == 0
+    for event in ("training.launched", "inference.launched", "model.promoted", "model.rejected"):
+        assert restarted.find(event) == [], event
+
+
 def the_whole_chain_exactly_once_across_a_restart(start_daemon: StartDaemon) -> None:
     from zenml import add_tags
     from zenml.client import Client
@@ -98,13 +108,7 @@ def the_whole_chain_exactly_once_across_a_restart(start_daemon: StartDaemon) -> 
     versions_before = len(client.list_model_versions(model=MODEL).items)
     assert versions_before == 3
 
-    # Restart: it looks again, and does nothing twice.
-    restarted = start_daemon("daemon-restarted.log")
-    restarted.wait_event("daemon.started", timeout=90)
-    wait_for(lambda: len(restarted.find("tick.completed")) >= 6, timeout=60, what="six ticks")
-    assert restarted.stop() == 0
-    for event in ("training.launched", "inference.launched", "model.promoted", "model.rejected"):
-        assert restarted.find(event) == [], event
+    restart_does_nothing_again(start_daemon)
     assert {key: _count_runs(key) for key in trained + served} == counts_before
     assert len(client.list_model_versions(model=MODEL).items) == versions_before
 
@@ -189,10 +193,5 @@ def several_projects_in_one_daemon(start_daemon: StartDaemon, with_iris: bool = 
         {"diabetes", "selfpromo", "iris"} if with_iris else {"diabetes", "selfpromo"}
     )
 
-    restarted = start_daemon("daemon-restarted.log")
-    restarted.wait_event("daemon.started", timeout=120)
-    wait_for(lambda: len(restarted.find("tick.completed")) >= 6, timeout=60, what="six ticks")
-    assert restarted.stop() == 0
-    for event in ("training.launched", "inference.launched", "model.promoted", "model.rejected"):
-        assert restarted.find(event) == [], event
+    restart_does_nothing_again(start_daemon)
     assert {key: _count_runs(key) for key in keys} == dict.fromkeys(keys, 1)

@@ -40,6 +40,19 @@ def bootstrap(server, key_file: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def with_service_account_key(server, rest_store, tmp_path) -> dict[str, str]:
+    """A daemon's environment on `server` with a key `autopilot bootstrap` made, sharing the
+    test's artifact store (a local folder under its config path; in compose, a volume)."""
+    key_file = tmp_path / "secrets" / "api_key"
+    assert bootstrap(server, key_file).returncode == 0
+    return {
+        "ZENML_STORE_URL": server.url,
+        "AUTOPILOT_ZENML_API_KEY_FILE": str(key_file),
+        "ZENML_CONFIG_PATH": str(rest_store.config_path),
+        **daemon_settings(tmp_path),
+    }
+
+
 def test_the_whole_chain_over_rest_with_a_service_account_key(
     zenml_server, zenml_rest_store, daemon_factory, tmp_path
 ):
@@ -73,13 +86,8 @@ def test_a_users_project_over_rest_beside_a_self_promoting_one(
 ):
     """The example project (its own `pipelines` and `steps`) and a self-promoting automation of
     it, driven over REST with the service account's key, as in the embedded-store test."""
-    key_file = tmp_path / "secrets" / "api_key"
-    assert bootstrap(zenml_server, key_file).returncode == 0
     environment = {
-        "ZENML_STORE_URL": zenml_server.url,
-        "AUTOPILOT_ZENML_API_KEY_FILE": str(key_file),
-        "ZENML_CONFIG_PATH": str(zenml_rest_store.config_path),
-        **daemon_settings(tmp_path),
+        **with_service_account_key(zenml_server, zenml_rest_store, tmp_path),
         **diabetes_automation(),
         **self_promoting_automation(),
     }

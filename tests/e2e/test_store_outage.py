@@ -8,8 +8,8 @@ import time
 import pytest
 
 from pipelines.feature_engineering import launch_feature_engineering
-from tests.e2e.test_server_e2e import bootstrap
-from tests.support import daemon_settings, http_get, wait_for
+from tests.e2e.test_server_e2e import with_service_account_key
+from tests.support import http_get, wait_for
 
 pytestmark = pytest.mark.e2e
 OUTAGE_SECONDS = 32
@@ -25,13 +25,8 @@ def _completed_runs(key: str) -> int:
 def test_store_outage_is_ridden_out_with_nothing_lost_or_doubled(
     zenml_server, zenml_rest_store, daemon_factory, tmp_path
 ):
-    key_file = tmp_path / "secrets" / "api_key"
-    assert bootstrap(zenml_server, key_file).returncode == 0
     environment = {
-        "ZENML_STORE_URL": zenml_server.url,
-        "AUTOPILOT_ZENML_API_KEY_FILE": str(key_file),
-        "ZENML_CONFIG_PATH": str(zenml_rest_store.config_path),
-        **daemon_settings(tmp_path),
+        **with_service_account_key(zenml_server, zenml_rest_store, tmp_path),
         "AUTOPILOT_PROMOTION_MUST_BEAT_PRODUCTION": "false",
     }
     daemon = daemon_factory(environment)("daemon.log")
