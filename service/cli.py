@@ -147,12 +147,13 @@ def run(settings: Settings, once: bool, dry_run: bool = False) -> int:
     _zenml_defaults()
     if settings.zenml_api_key_file is not None:
         os.environ["ZENML_STORE_API_KEY"] = read_api_key(settings.zenml_api_key_file)
+    from service.runtime.checks import PipelineCheck
+
+    check = PipelineCheck(settings.automations)  # in a child process, while this one imports
     import zenml  # noqa: F401  - import before configuring logs: it rewires the root logger
     from zenml.exceptions import AuthorizationException
 
-    from service.runtime.checks import check_pipelines_apart
-
-    problems, _ = check_pipelines_apart(settings.automations)
+    problems = check.problems()
     if problems:
         _print_config_error(ConfigError(problems))
         return EXIT_CONFIG

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +13,51 @@ import yaml
 
 from service.core.automation import Automation, PipelineSpec
 from service.errors import describe_error
-from service.runtime.sources import imported_from, load_attribute
-from service.settings import automation_variable
+from service.runtime.sources import BUNDLED_ROOT, imported_from, load_attribute
+from service.settings import BUNDLED_INFERENCE, BUNDLED_TRAINING, automation_variable
+
+# The bundled pipelines' parameters (tests/integration/test_cli.py checks them against the code).
+BUNDLED_PARAMETERS = {
+    BUNDLED_TRAINING: {"dataset_version_id"},
+    BUNDLED_INFERENCE: {"inference_dataset_name"},
+}
 
 
-def check_pipelines_apart(
-    automations: tuple[Automation, ...],
-) -> tuple[list[str], dict[str, Any]]:
-    """`check_pipelines` in a spawned child process: importing users' pipelines loads their
-    libraries (scikit-learn, pandas: ~130 MiB here), which the daemon itself never needs."""
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as child:
-        return child.submit(check_pipelines, automations).result()
+class PipelineCheck:
+    """`check_pipelines` in a spawned child process, started at once and read when needed:
+    importing users' pipelines loads their libraries (scikit-learn, pandas: ~130 MiB here),
+    which the daemon itself never needs, and takes ~3 s, spent while the daemon starts up."""
+
+    def __init__(self, automations: tuple[Automation, ...]) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._result: Future[tuple[list[str], dict[str, Any]]] | None = None
+        if any(not _bundled_as_is(spec) for a in automations for spec in _specs(a)):
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+            self._result = self._pool.submit(check_pipelines, automations)
+
+    def problems(self) -> list[str]:
+        if self._pool is None or self._result is None:
+            return []  # only the bundled pipelines, as shipped: nothing to check
+        try:
+            return self._result.result()[0]
+        finally:
+            self._pool.shutdown()
+
+
+def _specs(automation: Automation) -> tuple[PipelineSpec, PipelineSpec]:
+    return automation.training, automation.inference
+
+
+def _bundled_as_is(spec: PipelineSpec) -> bool:
+    """The bundled pipeline with no config and only the parameters it is shipped with."""
+    known = BUNDLED_PARAMETERS.get(spec.reference)
+    return (
+        spec.source_root == BUNDLED_ROOT
+        and spec.config_path is None
+        and known is not None
+        and set(spec.parameters) <= known
+    )
 
 
 def check_pipelines(automations: tuple[Automation, ...]) -> tuple[list[str], dict[str, Any]]:

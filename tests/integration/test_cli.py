@@ -200,3 +200,16 @@ def test_pipelines_that_cannot_run_as_configured_exit_2_naming_each_variable(tmp
         assert f"{params}INFERENCE_PARAMETERS: pipeline inference needs parameter 'dataset_id'" in (
             text
         )
+
+
+def test_the_bundled_pipelines_take_exactly_the_parameters_the_start_up_check_assumes():
+    """`autopilot run` skips importing the bundled pipelines when they run as shipped: that is
+    only sound while their signatures are what `BUNDLED_PARAMETERS` says."""
+    import inspect
+
+    from service.runtime.checks import BUNDLED_PARAMETERS
+    from service.runtime.sources import load_attribute
+
+    for reference, parameters in BUNDLED_PARAMETERS.items():
+        signature = inspect.signature(load_attribute(reference).entrypoint).parameters
+        assert set(signature) == parameters, reference
