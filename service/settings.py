@@ -217,10 +217,6 @@ class Settings(BaseSettings):
         return parse_start_from(self.start_from)
 
     @property
-    def automation_names(self) -> list[str]:
-        return [automation.name for automation in self.automations]
-
-    @property
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(self.max_attempts, self.retry_backoff_seconds)
 

@@ -71,12 +71,6 @@ class StoreAdapter:
         numbers = [_version_number(v) for v in page.items]
         return max((n for n in numbers if n is not None), default=0)
 
-    def dataset_versions_after(self, name: str, number: int) -> Iterator[DatasetVersion]:
-        """Versions of artifact `name` with a version number above `number`, oldest first."""
-        yield from self._dataset_pages(
-            artifact=name, version_number=f"gt:{number}", sort_by="asc:version_number"
-        )
-
     def dataset_versions_above(
         self, group: PollGroup, cursors: Mapping[str, int], seen: Seen
     ) -> Iterator[DatasetVersion]:
