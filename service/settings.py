@@ -406,16 +406,13 @@ def _automation(
         problems.append(f"{variable}={str(root)!r}: no such folder")
         return None
     root = root.resolve()
+    bundled_inference = {"inference_dataset_name": parsed.inference_dataset_name}
     training = _pipeline_spec(
-        prefix, "training", parsed.training_pipeline, parsed.training_config,
-        parsed.training_parameters, root, problems,
-        default=(BUNDLED_TRAINING, BUNDLED_TRAINING_PARAMETERS),
-    )  # fmt: skip
+        prefix, "training", parsed, root, problems, (BUNDLED_TRAINING, BUNDLED_TRAINING_PARAMETERS)
+    )
     inference = _pipeline_spec(
-        prefix, "inference", parsed.inference_pipeline, parsed.inference_config,
-        parsed.inference_parameters, root, problems,
-        default=(BUNDLED_INFERENCE, {"inference_dataset_name": parsed.inference_dataset_name}),
-    )  # fmt: skip
+        prefix, "inference", parsed, root, problems, (BUNDLED_INFERENCE, bundled_inference)
+    )
     if training is None or inference is None:
         return None
     return Automation(
@@ -439,14 +436,16 @@ def _automation(
 def _pipeline_spec(
     prefix: str,
     kind: str,
-    reference: str | None,
-    config: str | None,
-    parameters: dict[str, Any] | None,
+    parsed: AutomationSettings,
     source_root: Path,
     problems: list[str],
     default: tuple[str, dict[str, Any]],
 ) -> PipelineSpec | None:
-    """A pipeline as configured; the bundled one (from this project's folder) when unset."""
+    """The `kind` ("training" or "inference") pipeline as configured; the bundled one (from
+    this project's folder) when unset."""
+    reference: str | None = getattr(parsed, f"{kind}_pipeline")
+    config: str | None = getattr(parsed, f"{kind}_config")
+    parameters: dict[str, Any] | None = getattr(parsed, f"{kind}_parameters")
     bundled = reference is None
     root = BUNDLED_ROOT if bundled else str(source_root)
     config_path = None
