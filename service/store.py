@@ -106,16 +106,8 @@ class StoreAdapter:
         return self._dataset_record(response)
 
     def _dataset_pages(self, **filters: Any) -> Iterator[DatasetVersion]:
-        page_number = 1
-        while True:
-            page = self._client.list_artifact_versions(
-                page=page_number, size=PAGE_SIZE, hydrate=False, **filters
-            )
-            for response in page.items:
-                yield self._dataset_record(response)
-            if page_number >= page.total_pages:
-                return
-            page_number += 1
+        for response in self._pages(self._client.list_artifact_versions, hydrate=False, **filters):
+            yield self._dataset_record(response)
 
     def _dataset_record(self, response: ArtifactVersionResponse) -> DatasetVersion:
         run_id = response.producer_pipeline_run_id
@@ -285,6 +277,7 @@ class StoreAdapter:
         return found
 
     def _pages(self, list_call: Any, **filters: Any) -> Iterator[Any]:
+        """Every item of a ZenML list call, page after page."""
         page_number = 1
         while True:
             page = list_call(page=page_number, size=PAGE_SIZE, **filters)
@@ -331,16 +324,8 @@ class StoreAdapter:
     def _model_pages(
         self, with_producer: bool = True, **filters: Any
     ) -> Iterator[ModelVersionInfo]:
-        page_number = 1
-        while True:
-            page = self._client.list_model_versions(
-                page=page_number, size=PAGE_SIZE, hydrate=True, **filters
-            )
-            for response in page.items:
-                yield self._model_record(response, with_producer)
-            if page_number >= page.total_pages:
-                return
-            page_number += 1
+        for response in self._pages(self._client.list_model_versions, hydrate=True, **filters):
+            yield self._model_record(response, with_producer)
 
     def _model_record(
         self,
