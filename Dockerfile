@@ -68,7 +68,8 @@ USER autopilot
 VOLUME ["/var/lib/autopilot"]
 EXPOSE 8765
 
-# /healthz: 200 while the scheduler runs and a poll succeeded recently; urlopen raises on 503.
+# /healthz is liveness: 200 while the loop ticks, also while it waits out a store outage (the
+# store is /readyz's), so an unhealthy mark means a stuck daemon; urlopen raises on 503.
 # (No curl in the slim image.) Needs AUTOPILOT_HTTP_PORT != 0.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('AUTOPILOT_HTTP_PORT', '8765'), timeout=4)"]

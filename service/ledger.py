@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from service.core.actions import ActionKind, ActionState, check_transition
+from service.files import create_private_file, private_dir
 
 SCHEMA_VERSION = 2  # 1: one automation (no automation columns); 2: automations
 SCHEMA = """
@@ -119,7 +120,8 @@ class Ledger:
     """The daemon's memory. One writer (the tick thread); readers may open their own."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
+        create_private_file(path)  # SQLite gives its -wal and -shm files the same mode
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         self._db.row_factory = sqlite3.Row

@@ -10,6 +10,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from service.redact import redact_text
+
 _secrets: set[str] = set()
 
 
@@ -20,13 +22,16 @@ def register_secret(value: str | None) -> None:
 
 
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    if not _secrets:
-        return event
+    """Registered secrets, and credentials in any URL (`service.redact`), out of every field."""
     for key, value in event.items():
-        if isinstance(value, str) and any(secret in value for secret in _secrets):
-            for secret in _secrets:
-                value = value.replace(secret, "<redacted>")
-            event[key] = value
+        if not isinstance(value, str):
+            continue
+        redacted = redact_text(value)
+        for secret in _secrets:
+            if secret in redacted:
+                redacted = redacted.replace(secret, "<redacted>")
+        if redacted != value:
+            event[key] = redacted
     return event
 
 

@@ -24,6 +24,7 @@ from service.core.automation import DEFAULT_AUTOMATION, Automation, PipelineSpec
 from service.core.promotion import Goal, PromotionPolicy
 from service.core.retry import RetryPolicy
 from service.core.startup import StartFrom
+from service.redact import redact_url
 from service.runtime.sources import BUNDLED_ROOT
 
 ENV_PREFIX = "AUTOPILOT_"
@@ -499,7 +500,8 @@ def describe(settings: Settings, environ: Mapping[str, str] | None = None) -> di
         env_name(name): _plain(value) for name, value in settings.model_dump().items()
     }
     shown["automations"] = {a.name: describe_automation(a) for a in settings.automations}
-    shown["ZENML_STORE_URL"] = environ.get("ZENML_STORE_URL", "<embedded local store>")
+    store_url = environ.get("ZENML_STORE_URL", "<embedded local store>")
+    shown["ZENML_STORE_URL"] = redact_url(store_url)
     shown["ZENML_CONFIG_PATH"] = environ.get("ZENML_CONFIG_PATH", "<ZenML default>")
     for secret in SECRET_ZENML_VARIABLES:
         shown[secret] = "<redacted>" if environ.get(secret) else "<unset>"

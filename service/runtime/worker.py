@@ -17,6 +17,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from service.errors import describe_error
+from service.files import open_private
 from service.runtime.warmup import warm_up
 
 PR_SET_PDEATHSIG = 1
@@ -47,7 +48,7 @@ def die_with_parent(parent_pid: int) -> None:
 
 def _redirect_output(log_path: str) -> None:
     """Send the run's own output to its log file, out of the daemon's structured log."""
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    log = open_private(log_path)  # 0600: a run's output may hold what its steps print
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.close(log)

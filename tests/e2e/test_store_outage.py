@@ -1,5 +1,6 @@
 """Stop the real ZenML server for 30+ seconds under the daemon: it logs the outage once, stays
-alive, turns /readyz red then green, and catches up with nothing lost or doubled."""
+alive (and says so: /healthz, the liveness probe, stays green while it waits), turns /readyz red
+then green, and catches up with nothing lost or doubled."""
 
 from __future__ import annotations
 
@@ -31,15 +32,28 @@ def test_store_outage_is_ridden_out_with_nothing_lost_or_doubled(
     }
     daemon = daemon_factory(environment)("daemon.log")
     ready = f"http://127.0.0.1:{environment['AUTOPILOT_HTTP_PORT']}/readyz"
+    alive = f"http://127.0.0.1:{environment['AUTOPILOT_HTTP_PORT']}/healthz"
     daemon.wait_event("daemon.started", timeout=90)
     before = launch_feature_engineering(training_tags=["approved"], random_state=51)
     daemon.wait_event("training.succeeded", key=f"train:{before.training_id}", timeout=240)
 
     zenml_server.stop()
     outage_started = time.monotonic()
-    daemon.wait_event("store.unavailable", timeout=120)
-    wait_for(lambda: http_get(ready)[0] == 503, timeout=60, what="/readyz to turn red")
-    time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - outage_started)))
+    # Probed once a second through the outage (ZenML's client retries for ~30 s before the
+    # first tick fails), and for 10 probes at least once /readyz is red.
+    probes: list[tuple[int, int]] = []  # (/healthz, /readyz)
+    while time.monotonic() - outage_started < OUTAGE_SECONDS or (
+        [ready_status for _, ready_status in probes].count(503) < 10
+    ):
+        assert time.monotonic() - outage_started < 180, f"/readyz never turned red: {probes}"
+        probes.append((http_get(alive)[0], http_get(ready)[0]))
+        time.sleep(1)
+    daemon.wait_event("store.unavailable", timeout=5)
+    # Liveness is not the store: a probe must not restart a daemon that is correctly waiting.
+    assert {alive_status for alive_status, _ in probes} == {200}, probes
+    readiness = [ready_status for _, ready_status in probes]
+    red_from = readiness.index(503)
+    assert set(readiness[red_from:]) == {503}, probes  # and stays red until the store is back
     assert daemon.process.poll() is None  # alive through the outage
     zenml_server.start()
 
@@ -50,6 +64,7 @@ def test_store_outage_is_ridden_out_with_nothing_lost_or_doubled(
     ]
     daemon.wait_event("store.available", timeout=180)
     wait_for(lambda: http_get(ready)[0] == 200, timeout=60, what="/readyz to turn green")
+    assert http_get(alive)[0] == 200
     for dataset in after:
         daemon.wait_event("training.succeeded", key=f"train:{dataset.training_id}", timeout=240)
     assert daemon.stop() == 0
