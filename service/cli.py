@@ -10,11 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from service.redact import redact_text, redact_url, url_password
 from service.settings import ConfigError, Settings, describe, load_settings, read_api_key
 
 if TYPE_CHECKING:
     from service.daemon import Daemon
     from service.http import HealthServer
+    from service.ledger import Ledger
     from service.store import StoreAdapter
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -58,7 +60,9 @@ def run_operation(settings: Settings, args: argparse.Namespace) -> int:
     ledger = Ledger(settings.ledger_path)
     try:
         if args.command == "status":
-            result = operations.status(ledger, None if args.offline else _latest(settings))
+            result = operations.status(
+                ledger, None if args.offline else _in_store(settings, ledger)
+            )
         elif args.command == "explain":
             result = operations.explain(ledger, args.id)
         else:
@@ -97,36 +101,51 @@ def _zenml_defaults() -> None:
         os.environ.setdefault(name, value)
 
 
-def _latest(settings: Settings) -> dict[str, int] | None:
-    """The newest dataset and model numbers in the store, or None when it does not answer."""
+def _in_store(settings: Settings, ledger: Ledger) -> dict[str, list[str]] | None:
+    """Per dataset and model stream, the ids of the versions in the store at or above its
+    floor (the ones `status` checks against the ledger), or None when the store does not
+    answer."""
+    from service.core.polling import parse_floor
+    from service.stages.context import DATASET, MODEL
+
     _zenml_defaults()
     if settings.zenml_api_key_file is not None:
         os.environ["ZENML_STORE_API_KEY"] = read_api_key(settings.zenml_api_key_file)
     try:
         store = _connect()
-        latest = {}
+        found = {}
         for automation in settings.automations:
-            for name in automation.dataset_names:
-                latest[automation.dataset_stream(name)] = store.latest_dataset_number(name)
-            model = automation.model_name
-            latest[automation.model_stream] = store.latest_model_number(model)
+            streams = [(automation.dataset_stream(n), DATASET, n) for n in automation.dataset_names]
+            streams.append((automation.model_stream, MODEL, automation.model_name))
+            for stream, kind, name in streams:
+                floor = parse_floor(ledger.get_cursor(stream))
+                if not isinstance(floor, int):  # a number: the daemon has not upgraded it yet
+                    found[stream] = store.version_ids_since(kind, name, floor)
     except Exception as error:
-        print(f"autopilot status: store not reachable, lag unknown: {error}"[:300], file=sys.stderr)
+        print(
+            redact_text(f"autopilot status: store not reachable, lag unknown: {error}")[:300],
+            file=sys.stderr,
+        )
         return None
-    return latest
+    return found
 
 
 def run_bootstrap(key_file: Path, account: str) -> int:
     _zenml_defaults()
     from zenml.exceptions import AuthorizationException
 
-    from service.bootstrap import bootstrap
+    from service.bootstrap import UnsafeKeyFile, bootstrap
 
     try:
         outcome = bootstrap(key_file, account)
+    except UnsafeKeyFile as error:
+        print(f"autopilot bootstrap: {error}", file=sys.stderr)
+        return EXIT_CONFIG
     except AuthorizationException as error:
         print(
-            f"autopilot bootstrap: the ZenML server rejected the admin credentials: {error}",
+            redact_text(
+                f"autopilot bootstrap: the ZenML server rejected the admin credentials: {error}"
+            ),
             file=sys.stderr,
         )
         return EXIT_CONFIG
@@ -144,6 +163,27 @@ def run_bootstrap(key_file: Path, account: str) -> int:
 
 
 def run(settings: Settings, once: bool, dry_run: bool = False) -> int:
+    """`run` and `run --once` hold the state dir for as long as they run (one daemon per
+    ledger); a dry run works on a scratch copy and needs no lock."""
+    from service.lock import StateDirBusy, StateDirLock
+
+    try:
+        lock = None if dry_run else StateDirLock(settings.state_dir)
+    except StateDirBusy as busy:
+        print(f"autopilot: {busy}", file=sys.stderr)
+        return EXIT_CONFIG
+    except OSError as error:
+        where = f"AUTOPILOT_STATE_DIR={str(settings.state_dir)!r}"
+        _print_config_error(ConfigError([f"{where}: cannot lock it: {error.strerror}"]))
+        return EXIT_CONFIG
+    try:
+        return _run(settings, once, dry_run)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(settings: Settings, once: bool, dry_run: bool) -> int:
     _zenml_defaults()
     if settings.zenml_api_key_file is not None:
         os.environ["ZENML_STORE_API_KEY"] = read_api_key(settings.zenml_api_key_file)
@@ -161,11 +201,17 @@ def run(settings: Settings, once: bool, dry_run: bool = False) -> int:
     from service.daemon import Daemon
     from service.logs import capture_zenml_logs, configure, get_logger, register_secret
 
+    store_url = os.environ.get("ZENML_STORE_URL")
     for secret in ("ZENML_STORE_API_KEY", "ZENML_STORE_PASSWORD"):
         register_secret(os.environ.get(secret))
+    register_secret(url_password(store_url))
     configure(settings.log_format, settings.log_level)
     capture_zenml_logs()
-    daemon = Daemon(settings.poll_interval_seconds, settings.shutdown_grace_seconds)
+    daemon = Daemon(
+        settings.poll_interval_seconds,
+        settings.shutdown_grace_seconds,
+        store_url=redact_url(store_url or "<embedded local store>"),
+    )
     daemon.install_signal_handlers()
     try:
         health = None if once else _start_health_server(settings, daemon)
@@ -180,7 +226,7 @@ def run(settings: Settings, once: bool, dry_run: bool = False) -> int:
         print(
             "autopilot: the ZenML store rejected the credentials (ZENML_STORE_API_KEY, "
             "AUTOPILOT_ZENML_API_KEY_FILE or ZENML_STORE_USERNAME/PASSWORD): "
-            f"{str(error)[:300]}",
+            f"{redact_text(str(error))[:300]}",
             file=sys.stderr,
         )
         return EXIT_CONFIG
@@ -194,6 +240,7 @@ def _run_daemon(settings: Settings, daemon: Daemon, once: bool, dry_run: bool) -
 
     from service.dry_run import NoLaunchExecutor, scratch_settings
     from service.engine import Autopilot, make_executor
+    from service.files import secure_state_dir
     from service.ledger import Ledger
     from service.logs import get_logger
 
@@ -224,6 +271,9 @@ def _run_daemon(settings: Settings, daemon: Daemon, once: bool, dry_run: bool) -
             for a in settings.automations
         },
     )
+    tightened = secure_state_dir(settings.state_dir, settings.ledger_path)
+    if tightened:  # left readable by others (an earlier version, another tool, a umask)
+        get_logger().warning("state.permissions_tightened", paths=tightened)
     ledger = Ledger(settings.ledger_path)
     executor = (
         NoLaunchExecutor(settings.max_concurrent_runs)

@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from service.core.records import RunInfo
 from service.logs import get_logger
 from service.runtime.executor import Executor, WorkerResult
 from service.runtime.worker import Job
@@ -40,6 +41,10 @@ class ReadOnlyStore(StoreAdapter):
 
     def mark_run_failed(self, run_id: str, reason: str) -> None:
         get_logger().info("dry_run.would_close_run", run_id=run_id, reason=reason)
+
+    def stop_run(self, run_id: str, reason: str) -> tuple[RunInfo | None, str | None]:
+        get_logger().info("dry_run.would_stop_run", run_id=run_id, reason=reason)
+        return self.run(run_id), "dry run"
 
 
 class NoLaunchExecutor(Executor):

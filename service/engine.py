@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from service.core.actions import ActionState
+from service.files import private_dir
 from service.ledger import Ledger
 from service.logs import get_logger
 from service.runtime.executor import Executor
@@ -30,8 +31,7 @@ LAST_POLL_KEY = "last_successful_poll"
 def make_executor(settings: Settings, environment: dict[str, str] | None = None) -> Executor:
     """The executor for these settings. Its spare workers serve every automation: each is warmed
     with every automation's pipeline modules."""
-    run_logs = settings.state_dir / "runs"
-    run_logs.mkdir(parents=True, exist_ok=True)
+    run_logs = private_dir(settings.state_dir / "runs")
     imports = {
         (spec.source_root, spec.module)
         for automation in settings.automations
@@ -74,7 +74,7 @@ class Autopilot:
 
     def start(self) -> None:
         """Initialise new streams per the start policy, then resolve what a crash left open."""
-        (self.settings.state_dir / "runs").mkdir(parents=True, exist_ok=True)
+        private_dir(self.settings.state_dir / "runs")
         self.actions.runs_in_process = self.store.orchestrator_runs_in_process(self.settings.stack)
         if self.ledger.upgraded_from is not None:
             self.log.info(

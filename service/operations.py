@@ -22,19 +22,22 @@ class OperationError(Exception):
     """An operator asked for something the ledger cannot do; the message says why."""
 
 
-def status(ledger: Ledger, latest: dict[str, int] | None = None) -> dict[str, Any]:
+def status(ledger: Ledger, in_store: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """What the daemon is doing: cursors and lag, open actions, recent failures, production.
 
-    `latest` maps a stream (`dataset:<name>`, `model:<name>`) to the newest number in the store,
-    when the caller could ask the store; the lag is then how many versions the cursor is behind.
+    A dataset or model stream's cursor is its floor: every version created before it was
+    judged. `in_store` maps a stream to the ids of the versions at or above its floor, when the
+    caller could ask the store; the lag is then those the automation has not judged yet.
     """
     cursors = []
     for stream, value in ledger.cursors().items():
         automation = stream.partition("/")[0]
         entry: dict[str, Any] = {"automation": automation, "stream": stream, "cursor": value}
-        if latest is not None and stream in latest and value is not None and value.isdigit():
-            entry["latest_in_store"] = latest[stream]
-            entry["behind"] = max(0, latest[stream] - int(value))
+        if in_store is not None and stream in in_store:
+            entry["above_floor"] = len(in_store[stream])
+            entry["not_judged_yet"] = sum(
+                ledger.subject(automation, id) is None for id in in_store[stream]
+            )
         cursors.append(entry)
     production = {s: v for s, v in ledger.cursors().items() if "/production:" in s}
     return {

@@ -1,15 +1,18 @@
-"""The store adapter: the only code in the daemon that touches the ZenML client.
+"""The store adapter: the only code that reads or writes the ZenML store in the daemon's loop
+(README.md, "Who touches ZenML", lists every module that imports zenml).
 
 It turns ZenML responses into the core's plain records and performs the few writes the daemon
 makes (stage changes, decision metadata, marking an orphaned run failed). Every read is a
-filtered, indexed query: per-artifact `version_number` and per-model `number` cursors, so an
-idle poll does not grow with the size of the store.
+filtered query: versions created since a floor in the store's own clock (`core/polling.py`),
+so an idle poll does not grow with the size of the store.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterator, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -17,13 +20,16 @@ from uuid import UUID
 
 from service.core.polling import PollGroup, Seen
 from service.core.records import DatasetVersion, ModelVersionInfo, RunInfo, RunStatus
+from service.redact import redact_url
 
 if TYPE_CHECKING:
     from zenml.client import Client
     from zenml.models import ArtifactVersionResponse, ModelVersionResponse, PipelineRunResponse
 
 PAGE_SIZE = 100
+FINISHED_RUNS_KEPT = 1000
 DECISION_METADATA_KEY = "autopilot_decision"
+SUCCESSFUL = ["completed", "cached"]  # ZenML's successful run statuses (`is_successful`)
 
 
 class StoreAdapter:
@@ -33,14 +39,15 @@ class StoreAdapter:
         from zenml.client import Client
 
         self._client = client or Client()
-        self._finished_runs: dict[str, RunInfo] = {}  # finished runs never change: cache them
+        # Finished runs never change: the latest ones read are kept (producers of a backlog).
+        self._finished_runs: OrderedDict[str, RunInfo] = OrderedDict()
 
     # -- connection and stack -----------------------------------------------------------------
 
     def describe(self) -> dict[str, str]:
         """Where the store is (never its credentials)."""
         config = self._client.zen_store.config
-        return {"store_type": str(config.type.value), "store_url": _safe_url(config.url)}
+        return {"store_type": str(config.type.value), "store_url": redact_url(config.url)}
 
     def ping(self) -> None:
         """One cheap round trip; raises when the store is unreachable."""
@@ -51,10 +58,12 @@ class StoreAdapter:
         return str(self._client.get_stack(name_or_id, allow_name_prefix_match=False).id)
 
     def orchestrator_runs_in_process(self, stack: str | None) -> bool:
-        """True when runs execute inside the launching process (the local orchestrator).
+        """True when runs execute inside the launching process: only the `local` orchestrator.
 
         Such a run cannot outlive its worker, so a run still `running` after the daemon crashed
-        is an orphan. Runs on other orchestrators go on by themselves and are watched instead.
+        is an orphan. Runs on every other orchestrator go on by themselves once submitted (even
+        `local_docker`'s containers outlive a killed worker), so they are watched, and stopped
+        on the orchestrator when they time out (`stop_run`).
         """
         from zenml.enums import StackComponentType
 
@@ -64,30 +73,52 @@ class StoreAdapter:
 
     # -- datasets -----------------------------------------------------------------------------
 
-    def latest_dataset_number(self, name: str) -> int:
+    def newest_dataset_created(self, name: str) -> datetime | None:
+        """When the newest version of `name` was created, in the store's clock."""
         page = self._client.list_artifact_versions(
-            artifact=name, sort_by="desc:version_number", size=1
+            artifact=name, sort_by="desc:created", size=1, hydrate=False
         )
-        numbers = [_version_number(v) for v in page.items]
-        return max((n for n in numbers if n is not None), default=0)
+        return page.items[0].created if page.items else None
 
-    def dataset_versions_above(
-        self, group: PollGroup, cursors: Mapping[str, int], seen: Seen
+    def dataset_created_at_number(self, name: str, number: int) -> datetime | None:
+        """When the version of `name` with the highest number up to `number` was created."""
+        page = self._client.list_artifact_versions(
+            artifact=name,
+            version_number=f"lte:{number}",
+            sort_by="desc:version_number",
+            size=1,
+            hydrate=False,
+        )
+        return page.items[0].created if page.items else None
+
+    def dataset_versions_since(
+        self, group: PollGroup, seen: Seen, judged: Callable[[str, str], bool]
     ) -> Iterator[DatasetVersion]:
-        """New versions of a group of artifacts in one query (`oneof:`), lowest number first:
-        those above each artifact's own cursor. Judged ones read on the way go to `seen`."""
+        """Versions of a group of artifacts created at or after its floor, oldest first, in one
+        query (`oneof:`), except those judged already (`seen`, else `judged(name, id)`). Every
+        `created` read goes to `seen`."""
         pages = self._pages(
             self._client.list_artifact_versions,
             artifact=_one_of(list(group.names)),
-            version_number=f"gt:{group.above}",
-            sort_by="asc:version_number",
+            sort_by="asc:created",
             hydrate=False,
-            **_leaving_out(seen.ids_above(group)),
+            tie_break=lambda response: (response.created, _version_number(response) or 0),
+            **_created_since(group.since),
         )
         for response in pages:
-            name, number = response.artifact.name, _version_number(response)
-            if number is not None and _unseen(name, str(response.id), number, cursors, seen):
+            if _unseen(response.artifact.name, response, group, seen, judged):
                 yield self._dataset_record(response)
+
+    def version_ids_since(self, kind: str, name: str, since: datetime | None) -> list[str]:
+        """Ids of the versions of an artifact (`dataset`) or model created at or after a floor."""
+        list_call = (
+            self._client.list_artifact_versions
+            if kind == "dataset"
+            else self._client.list_model_versions
+        )
+        name_filter: dict[str, Any] = {"artifact": name} if kind == "dataset" else {"model": name}
+        pages = self._pages(list_call, hydrate=False, **name_filter, **_created_since(since))
+        return [str(r.id) for r in pages if since is None or r.created >= since]
 
     def dataset_versions_with_tags(
         self, name: str, tags: list[str], created_before: datetime | None = None
@@ -97,6 +128,20 @@ class StoreAdapter:
         if created_before is not None:
             filters["created"] = f"lt:{created_before:%Y-%m-%d %H:%M:%S}"
         yield from self._dataset_pages(sort_by="asc:created", **filters)
+
+    def dataset_id_pages_with_tags(self, name: str, tags: list[str]) -> Iterator[list[str]]:
+        """Ids of the versions of `name` carrying every tag, a page (100) at a time, oldest
+        first, unhydrated and without producer look-ups: the caller reads in full only those it
+        has not settled."""
+        pages = self._page_lists(
+            self._client.list_artifact_versions,
+            artifact=name,
+            tags=[f"equals:{t}" for t in tags],
+            sort_by="asc:created",
+            hydrate=False,
+        )
+        for items in pages:
+            yield [str(response.id) for response in items]
 
     def dataset_version(self, id: str) -> DatasetVersion | None:
         try:
@@ -127,6 +172,7 @@ class StoreAdapter:
     def run(self, run_id: str) -> RunInfo | None:
         cached = self._finished_runs.get(run_id)
         if cached is not None:
+            self._finished_runs.move_to_end(run_id)
             return cached
         try:
             response = self._client.get_pipeline_run(UUID(run_id), hydrate=False)
@@ -135,11 +181,35 @@ class StoreAdapter:
         return self._run_record(response)
 
     def runs_for_key(self, key: str) -> list[RunInfo]:
-        """Every run launched for an action key, oldest first (one per attempt)."""
-        page = self._client.list_pipeline_runs(
-            tags=f"equals:{key}", sort_by="asc:created", size=PAGE_SIZE
+        """Every run launched for an action key, oldest first (one per attempt), every page."""
+        pages = self._pages(
+            self._client.list_pipeline_runs, tags=f"equals:{key}", sort_by="asc:created"
         )
-        return [self._run_record(r) for r in page.items]
+        return [self._run_record(r) for r in pages]
+
+    def attempt_run(self, key: str, token: str) -> RunInfo | None:
+        """The run of one attempt: tagged with its key, named with the attempt's token (the
+        launcher puts it in the run name). Neither clock nor page decides."""
+        return self._newest_run(tags=f"equals:{key}", name=f"endswith:-{token}")
+
+    def newest_run_for_key(self, key: str) -> RunInfo | None:
+        """The newest run tagged with a key (an attempt launched before runs carried tokens)."""
+        return self._newest_run(tags=f"equals:{key}")
+
+    def completed_run_for_key(
+        self, key: str, model_version_id: str | None = None
+    ) -> RunInfo | None:
+        """A run of this key that completed, if any: the action is done, whatever the ledger
+        says (a ledger lost or restored from a backup). With `model_version_id`, only a run on
+        that model version counts (an inference that ran on another one was rejected)."""
+        filters: dict[str, Any] = {"status": f"oneof:{json.dumps(SUCCESSFUL)}"}
+        if model_version_id is not None:
+            filters["model_version_id"] = UUID(model_version_id)
+        return self._newest_run(tags=f"equals:{key}", **filters)
+
+    def _newest_run(self, **filters: Any) -> RunInfo | None:
+        page = self._client.list_pipeline_runs(sort_by="desc:created", size=1, **filters)
+        return self._run_record(page.items[0]) if page.items else None
 
     def run_failure(self, run_id: str) -> str | None:
         """Why a run failed, from its failed steps' recorded exceptions (not the launcher's
@@ -168,6 +238,34 @@ class StoreAdapter:
         )
         self._finished_runs.pop(run_id, None)
 
+    def stop_run(self, run_id: str, reason: str) -> tuple[RunInfo | None, str | None]:
+        """Stop a run that goes on by itself, so that it never completes after this returns.
+
+        First on its orchestrator, the way `zenml pipeline runs stop --force` does (ZenML marks
+        it `stopping`, the orchestrator ends it); then, whatever the orchestrator could do, a
+        run not finished yet is closed as failed in the store (a failed run never becomes
+        completed, even if a step of it still finishes). Returns the run as it ended (it may
+        have completed just before) and, when the orchestrator could not stop it, why.
+        """
+        from zenml.exceptions import IllegalOperationError
+        from zenml.utils import run_utils
+
+        response = self._client.get_pipeline_run(UUID(run_id), hydrate=True)
+        not_stopped: str | None = None
+        if not response.status.is_finished:
+            try:
+                run_utils.stop_run(response, graceful=False)
+            except Exception as error:  # not supported, flavor not importable, already stopping
+                if is_store_unavailable(error):
+                    raise
+                not_stopped = f"{type(error).__name__}: {error}"[:500]
+        run = self.run(run_id)
+        if run is not None and run.status is RunStatus.IN_PROGRESS:
+            with contextlib.suppress(IllegalOperationError):  # it finished since it was read
+                self.mark_run_failed(run_id, reason)
+            run = self.run(run_id)
+        return run, not_stopped
+
     def _run_record(self, response: PipelineRunResponse) -> RunInfo:
         status = response.status
         if status.is_finished:
@@ -185,30 +283,39 @@ class StoreAdapter:
         )
         if folded is not RunStatus.IN_PROGRESS:
             self._finished_runs[record.id] = record
+            if len(self._finished_runs) > FINISHED_RUNS_KEPT:
+                self._finished_runs.popitem(last=False)
         return record
 
     # -- models -------------------------------------------------------------------------------
 
-    def latest_model_number(self, model: str) -> int:
-        page = self._client.list_model_versions(model=model, sort_by="desc:number", size=1)
-        return max((v.number for v in page.items), default=0)
+    def newest_model_created(self, model: str) -> datetime | None:
+        page = self._client.list_model_versions(
+            model=model, sort_by="desc:created", size=1, hydrate=False
+        )
+        return page.items[0].created if page.items else None
 
-    def model_versions_above(
-        self, group: PollGroup, cursors: Mapping[str, int], seen: Seen
+    def model_created_at_number(self, model: str, number: int) -> datetime | None:
+        page = self._client.list_model_versions(
+            model=model, number=f"lte:{number}", sort_by="desc:number", size=1, hydrate=False
+        )
+        return page.items[0].created if page.items else None
+
+    def model_versions_since(
+        self, group: PollGroup, seen: Seen, judged: Callable[[str, str], bool]
     ) -> Iterator[ModelVersionInfo]:
-        """New versions of a group of models in one query (`oneof:`), lowest number first: those
-        above each model's own cursor, read in full. Judged ones read on the way go to `seen`."""
+        """Versions of a group of models created at or after its floor, oldest first, in one
+        query, read in full; those judged already are left out as in `dataset_versions_since`."""
         pages = self._pages(
             self._client.list_model_versions,
             model=_one_of(list(group.names)),
-            number=f"gt:{group.above}",
-            sort_by="asc:number",
+            sort_by="asc:created",
             hydrate=False,
-            **_leaving_out(seen.ids_above(group)),
+            tie_break=lambda response: (response.created, response.number),
+            **_created_since(group.since),
         )
         for response in pages:
-            name, number = response.model.name, response.number
-            if not _unseen(name, str(response.id), number, cursors, seen):
+            if not _unseen(response.model.name, response, group, seen, judged):
                 continue
             if (full := self.model_version(str(response.id))) is not None:
                 yield full
@@ -276,12 +383,20 @@ class StoreAdapter:
             found.setdefault(record.model_name, []).append(record)
         return found
 
-    def _pages(self, list_call: Any, **filters: Any) -> Iterator[Any]:
-        """Every item of a ZenML list call, page after page."""
+    def _pages(
+        self, list_call: Any, tie_break: Callable[[Any], Any] | None = None, **filters: Any
+    ) -> Iterator[Any]:
+        """Every item of a ZenML list call, page after page; `tie_break` orders each page
+        (ZenML sorts by one field: versions created in the same instant come in any order)."""
+        for items in self._page_lists(list_call, **filters):
+            yield from sorted(items, key=tie_break) if tie_break else items
+
+    def _page_lists(self, list_call: Any, **filters: Any) -> Iterator[list[Any]]:
+        """The pages of a ZenML list call, one list of items at a time."""
         page_number = 1
         while True:
             page = list_call(page=page_number, size=PAGE_SIZE, **filters)
-            yield from page.items
+            yield list(page.items)
             if page_number >= page.total_pages:
                 return
             page_number += 1
@@ -375,18 +490,25 @@ def is_store_unavailable(error: BaseException) -> bool:
     return False
 
 
-def _unseen(name: str, id: str, number: int, cursors: Mapping[str, int], seen: Seen) -> bool:
-    """True for a version above its name's cursor; one at or below was judged: remembered in
-    `seen`, so that the next query leaves it out."""
-    if number > cursors[name]:
-        return True
-    seen.add(name, id, number)
-    return False
+def _unseen(
+    name: str, response: Any, group: PollGroup, seen: Seen, judged: Callable[[str, str], bool]
+) -> bool:
+    """True for a version to judge: at or above the floor and judged by nobody yet."""
+    created, id = response.created, str(response.id)
+    seen.observe(created)
+    if group.since is not None and created < group.since:
+        return False  # in the floor's second, which the filter cannot split
+    if seen.knows(name, id):
+        return False
+    if judged(name, id):
+        seen.add(name, id, created)
+        return False
+    return True
 
 
-def _leaving_out(ids: list[str]) -> dict[str, str]:
-    """An `id` filter that leaves these versions out of a list query."""
-    return {"id": f"notoneof:{json.dumps(ids)}"} if ids else {}
+def _created_since(since: datetime | None) -> dict[str, Any]:
+    """A `created` filter from a floor (ZenML filters take whole seconds: round down)."""
+    return {} if since is None else {"created": f"gte:{since:%Y-%m-%d %H:%M:%S}"}
 
 
 def _one_of(names: list[str]) -> str:
@@ -398,13 +520,3 @@ def _version_number(response: ArtifactVersionResponse) -> int | None:
     """The integer version, or None for a version saved under a custom string name."""
     version = str(response.version)
     return int(version) if version.isdigit() else None
-
-
-def _safe_url(url: str) -> str:
-    """A store URL without any password it may embed (mysql://user:secret@host/db)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"

@@ -308,3 +308,17 @@ def publish_diabetes(random_state: int = 0, noise: float = 0.0, approved: bool =
             return publish(random_state=random_state, noise=noise, approved=approved)
         finally:
             source_utils.set_custom_source_root(previous)
+
+
+SLOW_ROOT = PROJECT_ROOT / "tests" / "projects" / "slow"
+
+
+def slow_training(seconds: float) -> dict[str, str]:
+    """The default automation's training replaced by one that sleeps `seconds` in its step
+    (tests/projects/slow), so a run is still going when a test acts on it."""
+    parameters = {"dataset_version_id": "{{ dataset.id }}", "seconds": seconds}
+    return {
+        "AUTOPILOT_SOURCE_ROOT": str(SLOW_ROOT),
+        "AUTOPILOT_TRAINING_PIPELINE": "slow_training:slow_training",
+        "AUTOPILOT_TRAINING_PARAMETERS": json.dumps(parameters),
+    }

@@ -30,6 +30,8 @@ class WorkerResult:
     error: str | None
     timed_out: bool
     duration_seconds: float
+    interrupted: bool = False  # killed at the end of the shutdown grace period
+    exit_code: int | None = None  # set when the worker ended without a report (it died)
 
     @property
     def rejected_run(self) -> bool:
@@ -195,7 +197,7 @@ class Executor:
             worker.process.kill()
         for key, worker in list(self._workers.items()):
             worker.process.join(5)
-            results.append(self._finish(key, timed_out=True))
+            results.append(self._finish(key, timed_out=False, interrupted=True))
         return results
 
     def close(self) -> None:
@@ -223,7 +225,7 @@ class Executor:
         except (EOFError, OSError):
             pass
 
-    def _finish(self, key: str, timed_out: bool) -> WorkerResult:
+    def _finish(self, key: str, timed_out: bool, interrupted: bool = False) -> WorkerResult:
         worker = self._workers.pop(key)
         worker.conn.close()
         if worker.process.is_alive():
@@ -232,9 +234,13 @@ class Executor:
         if timed_out:
             limit = f"timed out after {duration:.0f}s (limit {self.timeout_seconds:g}s)"
             return WorkerResult(key, False, None, limit, True, duration)
+        if interrupted:
+            stopped = f"interrupted after {duration:.0f}s: the daemon was shutting down"
+            return WorkerResult(key, False, None, stopped, False, duration, interrupted=True)
         if worker.message is None:
-            lost = f"worker exited with code {worker.process.exitcode} without a report"
-            return WorkerResult(key, False, None, lost, False, duration)
+            code = worker.process.exitcode
+            lost = f"worker exited with code {code} without a report"
+            return WorkerResult(key, False, None, lost, False, duration, exit_code=code)
         status, run_id, error = worker.message
         return WorkerResult(key, status == "ok", run_id, error, False, duration)
 

@@ -9,8 +9,8 @@ that YAML, whatever the user's said:
   resolves to exactly that version). The YAML's other model fields are kept.
 - `parameters`: the user's, then the daemon's filled ones;
 - `tags`: the user's plus `autopilot` and the action key (recovery and loop protection);
-- `run_name`: chosen here, so a failed run can be found; `enable_cache: false`, so an
-  inference on a new model version really runs.
+- `run_name`: chosen here, ending with the attempt's token, so the attempt's run can be found
+  (failed or not); `enable_cache: false`, so an inference on a new model version really runs.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import yaml
+
+from service.files import write_private
 
 if TYPE_CHECKING:
     from zenml.models import PipelineRunResponse
@@ -56,15 +58,18 @@ def launch_pipeline(
     model_version_id: str | None,
     tags: list[str],
     run_config_path: str,
+    run_token: str | None = None,
 ) -> str:
-    """Run `pipeline` (`module:attribute` under `source_root`) once; return its run id."""
+    """Run `pipeline` (`module:attribute` under `source_root`) once; return its run id. The
+    run's name ends with `run_token`, the attempt's id in the ledger, so that recovery finds
+    this attempt's run by its tag and name, whatever the clocks say."""
     from service.runtime.sources import activate, load_attribute
 
     activate(source_root)
     target: Pipeline = load_attribute(pipeline)
-    run_name = default_run_name(target.name)
+    run_name = default_run_name(target.name, run_token)
     config = run_configuration(config_path, parameters, model_name, model_version, tags, run_name)
-    Path(run_config_path).write_text(yaml.safe_dump(config, sort_keys=False))
+    write_private(run_config_path, yaml.safe_dump(config, sort_keys=False))
     run_id = run_pipeline(target.with_options(config_path=run_config_path), run_name)
     if model_version_id is not None:
         check_pinned(run_id, model_version_id)
@@ -110,9 +115,11 @@ def check_pinned(run_id: UUID, model_version_id: str) -> None:
         )
 
 
-def default_run_name(pipeline_name: str) -> str:
-    """A run name in ZenML's default shape, chosen here so the run can be found by it."""
-    return f"{pipeline_name}-{datetime.now(UTC):%Y_%m_%d-%H_%M_%S_%f}"
+def default_run_name(pipeline_name: str, token: str | None = None) -> str:
+    """A run name in ZenML's default shape, chosen here so the run can be found by it; with
+    a token, the token ends it (`<pipeline>-<time>-<token>`)."""
+    name = f"{pipeline_name}-{datetime.now(UTC):%Y_%m_%d-%H_%M_%S_%f}"
+    return f"{name}-{token}" if token else name
 
 
 def run_pipeline(configured: Pipeline, run_name: str, **params: Any) -> UUID:

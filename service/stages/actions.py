@@ -4,8 +4,9 @@ store says happened. Promotions are carried out by `models`, not here."""
 
 from __future__ import annotations
 
+import secrets
+import signal
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from service import metrics
@@ -13,6 +14,7 @@ from service.core import templates
 from service.core.actions import ActionKind, ActionState, run_tags
 from service.core.automation import Automation, PipelineSpec
 from service.core.records import RunInfo, RunStatus
+from service.errors import describe_error
 from service.faults import crashpoint
 from service.ledger import Action, epoch
 from service.runtime.executor import Executor, WorkerResult
@@ -22,6 +24,8 @@ from service.stages.context import Context
 from service.stages.production import trained_on
 
 EVENT_PREFIX = {ActionKind.TRAIN: "training", ActionKind.INFER: "inference"}
+ATTEMPT_TOKEN = "attempt_token"  # in an action's details: the id of its current attempt
+INTERRUPTED = "interrupted: the daemon was shutting down"
 
 
 class ActionRunner:
@@ -75,6 +79,8 @@ class ActionRunner:
             )
 
     def _launch(self, automation: Automation, action: Action) -> bool:
+        if self._found_in_store(action):
+            return False
         spec = automation.training if action.kind is ActionKind.TRAIN else automation.inference
         try:
             arguments = self._launch_arguments(automation, action, spec)
@@ -82,14 +88,37 @@ class ActionRunner:
             self._cannot_launch(action, str(error))
             return False
         attempt = action.attempts + 1
+        # The attempt's id, in the ledger with its `running` state and at the end of its run's
+        # name: recovery finds this attempt's run by it, never by comparing clocks.
+        token = secrets.token_hex(6)
         self.ledger.transition(
-            action.key, ActionState.RUNNING, attempts=attempt, started_at=epoch(), run_id=None
+            action.key,
+            ActionState.RUNNING,
+            attempts=attempt,
+            started_at=epoch(),
+            run_id=None,
+            details={ATTEMPT_TOKEN: token},
         )
         crashpoint("after_marked_running")
         file_stem = str(self.run_log_dir / action.key.replace(":", "_"))
         arguments["run_config_path"] = f"{file_stem}.run-config.yaml"
+        arguments["run_token"] = token
         job = Job(key=action.key, launcher=LAUNCHER, kwargs=arguments, log_path=f"{file_stem}.log")
-        pid = self.executor.launch(job)
+        try:
+            pid = self.executor.launch(job)
+        except Exception as error:  # no worker took the job: no run can exist for it
+            self.ledger.transition(
+                action.key, ActionState.PENDING, attempts=action.attempts, started_at=None
+            )
+            self._log(action).error(
+                f"{EVENT_PREFIX[action.kind]}.launch_failed",
+                key=action.key,
+                attempt=attempt,
+                attempt_counted=False,
+                error=describe_error(error),
+                **subject_ids(action),
+            )
+            return False
         crashpoint("after_launch")
         metrics.ACTIONS.labels(automation.name, action.kind.value, "launched").inc()
         self._log(action).info(
@@ -100,6 +129,27 @@ class ActionRunner:
             pipeline=spec.reference,
             parameters=arguments["parameters"],
             run_log=job.log_path,
+            **subject_ids(action),
+        )
+        return True
+
+    def _found_in_store(self, action: Action) -> bool:
+        """A run of this key completed already (the ledger was lost, or restored from an
+        older backup): the action is recorded as done with that run, and nothing is launched.
+        An inference counts only if it ran on its model version (the launcher rejects one that
+        did not, and ZenML cannot mark a completed run failed)."""
+        pinned = action.subject_id if action.kind is ActionKind.INFER else None
+        run = self.store.completed_run_for_key(action.key, pinned)
+        if run is None:
+            return False
+        self.ledger.transition(action.key, ActionState.SUCCEEDED, run_id=run.id, error=None)
+        metrics.ACTIONS.labels(action.automation, action.kind.value, "found_in_store").inc()
+        self._log(action).info(
+            f"{EVENT_PREFIX[action.kind]}.found_in_store",
+            key=action.key,
+            run_id=run.id,
+            run_name=run.name,
+            attempt=action.attempts,
             **subject_ids(action),
         )
         return True
@@ -237,13 +287,33 @@ class ActionRunner:
         reported = self.store.run(result.run_id) if result.run_id else None
         run = reported or self._attempt_run(action)
         if result.timed_out:
+            error = result.error or "timed out"
             if run is not None and run.status is RunStatus.IN_PROGRESS:
-                self.store.mark_run_failed(run.id, result.error or "timed out")
-            self._attempt_failed(action, result.error or "timed out", run)
+                run = self._stop(action, run, error)
+            if run is not None and run.status is RunStatus.SUCCEEDED:  # ended before the kill
+                self._succeeded(action, run, worker_seconds=result.duration_seconds)
+            else:
+                self._attempt_failed(action, error, run)
         elif run is not None and run.status is RunStatus.SUCCEEDED and not result.rejected_run:
             self._succeeded(action, run, worker_seconds=result.duration_seconds)
         elif run is not None and run.status is RunStatus.IN_PROGRESS and result.ok:
             self.ledger.update_details(action.key, {"run_id": run.id})  # runs on elsewhere
+            self._log(action).info(
+                f"{EVENT_PREFIX[action.kind]}.submitted",
+                key=action.key,
+                run_id=run.id,
+                attempt=action.attempts,
+                **subject_ids(action),
+            )
+        elif run is not None and run.status is RunStatus.IN_PROGRESS and self.runs_in_process:
+            # Its worker is gone (the OOM killer, say) and the run cannot go on without it:
+            # closed as failed, so neither the run nor its model version waits forever.
+            ended = _worker_death(result) if result.exit_code is not None else result.error
+            run = self._stop(action, run, ended or "its worker process ended")
+            if run.status is RunStatus.SUCCEEDED:  # it completed just before
+                self._succeeded(action, run, worker_seconds=result.duration_seconds)
+            else:
+                self._attempt_failed(action, ended or "its worker process ended", run)
         else:
             error = (
                 result.error or f"run {run.id if run else '?'} ended {run.status if run else ''}"
@@ -274,17 +344,45 @@ class ActionRunner:
             action.started_at
             and epoch() - action.started_at > self.context.settings.run_timeout_seconds
         ):
-            self._attempt_failed(action, "timed out while running on the orchestrator", run)
+            reason = "timed out while running on the orchestrator"
+            run = self._stop(action, run, reason)
+            if run.status is RunStatus.SUCCEEDED:  # it completed before the stop reached it
+                self._succeeded(action, run)
+            else:
+                self._attempt_failed(action, reason, run)
+        elif recovering:  # it goes on on the orchestrator: watched, never launched again
+            self._log(action).info(
+                "recovery.watching", key=action.key, run_id=run.id, attempt=action.attempts
+            )
+
+    def _stop(self, action: Action, run: RunInfo, reason: str) -> RunInfo:
+        """Stop a run that is still going before its attempt counts as failed, so that the run
+        and its retry never both complete. A run inside its (killed) worker is only closed in
+        the store; a run on any other orchestrator goes on by itself, so it is stopped there
+        too, where ZenML can. Returns the run as it ended: it may have completed just before."""
+        if self.runs_in_process:
+            self.store.mark_run_failed(run.id, reason)
+            return self.store.run(run.id) or run
+        stopped, not_stopped = self.store.stop_run(run.id, reason)
+        self._log(action).warning(
+            f"{EVENT_PREFIX[action.kind]}.run_stopped",
+            key=action.key,
+            run_id=run.id,
+            reason=reason,
+            status=stopped.status.value if stopped else None,
+            on_orchestrator=not_stopped is None,
+            orchestrator_error=not_stopped,
+        )
+        return stopped or run
 
     def _attempt_run(self, action: Action) -> RunInfo | None:
-        """The run of the current attempt: the newest tagged run created since its launch."""
-        runs = self.store.runs_for_key(action.key)
-        if action.started_at is not None:
-            since = datetime.fromtimestamp(action.started_at, UTC).replace(tzinfo=None)
-            runs = [
-                r for r in runs if r.created is None or r.created >= since - timedelta(seconds=5)
-            ]
-        return runs[-1] if runs else None
+        """The run of the current attempt: tagged with its key and named with the attempt's
+        token, so no clock and no page of older runs decides. An attempt launched by a daemon
+        from before tokens has none: the key's newest run stands for it."""
+        token = action.details.get(ATTEMPT_TOKEN)
+        if token:
+            return self.store.attempt_run(action.key, str(token))
+        return self.store.newest_run_for_key(action.key)
 
     def _succeeded(self, action: Action, run: RunInfo, worker_seconds: float | None = None) -> None:
         """`duration_seconds` is the run's own (from the store); `worker_seconds` runs from
@@ -332,14 +430,62 @@ class ActionRunner:
             log.warning(f"{prefix}.attempt_failed", retry_in_seconds=delay, **ids)
 
     def shutdown(self, grace_seconds: float) -> None:
-        """Let running workers finish for up to the grace period, then record how they ended."""
+        """Let running workers finish for up to the grace period, then record how they ended.
+        A run the daemon had to stop was interrupted, not failed: it is launched again at the
+        next start without using up an attempt (deploys must not fail a long training)."""
         for result in self.executor.wait(grace_seconds):
             action = self.ledger.action(result.key)
-            if action is not None and action.state is ActionState.RUNNING:
+            if action is None or action.state is not ActionState.RUNNING:
+                continue
+            if result.interrupted:
+                self._interrupted(action, result)
+            else:
                 self.settle_worker(action, result)
+
+    def _interrupted(self, action: Action, result: WorkerResult) -> None:
+        run = self._attempt_run(action)
+        if run is not None and run.status is not RunStatus.IN_PROGRESS:
+            self.settle_worker(action, result)  # it ended before the kill: as it ended
+            return
+        prefix = EVENT_PREFIX[action.kind]
+        if run is not None and not self.runs_in_process:
+            # It goes on on its orchestrator: still `running`, watched again at the next start.
+            self._log(action).info(
+                f"{prefix}.interrupted", key=action.key, run_id=run.id, still_running=True
+            )
+            return
+        if run is not None:
+            run = self._stop(action, run, INTERRUPTED)
+            if run.status is RunStatus.SUCCEEDED:  # it completed just before
+                self._succeeded(action, run, worker_seconds=result.duration_seconds)
+                return
+        self.ledger.transition(
+            action.key, ActionState.PENDING, attempts=action.attempts - 1, started_at=None
+        )
+        self._log(action).warning(
+            f"{prefix}.interrupted",
+            key=action.key,
+            run_id=run.id if run else None,
+            attempt=action.attempts,
+            attempt_counted=False,
+            reason=INTERRUPTED,
+            **subject_ids(action),
+        )
 
     def _log(self, action: Action) -> Any:
         return self.context.log(action.automation)
+
+
+def _worker_death(result: WorkerResult) -> str:
+    """How a worker ended without a report: `its worker process died (killed by SIGKILL)`."""
+    code = result.exit_code
+    how = f"exit code {code}"
+    if code is not None and code < 0:
+        try:
+            how = f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"killed by signal {-code}"
+    return f"its worker process died ({how})"
 
 
 def _count_run(action: Action, outcome: str, run: RunInfo | None) -> None:

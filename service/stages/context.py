@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from service.core.automation import Automation
+from service.core.polling import format_floor, parse_floor
 from service.ledger import Ledger
 from service.logs import get_logger
 from service.settings import Settings
@@ -34,3 +36,27 @@ class Context:
 def utc_now() -> datetime:
     """Naive UTC, like ZenML's timestamps."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def stored_floor(ledger: Ledger, stream: str) -> datetime | None:
+    """A stream's floor (cursors written as version numbers are turned into floors at start)."""
+    floor = parse_floor(ledger.get_cursor(stream))
+    if isinstance(floor, int):
+        raise RuntimeError(f"{stream} still holds a version number; start() upgrades it")
+    return floor
+
+
+def lowest_floor(floors: Iterable[datetime | None]) -> datetime | None:
+    """The lowest of several floors; None (read from the beginning) is lowest of all."""
+    listed = list(floors)
+    return None if any(f is None for f in listed) else min(f for f in listed if f is not None)
+
+
+def upgrade_cursor(
+    context: Context, automation: Automation, stream: str, number: int, floor: datetime | None
+) -> None:
+    """Replace a version-number cursor by the floor at that version's creation."""
+    context.ledger.set_cursor(stream, format_floor(floor))
+    context.log(automation).info(
+        "startup.cursor_upgraded", stream=stream, number=number, floor=format_floor(floor) or None
+    )

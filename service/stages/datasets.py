@@ -5,19 +5,28 @@ still going, and old versions that gained the required tags. A selected version 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 from service import metrics
 from service.core.actions import ActionKind, action_key
 from service.core.automation import Automation
-from service.core.polling import Seen, plan_polls
+from service.core.polling import Seen, format_floor, parse_floor, plan_polls, raised_floor
 from service.core.records import DatasetVersion
 from service.core.selection import DatasetDecision, SkipReason, Verdict, evaluate_dataset
 from service.faults import crashpoint
-from service.stages.context import DATASET, Context, utc_now
+from service.stages.context import (
+    DATASET,
+    Context,
+    lowest_floor,
+    stored_floor,
+    upgrade_cursor,
+    utc_now,
+)
 
 BATCH_SIZE = 100  # decisions committed per ledger transaction
+RECONCILE_PAGES_PER_TICK = 5  # pages of 100 tagged versions a tick reads for reconciliation
 
 
 class DatasetWatch:
@@ -26,7 +35,8 @@ class DatasetWatch:
         self.ledger = context.ledger
         self.store = context.store
         self._next_reconcile = 0.0
-        self._seen = Seen()  # judged versions each name's next query leaves out
+        self._reconciling: Iterator[bool] | None = None  # the pass under way, page by page
+        self._seen = Seen()  # the store's newest `created`; judged versions above the floors
         # One store query per watched artifact name, whichever automations watch it.
         self._watchers: dict[str, list[Automation]] = {}
         for automation in context.automations.values():
@@ -36,11 +46,18 @@ class DatasetWatch:
     # -- start-up -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Initialise the streams a new automation or dataset name brings, per the start policy."""
+        """Initialise the streams a new automation or dataset name brings, per the start policy;
+        turn cursors written before floors (version numbers) into floors."""
         for name, automations in self._watchers.items():
             for automation in automations:
-                if not self.ledger.has_cursor(automation.dataset_stream(name)):
+                stream = automation.dataset_stream(name)
+                if not self.ledger.has_cursor(stream):
                     self._init_stream(automation, name)
+                    continue
+                number = parse_floor(self.ledger.get_cursor(stream))
+                if isinstance(number, int):
+                    floor = self.store.dataset_created_at_number(name, number) if number else None
+                    upgrade_cursor(self.context, automation, stream, number, floor)
 
     def _init_stream(self, automation: Automation, name: str) -> None:
         start = self.context.settings.start
@@ -52,14 +69,16 @@ class DatasetWatch:
             ):
                 self._note(automation, version, "skipped", SkipReason.PREDATES_START, final=True)
                 skipped += 1
-        cursor = self.store.latest_dataset_number(name) if start.mode == "now" else 0
+        floor = start.since
+        if start.mode == "now" and (newest := self.store.newest_dataset_created(name)):
+            floor = newest + timedelta(microseconds=1)  # after every version there is
         stream = automation.dataset_stream(name)
-        self.ledger.set_cursor(stream, str(cursor))
+        self.ledger.set_cursor(stream, format_floor(floor))
         self.context.log(automation).info(
             "startup.stream_initialised",
             stream=stream,
             start_from=str(start),
-            cursor=cursor,
+            floor=format_floor(floor) or None,
             skipped_existing=skipped,
         )
 
@@ -68,60 +87,89 @@ class DatasetWatch:
     def tick(self) -> None:
         self._watch_new()
         self._recheck_waiting()
-        if time.monotonic() >= self._next_reconcile:
-            self._reconcile_approvals()
-            self._next_reconcile = (
-                time.monotonic() + self.context.settings.reconcile_interval_seconds
-            )
+        self._reconcile_some()
+
+    def _reconcile_some(self) -> None:
+        """Go on with the reconciliation pass for a few pages, so that a store with many
+        approved versions spreads a pass over ticks instead of holding one up."""
+        if self._reconciling is None:
+            if time.monotonic() < self._next_reconcile:
+                return
+            self._reconciling = self._reconcile_approvals()
+        for _ in range(RECONCILE_PAGES_PER_TICK):
+            if next(self._reconciling, None) is None:  # the pass is done (or failed)
+                self._reconciling = None
+                interval = self.context.settings.reconcile_interval_seconds
+                self._next_reconcile = time.monotonic() + interval
+                return
 
     def _watch_new(self) -> None:
-        """New versions of every watched artifact, in as few queries as the cursors allow: each
-        name is read from the lowest cursor of the automations that watch it."""
-        cursors = {
-            (automation.name, name): int(
-                self.ledger.get_cursor(automation.dataset_stream(name)) or 0
-            )
+        """Versions of every watched artifact not judged yet, in as few queries as the floors
+        allow: each name is read from the lowest floor of the automations that watch it."""
+        floors = {
+            (automation.name, name): stored_floor(self.ledger, automation.dataset_stream(name))
             for name, automations in self._watchers.items()
             for automation in automations
         }
         crashpoint("after_cursor_read")
-        floors = {
-            name: min(cursors[(a.name, name)] for a in automations)
+        lowest = {
+            name: lowest_floor(floors[(a.name, name)] for a in automations)
             for name, automations in self._watchers.items()
         }
-        for group in plan_polls(floors):
+        for group in plan_polls(lowest):
+            newest_before = self._seen.newest
             batch: list[DatasetVersion] = []
-            for version in self.store.dataset_versions_above(group, floors, self._seen):
+            for version in self.store.dataset_versions_since(group, self._seen, self._judged):
                 batch.append(version)
                 if len(batch) >= BATCH_SIZE:
-                    self._judge_new(batch, cursors)
+                    self._judge_new(batch, floors)
                     batch = []
             if batch:
-                self._judge_new(batch, cursors)
+                self._judge_new(batch, floors)
+            self._raise_floors(group.names, floors, newest_before)
+
+    def _judged(self, name: str, version_id: str) -> bool:
+        """Judged for good by every automation watching `name` (read from the ledger)."""
+        return all(
+            (prior := self.ledger.subject(automation.name, version_id)) is not None and prior.final
+            for automation in self._watchers[name]
+        )
 
     def _judge_new(
-        self, versions: list[DatasetVersion], cursors: dict[tuple[str, str], int]
+        self, versions: list[DatasetVersion], floors: dict[tuple[str, str], datetime | None]
     ) -> None:
-        """Judge a batch for every watcher and advance its cursors, in one ledger transaction."""
+        """Judge a batch for every watcher whose floor is below it, in one ledger transaction."""
         with self.ledger.transaction():
-            for name in sorted({v.artifact_name for v in versions}):
-                for automation in self._watchers[name]:
-                    cursor = cursors[(automation.name, name)]
-                    unseen = [
-                        v
-                        for v in versions
-                        if v.artifact_name == name and v.number is not None and v.number > cursor
-                    ]
-                    for version in unseen:
+            for version in versions:
+                for automation in self._watchers[version.artifact_name]:
+                    floor = floors[(automation.name, version.artifact_name)]
+                    if floor is None or version.created >= floor:
                         self._judge(automation, version)
-                    if unseen:
-                        newest = max(v.number for v in unseen if v.number is not None)
-                        cursors[(automation.name, name)] = newest
-                        self.ledger.set_cursor(automation.dataset_stream(name), str(newest))
         for version in versions:  # judged by every watcher, and committed
-            if version.number is not None:
-                self._seen.add(version.artifact_name, version.id, version.number)
+            self._seen.add(version.artifact_name, version.id, version.created)
         crashpoint("after_dataset_claimed")
+
+    def _raise_floors(
+        self,
+        names: Iterable[str],
+        floors: dict[tuple[str, str], datetime | None],
+        newest_before: datetime | None,
+    ) -> None:
+        """After a complete read of these names, move their floors up (see `core/polling`)."""
+        with self.ledger.transaction():
+            for name in names:
+                for automation in self._watchers[name]:
+                    floor = floors[(automation.name, name)]
+                    raised = raised_floor(floor, newest_before)
+                    if raised != floor:
+                        floors[(automation.name, name)] = raised
+                        self.ledger.set_cursor(
+                            automation.dataset_stream(name), format_floor(raised)
+                        )
+        for name in names:
+            self._seen.forget_below(
+                name, lowest_floor(floors[(a.name, name)] for a in self._watchers[name])
+            )
 
     def _judge_again(self, pairs: Iterable[tuple[Automation, DatasetVersion]]) -> None:
         with self.ledger.transaction():
@@ -198,32 +246,37 @@ class DatasetWatch:
         if pairs:
             self._judge_again(pairs)
 
-    def _reconcile_approvals(self) -> None:
-        """Find old versions that gained the required tags since they were first judged.
+    def _reconcile_approvals(self) -> Iterator[bool]:
+        """Find old versions that gained the required tags since they were first judged; one
+        step per page of tagged versions.
 
-        Tagging does not change a version's `updated`, so no cursor can see it: list the versions
-        that carry every required tag and judge those the ledger has not settled for good.
+        Tagging does not change a version's `updated`, so no floor can see it: list the ids of
+        the versions that carry every required tag and judge those the ledger has not settled
+        for good (read in full only those).
         """
         for name, automations in self._watchers.items():
-            listed: dict[tuple[str, ...], list[DatasetVersion]] = {}
+            by_tags: dict[tuple[str, ...], list[Automation]] = {}
             for automation in automations:
-                tags = automation.required_tags
-                if not tags:
-                    continue
-                if tags not in listed:
-                    listed[tags] = list(self.store.dataset_versions_with_tags(name, list(tags)))
-                fresh = [
-                    version
-                    for version in listed[tags]
-                    if not (
-                        (prior := self.ledger.subject(automation.name, version.id)) and prior.final
-                    )
-                ]
-                if fresh:
-                    self.context.log(automation).info(
-                        "reconcile.approved_found", artifact=name, count=len(fresh)
-                    )
-                    self._judge_again((automation, version) for version in fresh)
+                if automation.required_tags:
+                    by_tags.setdefault(automation.required_tags, []).append(automation)
+            for tags, watching in by_tags.items():
+                for ids in self.store.dataset_id_pages_with_tags(name, list(tags)):
+                    for automation in watching:
+                        self._reconcile_page(automation, name, ids)
+                    yield True
+
+    def _reconcile_page(self, automation: Automation, name: str, ids: list[str]) -> None:
+        fresh = [
+            version
+            for id in ids
+            if not ((prior := self.ledger.subject(automation.name, id)) and prior.final)
+            and (version := self.store.dataset_version(id)) is not None
+        ]
+        if fresh:
+            self.context.log(automation).info(
+                "reconcile.approved_found", artifact=name, count=len(fresh)
+            )
+            self._judge_again((automation, version) for version in fresh)
 
 
 def _log_decision(log: Any, decision: DatasetDecision, ids: dict[str, Any]) -> None:

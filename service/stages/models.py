@@ -4,17 +4,19 @@ recorded before the stage changes, and carried out idempotently."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 from service import metrics
 from service.core.actions import ActionKind, ActionState, action_key
 from service.core.automation import Automation
-from service.core.polling import Seen, plan_polls
+from service.core.polling import Seen, format_floor, parse_floor, plan_polls, raised_floor
 from service.core.promotion import PRODUCTION, PromotionDecision, decide_promotion, wait_reason
 from service.core.records import ModelVersionInfo
 from service.faults import crashpoint
 from service.ledger import Action
-from service.stages.context import MODEL, Context, utc_now
+from service.stages.context import MODEL, Context, stored_floor, upgrade_cursor, utc_now
 from service.stages.production import ProductionWatch, model_ids
 from service.store import DECISION_METADATA_KEY
 
@@ -26,14 +28,21 @@ class ModelJudge:
         self.store = context.store
         self.production = production
         self._by_model = {a.model_name: a for a in context.automations.values()}
-        self._seen = Seen()  # judged versions each model's next query leaves out
+        self._seen = Seen()  # the store's newest `created`; judged versions above the floors
 
     # -- start-up -----------------------------------------------------------------------------
 
     def start(self) -> None:
         for automation in self.context.automations.values():
-            if not self.ledger.has_cursor(automation.model_stream):
+            stream = automation.model_stream
+            if not self.ledger.has_cursor(stream):
                 self._init_streams(automation)
+                continue
+            number = parse_floor(self.ledger.get_cursor(stream))
+            if isinstance(number, int):  # a cursor written before floors
+                model = automation.model_name
+                floor = self.store.model_created_at_number(model, number) if number else None
+                upgrade_cursor(self.context, automation, stream, number, floor)
 
     def _init_streams(self, automation: Automation) -> None:
         start = self.context.settings.start
@@ -43,7 +52,9 @@ class ModelJudge:
             for version in self.store.model_versions_created_before(model, start.since):
                 self._note(automation, version, "skipped", "predates_start_from")
                 skipped += 1
-        cursor = self.store.latest_model_number(model) if start.mode == "now" else 0
+        floor = start.since
+        if start.mode == "now" and (newest := self.store.newest_model_created(model)):
+            floor = newest + timedelta(microseconds=1)  # after every version there is
         production = self.production.current(automation)
         already_served = production is not None and start.skips(production.updated)
         with self.ledger.transaction():
@@ -51,12 +62,12 @@ class ModelJudge:
                 automation.production_stream,
                 production.id if production and already_served else None,
             )
-            self.ledger.set_cursor(automation.model_stream, str(cursor))
+            self.ledger.set_cursor(automation.model_stream, format_floor(floor))
         self.context.log(automation).info(
             "startup.stream_initialised",
             stream=automation.model_stream,
             start_from=str(start),
-            cursor=cursor,
+            floor=format_floor(floor) or None,
             skipped_existing=skipped + (1 if already_served else 0),
             production_version_id=production.id if production else None,
         )
@@ -71,23 +82,46 @@ class ModelJudge:
             automation = self.context.automations.get(action.automation)
             if automation is not None and self._apply(automation, action):
                 promoted[automation.name] = automation  # left by a crash mid-promotion
-        cursors = {
-            model: int(self.ledger.get_cursor(automation.model_stream) or 0)
+        floors = {
+            model: stored_floor(self.ledger, automation.model_stream)
             for model, automation in self._by_model.items()
         }
-        for group in plan_polls(cursors):
-            for version in self.store.model_versions_above(group, cursors, self._seen):
+        for group in plan_polls(floors):
+            newest_before = self._seen.newest
+            for version in self.store.model_versions_since(group, self._seen, self._judged):
                 automation = self._by_model[version.model_name]
-                if self._judge(automation, version):
+                floor = floors[version.model_name]
+                if (floor is None or version.created >= floor) and self._judge(automation, version):
                     promoted[automation.name] = automation
-                self.ledger.set_cursor(automation.model_stream, str(version.number))
-                self._seen.add(version.model_name, version.id, version.number)
+                self._seen.add(version.model_name, version.id, version.created)
+            self._raise_floors(group.names, floors, newest_before)
         for subject in self.ledger.subjects_with_status(MODEL, "waiting"):
             automation = self.context.automations.get(subject.automation)
             waiting = self.store.model_version(subject.id) if automation else None
             if automation is not None and waiting is not None and self._judge(automation, waiting):
                 promoted[automation.name] = automation
         return list(promoted.values())
+
+    def _judged(self, model: str, version_id: str) -> bool:
+        prior = self.ledger.subject(self._by_model[model].name, version_id)
+        return prior is not None and prior.final
+
+    def _raise_floors(
+        self,
+        models: Iterable[str],
+        floors: dict[str, datetime | None],
+        newest_before: datetime | None,
+    ) -> None:
+        """After a complete read of these models, move their floors up (see `core/polling`)."""
+        with self.ledger.transaction():
+            for model in models:
+                raised = raised_floor(floors[model], newest_before)
+                if raised != floors[model]:
+                    floors[model] = raised
+                    stream = self._by_model[model].model_stream
+                    self.ledger.set_cursor(stream, format_floor(raised))
+        for model in models:
+            self._seen.forget_below(model, floors[model])
 
     def _judge(self, automation: Automation, version: ModelVersionInfo) -> bool:
         """Decide on a version and carry the decision out; True if it was promoted now."""
@@ -107,6 +141,10 @@ class ModelJudge:
         policy = automation.promotion
         version = self.store.model_version(version.id, policy.metric_artifact) or version
         key = action_key(ActionKind.PROMOTE, version.id)
+        recorded = version.metadata.get(DECISION_METADATA_KEY)
+        if isinstance(recorded, dict) and "outcome" in recorded:
+            self._adopt(automation, version, key, recorded)
+            return False
         decision = decide_promotion(version, self._production(automation), policy)
         with self.ledger.transaction():
             self.ledger.claim(
@@ -153,7 +191,12 @@ class ModelJudge:
             crashpoint("after_stage_changed")
         if DECISION_METADATA_KEY not in version.metadata:
             self.store.record_decision(version.id, decision)
-        self.ledger.transition(action.key, ActionState.SUCCEEDED)
+        with self.ledger.transaction():
+            self.ledger.transition(action.key, ActionState.SUCCEEDED)
+            if decision["outcome"] == "promoted":
+                # Claimed here, not when production is next read: a later promotion in the same
+                # tick would move production past this version before anyone saw it there.
+                self.production.claim_inference(automation, version)
         metrics.ACTIONS.labels(automation.name, "promote", decision["outcome"]).inc()
         self.context.log(automation).info(
             f"model.{decision['outcome']}",
@@ -169,6 +212,31 @@ class ModelJudge:
             **model_ids(version),
         )
         return stage_changed
+
+    def _adopt(
+        self,
+        automation: Automation,
+        version: ModelVersionInfo,
+        key: str,
+        decision: dict[str, Any],
+    ) -> None:
+        """A version whose decision is in the store but not in the ledger (the ledger was lost
+        or restored from an old backup): take the store's decision, change nothing."""
+        with self.ledger.transaction():
+            if self.ledger.claim(
+                key, ActionKind.PROMOTE, version.id, {"decision": decision}, automation.name
+            ):
+                self.ledger.transition(key, ActionState.SUCCEEDED)
+            if decision["outcome"] == "promoted":
+                self.production.claim_inference(automation, version)
+            self._note(automation, version, "decided", str(decision.get("reason")))
+        self.context.log(automation).info(
+            "model.decision_found_in_store",
+            key=key,
+            outcome=decision["outcome"],
+            reason=decision.get("reason"),
+            **model_ids(version),
+        )
 
     def _note(
         self,

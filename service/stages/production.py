@@ -65,13 +65,7 @@ class ProductionWatch:
         infer_key = action_key(ActionKind.INFER, current_id or "")
         with self.ledger.transaction():
             self.ledger.set_cursor(stream, current_id)
-            claimed = current is not None and self.ledger.claim(
-                infer_key,
-                ActionKind.INFER,
-                current.id,
-                {"model_version_number": current.number, **model_ids(current)},
-                automation.name,
-            )
+            claimed = current is not None and self.claim_inference(automation, current)
         crashpoint("after_production_seen")
         promotion = self.ledger.action(action_key(ActionKind.PROMOTE, current_id or ""))
         by_autopilot = (
@@ -84,7 +78,17 @@ class ProductionWatch:
             **(model_ids(current) if current else {"model_version_id": None}),
         )
         if current is not None and not claimed:
-            log.info("inference.already_done", key=infer_key)
+            log.info("inference.already_claimed", key=infer_key)
+
+    def claim_inference(self, automation: Automation, version: ModelVersionInfo) -> bool:
+        """Claim the one inference pinned to a version; False if it was claimed before."""
+        return self.ledger.claim(
+            action_key(ActionKind.INFER, version.id),
+            ActionKind.INFER,
+            version.id,
+            {"model_version_number": version.number, **model_ids(version)},
+            automation.name,
+        )
 
 
 def model_ids(version: ModelVersionInfo) -> dict[str, object]:

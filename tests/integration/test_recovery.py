@@ -3,16 +3,18 @@ says, never by launching blindly."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sqlite3
 
 import pytest
 
 from pipelines.feature_engineering import launch_feature_engineering
-from service.core.actions import ActionState
+from service.core.actions import AUTOPILOT_TAG, ActionState
 from service.core.records import RunStatus
 from tests.integration.engine_harness import make_engine, runs_for, tick_until
-from tests.support import wait_for
+from tests.support import slow_training, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -84,3 +86,204 @@ def test_run_that_finished_while_the_daemon_was_down_is_recorded_not_rerun(zenml
     assert restarted.ledger.action(key).state is ActionState.SUCCEEDED
     restarted.tick()
     assert len(runs_for(restarted, key)) == 1
+
+
+def _events(capsys, key: str) -> list[dict]:
+    events = []
+    for line in capsys.readouterr().out.splitlines():
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(event, dict) and event.get("key") == key:
+            events.append(event)
+    return events
+
+
+def test_a_lost_ledger_redoes_nothing_the_store_has_done(zenml_store, tmp_path, capsys):
+    approved = launch_feature_engineering(training_tags=["approved"], random_state=24)
+    key = f"train:{approved.training_id}"
+    first = make_engine(tmp_path / "lost")
+    tick_until(first, lambda: _settled(first, key), "the first training")
+    (done,) = runs_for(first, key)
+    assert done.status is RunStatus.SUCCEEDED
+    first.ledger.close()
+    capsys.readouterr()
+
+    fresh = make_engine(tmp_path / "fresh")  # the ledger is gone; the store is not
+    fresh.tick()
+    action = fresh.ledger.action(key)
+    assert (action.state, action.run_id, action.attempts) == (ActionState.SUCCEEDED, done.id, 0)
+    assert not fresh.executor.is_running(key)
+    assert [r.id for r in runs_for(fresh, key)] == [done.id]  # one completed run, the old one
+    events = [e["event"] for e in _events(capsys, key)]
+    assert "training.found_in_store" in events and "training.launched" not in events
+
+
+def test_a_lost_ledger_does_not_run_an_inference_the_store_has_done(zenml_store, tmp_path):
+    approved = launch_feature_engineering(training_tags=["approved"], random_state=29)
+    first = make_engine(tmp_path / "lost")
+    (version,) = tick_until(
+        first, lambda: first.store.production_versions("iris_classifier"), "a promotion"
+    )
+    key = f"infer:{version.id}"
+    tick_until(first, lambda: _settled(first, key), "the first inference")
+    (done,) = runs_for(first, key)
+    assert done.status is RunStatus.SUCCEEDED
+    first.ledger.close()
+
+    fresh = make_engine(tmp_path / "fresh")  # the ledger is gone; the store is not
+    tick_until(fresh, lambda: _settled(fresh, key), "the inference key to be settled")
+    action = fresh.ledger.action(key)
+    assert (action.state, action.run_id, action.attempts) == (ActionState.SUCCEEDED, done.id, 0)
+    assert [r.id for r in runs_for(fresh, key)] == [done.id]
+    assert len(runs_for(fresh, f"train:{approved.training_id}")) == 1
+
+
+def _skew_ledger_clock(ledger_path, key: str, seconds: float) -> None:
+    """Move the attempt's launch time in the ledger, as a store whose clock is that far off
+    the daemon's would see it (the old lookup compared the two)."""
+    with sqlite3.connect(ledger_path) as db:
+        db.execute("UPDATE actions SET started_at = started_at + ? WHERE key = ?", (seconds, key))
+
+
+def test_an_orphaned_run_is_found_whatever_the_clocks_say(zenml_store, tmp_path):
+    approved = launch_feature_engineering(training_tags=["approved"], random_state=25)
+    key = f"train:{approved.training_id}"
+    crashed = make_engine(tmp_path / "state", environ=slow_training(seconds=5))
+    crashed.tick()
+    (running,) = wait_for(
+        lambda: [r for r in runs_for(crashed, key) if r.status is RunStatus.IN_PROGRESS],
+        timeout=60,
+        what="the run to start",
+    )
+    worker = crashed.executor._workers[key].process
+    os.kill(worker.pid, signal.SIGKILL)  # the daemon dies with its worker
+    worker.join()
+    crashed.ledger.close()
+    _skew_ledger_clock(crashed.settings.ledger_path, key, 3600)
+
+    restarted = make_engine(tmp_path / "state", environ=slow_training(seconds=0))
+    (orphan,) = [r for r in runs_for(restarted, key) if r.id == running.id]
+    assert orphan.status is RunStatus.FAILED  # found, closed, counted: not left running
+    tick_until(restarted, lambda: _settled(restarted, key), "the retry")
+    action = restarted.ledger.action(key)
+    assert (action.state, action.attempts) == (ActionState.SUCCEEDED, 2)
+    assert [r.status for r in runs_for(restarted, key)] == [RunStatus.FAILED, RunStatus.SUCCEEDED]
+
+
+def _older_runs_for(key: str, count: int) -> None:
+    """`count` failed runs tagged with `key` (replays, earlier attempts), written straight
+    into the store: a real run per attempt would take ~10 s each."""
+    from zenml.client import Client
+    from zenml.enums import ExecutionStatus
+    from zenml.models import PipelineRunRequest, PipelineRunUpdate
+
+    client = Client()
+    template = client.list_pipeline_runs(size=1, hydrate=True).items[0]
+    for number in range(count):
+        run, _ = client.zen_store.get_or_create_run(
+            PipelineRunRequest(
+                name=f"an-earlier-attempt-{number}",
+                snapshot=template.snapshot.id,
+                project=template.project_id,
+                status=ExecutionStatus.RUNNING,
+                tags=[AUTOPILOT_TAG, key],
+            )
+        )
+        client.zen_store.update_run(run.id, PipelineRunUpdate(status=ExecutionStatus.FAILED))
+
+
+def _newest_runs(key: str) -> list:
+    from zenml.client import Client
+
+    return Client().list_pipeline_runs(tags=f"equals:{key}", sort_by="desc:created", size=5).items
+
+
+@pytest.mark.parametrize("written_by", ["this daemon", "a daemon without attempt ids"])
+def test_the_current_attempt_is_found_past_a_hundred_older_runs(written_by, zenml_store, tmp_path):
+    approved = launch_feature_engineering(training_tags=["approved"], random_state=26)
+    key = f"train:{approved.training_id}"
+    _older_runs_for(key, 120)
+    first = make_engine(tmp_path / "state")
+    first.tick()
+    (current,) = wait_for(
+        lambda: [r for r in _newest_runs(key) if r.status.value == "completed"],
+        timeout=120,
+        what="the run to succeed",
+    )
+    first.executor._workers.clear()  # the daemon died before it read the worker's report
+    first.ledger.close()
+    if written_by != "this daemon":  # an action launched before runs carried attempt ids
+        with sqlite3.connect(first.settings.ledger_path) as db:
+            db.execute("UPDATE actions SET details = '{}' WHERE key = ?", (key,))
+
+    restarted = make_engine(tmp_path / "state")  # start() resolves the open claim
+    action = restarted.ledger.action(key)
+    assert (action.state, action.run_id, action.attempts) == (
+        ActionState.SUCCEEDED,
+        str(current.id),
+        1,
+    )
+    runs = runs_for(restarted, key)
+    assert len(runs) == 121 and runs[-1].id == str(current.id)  # every run, the newest last
+
+
+def test_worker_killed_mid_run_closes_its_run_and_retries_while_the_daemon_lives(
+    zenml_store, tmp_path
+):
+    from zenml.client import Client
+
+    approved = launch_feature_engineering(training_tags=["approved"], random_state=27)
+    key = f"train:{approved.training_id}"
+    engine = make_engine(tmp_path / "state", environ=slow_training(seconds=4))
+    engine.tick()
+    (running,) = wait_for(
+        lambda: [r for r in runs_for(engine, key) if r.status is RunStatus.IN_PROGRESS],
+        timeout=60,
+        what="the run to start",
+    )
+    os.kill(engine.executor._workers[key].process.pid, signal.SIGKILL)  # the OOM killer
+
+    tick_until(engine, lambda: _settled(engine, key), "the retry")
+    action = engine.ledger.action(key)
+    assert (action.state, action.attempts) == (ActionState.SUCCEEDED, 2)
+    killed = Client().get_pipeline_run(running.id)
+    assert killed.status.value == "failed"
+    assert "worker process died" in killed.get_body().status_reason
+    assert "SIGKILL" in killed.get_body().status_reason
+    statuses = [r.status for r in runs_for(engine, key)]
+    assert statuses == [RunStatus.FAILED, RunStatus.SUCCEEDED]
+
+
+def test_a_launch_that_raises_goes_back_to_pending_and_run_once_finishes(
+    zenml_store, tmp_path, capsys, monkeypatch
+):
+    from service.daemon import Daemon
+
+    approved = launch_feature_engineering(training_tags=["approved"], random_state=28)
+    key = f"train:{approved.training_id}"
+    engine = make_engine(tmp_path / "state")
+    launch = engine.executor.launch
+    calls = []
+
+    def launch_failing_once(job):
+        calls.append(job.key)
+        if len(calls) == 1:
+            raise OSError(24, "Too many open files")
+        return launch(job)
+
+    monkeypatch.setattr(engine.executor, "launch", launch_failing_once)
+    capsys.readouterr()
+    assert engine.tick().launched == []  # the tick goes on; nothing was launched
+    action = engine.ledger.action(key)
+    assert (action.state, action.attempts) == (ActionState.PENDING, 0)
+    (failed,) = [e for e in _events(capsys, key) if e["event"] == "training.launch_failed"]
+    assert "Too many open files" in failed["error"] and failed["attempt_counted"] is False
+
+    daemon = Daemon(poll_interval=0.5, grace_seconds=5)
+    daemon.engine = engine
+    assert daemon.run_once() == 0  # launched again, waited for, done
+    action = engine.ledger.action(key)
+    assert (action.state, action.attempts) == (ActionState.SUCCEEDED, 1)
+    assert [r.status for r in runs_for(engine, key)] == [RunStatus.SUCCEEDED]

@@ -1,0 +1,136 @@
+"""The daemon's life as an operator lives it: one daemon per state dir, and a graceful stop
+(a deploy, `docker compose stop`) that costs a long run nothing but time."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipelines.feature_engineering import launch_feature_engineering
+from tests.support import (
+    PROJECT_ROOT,
+    QUIET_ZENML,
+    daemon_settings,
+    free_port,
+    slow_training,
+    wait_for,
+)
+
+pytestmark = pytest.mark.e2e
+AUTOPILOT = str(Path(sys.executable).parent / "autopilot")
+
+
+def _autopilot(*args: str, env: dict[str, str], timeout: float = 120):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AUTOPILOT_")}
+    return subprocess.run(
+        [AUTOPILOT, *args],
+        env={**clean, **QUIET_ZENML, **env},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _runs(key: str) -> list:
+    from zenml.client import Client
+
+    return Client().list_pipeline_runs(tags=f"equals:{key}", size=50).items
+
+
+def _running(key: str) -> list:
+    return [r for r in _runs(key) if not r.status.is_finished]
+
+
+def test_a_second_daemon_on_the_same_state_dir_exits_2_and_leaves_the_first_alone(
+    zenml_store, daemon_factory, tmp_path
+):
+    environment = {
+        "ZENML_CONFIG_PATH": str(zenml_store.config_path),
+        **daemon_settings(tmp_path),
+        **slow_training(seconds=12),
+        "AUTOPILOT_START_FROM": "beginning",
+    }
+    dataset = launch_feature_engineering(training_tags=["approved"], random_state=51)
+    key = f"train:{dataset.training_id}"
+    first = daemon_factory(environment)("first.log")
+    first.wait_event("training.launched", key=key)
+    wait_for(lambda: _running(key), timeout=60, what="the slow run to be running")
+
+    state_dir = environment["AUTOPILOT_STATE_DIR"]
+    # Its own HTTP port: a port in use must not be why it exits.
+    second = {**environment, "AUTOPILOT_HTTP_PORT": str(free_port())}
+    for args in (("run", "--once"), ("run",)):
+        started = time.monotonic()
+        try:
+            result = _autopilot(*args, env=second, timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"autopilot {' '.join(args)} ran beside a live daemon on its state dir")
+        took = time.monotonic() - started
+        assert result.returncode == 2, (args, result.stdout[-2000:], result.stderr[-2000:])
+        assert state_dir in result.stderr and str(first.process.pid) in result.stderr
+        assert "Traceback" not in result.stderr
+        assert took < 10, f"{args} took {took:.1f}s to refuse"
+        assert result.stdout == ""  # no event: it neither recovered nor launched anything
+
+    # Ledger-only commands work beside the running daemon.
+    status = _autopilot("status", "--offline", env=environment)
+    assert status.returncode == 0, status.stderr
+    assert key in status.stdout
+    explain = _autopilot("explain", str(dataset.training_id), env=environment)
+    assert explain.returncode == 0, explain.stderr
+    assert key in explain.stdout
+
+    # The first daemon's run was never taken for an orphan: it finishes, once.
+    first.wait_event("training.succeeded", key=key)
+    assert [r.status.value for r in _runs(key)] == ["completed"]
+    assert not first.find("recovery.action_found")
+
+    # A daemon killed outright (its workers die with it) leaves the state dir free at once.
+    first.kill()
+    after = _autopilot("run", "--once", env=second)
+    assert after.returncode == 0, after.stderr[-2000:]
+
+
+def test_a_run_interrupted_by_a_graceful_stop_is_relaunched_without_using_an_attempt(
+    zenml_store, daemon_factory, tmp_path
+):
+    from zenml.client import Client
+
+    environment = {
+        "ZENML_CONFIG_PATH": str(zenml_store.config_path),
+        **daemon_settings(tmp_path),
+        **slow_training(seconds=8),
+        "AUTOPILOT_START_FROM": "beginning",
+        "AUTOPILOT_MAX_ATTEMPTS": "1",  # one counted interruption would fail it for good
+        "AUTOPILOT_SHUTDOWN_GRACE_SECONDS": "1",
+    }
+    dataset = launch_feature_engineering(training_tags=["approved"], random_state=52)
+    key = f"train:{dataset.training_id}"
+    start = daemon_factory(environment)
+
+    for deploy in range(2):  # two deploys in the middle of the same long training
+        stopped = start(f"stopped-{deploy}.log")
+        stopped.wait_event("training.launched", key=key)
+        (live,) = wait_for(lambda: _running(key), timeout=60, what="the slow run to be running")
+        assert stopped.stop() == 0
+        (interrupted,) = stopped.find("training.interrupted", key=key)
+        assert interrupted["run_id"] == str(live.id)
+        assert interrupted["attempt_counted"] is False
+        run = Client().get_pipeline_run(live.id)
+        assert run.status.value == "failed"  # the store does not claim it still runs
+        assert "interrupted" in (run.get_body().status_reason or "")
+        assert not stopped.find("training.failed") and not stopped.find("training.attempt_failed")
+
+    final = start("final.log")
+    succeeded = final.wait_event("training.succeeded", key=key)
+    assert succeeded["attempt"] == 1  # the interrupted attempts were not counted
+    assert final.stop() == 0
+    statuses = sorted(r.status.value for r in _runs(key))
+    assert statuses == ["completed", "failed", "failed"]
+    assert not final.find("training.failed")
