@@ -6,6 +6,7 @@ what a user sees. It ends by restarting the daemon and showing that nothing runs
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from uuid import UUID
 
@@ -30,6 +31,28 @@ def restart_does_nothing_again(start_daemon: StartDaemon) -> None:
     assert restarted.stop() == 0
     for event in ("training.launched", "inference.launched", "model.promoted", "model.rejected"):
         assert restarted.find(event) == [], event
+
+
+def a_lost_ledger_redoes_nothing(
+    start_daemon: StartDaemon, environment: dict[str, str], trained: list[str], served: list[str]
+) -> None:
+    """The state dir is lost (a new volume, a restore from an old backup): started from the
+    beginning, the daemon finds in the store what was done, and does none of it again."""
+    shutil.rmtree(environment["AUTOPILOT_STATE_DIR"])
+    environment["AUTOPILOT_START_FROM"] = "beginning"
+    fresh = start_daemon("daemon-fresh-ledger.log")
+    for key in trained:
+        fresh.wait_event("training.found_in_store", key=key)
+    for key in served:
+        fresh.wait_event("inference.found_in_store", key=key)
+    wait_for(
+        lambda: len(fresh.find("model.decision_found_in_store")) == 3,
+        timeout=60,
+        what="the three decisions found in the store",
+    )
+    assert fresh.stop() == 0
+    for event in ("training.launched", "inference.launched", "model.promoted", "model.rejected"):
+        assert fresh.find(event) == [], event
 
 
 def the_whole_chain_exactly_once_across_a_restart(start_daemon: StartDaemon) -> None:
@@ -109,6 +132,10 @@ def the_whole_chain_exactly_once_across_a_restart(start_daemon: StartDaemon) -> 
     assert versions_before == 3
 
     restart_does_nothing_again(start_daemon)
+    assert {key: _count_runs(key) for key in trained + served} == counts_before
+    assert len(client.list_model_versions(model=MODEL).items) == versions_before
+
+    a_lost_ledger_redoes_nothing(start_daemon, daemon.environment, trained, served)
     assert {key: _count_runs(key) for key in trained + served} == counts_before
     assert len(client.list_model_versions(model=MODEL).items) == versions_before
 

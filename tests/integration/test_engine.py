@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -182,10 +182,10 @@ def test_a_metric_logged_while_the_version_was_being_read_is_used(zenml_store, t
     version = client.create_model_version("iris_classifier", name="by-hand")
 
     class ListedJustBeforeTheMetric(StoreAdapter):
-        def model_versions_above(
-            self, group: PollGroup, cursors: Mapping[str, int], seen: Seen
+        def model_versions_since(
+            self, group: PollGroup, seen: Seen, judged: Callable[[str, str], bool]
         ) -> Iterator[ModelVersionInfo]:
-            for listed in list(super().model_versions_above(group, cursors, seen)):
+            for listed in list(super().model_versions_since(group, seen, judged)):
                 log_metadata({"accuracy": 0.97}, model_version_id=UUID(listed.id))
                 # old enough to be judged although no run is linked to it
                 yield replace(listed, created=listed.created - timedelta(minutes=1))

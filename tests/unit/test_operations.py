@@ -53,17 +53,20 @@ def test_malformed_key_is_refused():
 
 
 def test_status_reports_lag_open_actions_and_failures(ledger):
-    ledger.set_cursor("default/dataset:iris", "7")
+    floor = "2026-11-27T12:00:00.000000"
+    ledger.set_cursor("default/dataset:iris", floor)
     ledger.set_cursor("default/production:m", "mv-1")
     ledger.claim("train:open", ActionKind.TRAIN, "open", {}, "default")
+    ledger.note_subject("default", "judged", "dataset", "iris", "8", "skipped", "x", True)
     _failed(ledger)
-    report = operations.status(ledger, {"default/dataset:iris": 10})
+    # three versions above the floor in the store, one of them judged
+    report = operations.status(ledger, {"default/dataset:iris": ["judged", "new-1", "new-2"]})
     expected = {
         "automation": "default",
         "stream": "default/dataset:iris",
-        "cursor": "7",
-        "latest_in_store": 10,
-        "behind": 3,
+        "cursor": floor,
+        "above_floor": 3,
+        "not_judged_yet": 2,
     }
     assert expected in report["cursors"]
     assert report["production"] == {"default/production:m": "mv-1"}

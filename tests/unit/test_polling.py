@@ -1,37 +1,68 @@
-from service.core.polling import PollGroup, Seen, plan_polls
+from datetime import datetime, timedelta
+
+from service.core.polling import (
+    LOOKBACK,
+    PollGroup,
+    Seen,
+    format_floor,
+    parse_floor,
+    plan_polls,
+    raised_floor,
+)
+
+T = datetime(2026, 11, 27, 12, 0, 0)
 
 
-def test_equal_cursors_are_one_query_and_read_nothing_twice():
-    cursors = {f"dataset_{i}": 3 for i in range(50)}
-    (group,) = plan_polls(cursors)
-    assert group.above == 3 and len(group.names) == 50
+def test_floors_that_caught_up_together_are_one_query():
+    floors = {f"dataset_{i}": T for i in range(50)}
+    (group,) = plan_polls(floors)
+    assert group.since == T and len(group.names) == 50
 
 
-def test_a_group_reads_at_most_the_allowed_old_versions_again():
-    cursors = {"a": 0, "b": 5, "c": 10, "d": 500, "e": 503}
-    assert plan_polls(cursors, max_waste=15) == [
-        PollGroup(("a", "b", "c"), 0),  # reads b's 5 and c's 10 old versions again: 15
-        PollGroup(("d", "e"), 500),
+def test_a_group_rereads_at_most_the_lookback_of_a_name():
+    floors = {
+        "a": None,
+        "b": None,
+        "c": T,
+        "d": T + LOOKBACK,
+        "e": T + LOOKBACK + timedelta(seconds=1),
+    }
+    assert plan_polls(floors) == [
+        PollGroup(("a", "b"), None),  # from the beginning
+        PollGroup(("c", "d"), T),  # d's judged versions of one lookback read again
+        PollGroup(("e",), T + LOOKBACK + timedelta(seconds=1)),
     ]
-    assert plan_polls(cursors, max_waste=0) == [
-        PollGroup((name,), cursor) for name, cursor in sorted(cursors.items())
-    ]
 
 
-def test_every_name_is_polled_from_at_or_below_its_cursor():
-    cursors = {f"n{i}": (i * 7) % 40 for i in range(30)}
-    groups = plan_polls(cursors, max_waste=12)
-    assert sorted(n for g in groups for n in g.names) == sorted(cursors)
+def test_every_name_is_polled_from_at_or_below_its_floor():
+    floors = {f"n{i}": T + timedelta(seconds=(i * 97) % 600) for i in range(30)}
+    groups = plan_polls(floors)
+    assert sorted(n for g in groups for n in g.names) == sorted(floors)
     for group in groups:
-        assert all(group.above <= cursors[name] for name in group.names)
-        assert sum(cursors[name] - group.above for name in group.names) <= 12
+        assert group.since is not None
+        assert all(group.since <= floors[name] <= group.since + LOOKBACK for name in group.names)
 
 
-def test_judged_versions_are_left_out_until_the_floor_passes_them():
+def test_a_floor_rises_to_a_lookback_below_what_was_known_before_the_read_and_never_falls():
+    assert raised_floor(None, None) is None  # nothing read from the store yet: stays
+    assert raised_floor(None, T) == T - LOOKBACK
+    assert raised_floor(T, T) == T  # would fall: stays
+    assert raised_floor(T - LOOKBACK * 3, T) == T - LOOKBACK
+
+
+def test_seen_keeps_judged_versions_only_down_to_the_floor():
     seen = Seen()
-    seen.add("a", "id-4", 4)
-    seen.add("a", "id-9", 9)
-    seen.add("b", "id-2", 2)
-    assert seen.ids_above(PollGroup(("a", "b"), 1)) == ["id-4", "id-9", "id-2"]
-    assert seen.ids_above(PollGroup(("a",), 5)) == ["id-9"]  # id-4 is below the floor now
-    assert seen.ids_above(PollGroup(("a", "b"), 1)) == ["id-9", "id-2"]  # and forgotten
+    seen.add("a", "old", T - timedelta(minutes=10))
+    seen.add("a", "new", T)
+    seen.observe(T - timedelta(hours=1))  # an older created does not lower the newest
+    assert seen.newest == T
+    assert seen.knows("a", "old") and not seen.knows("b", "old")
+    seen.forget_below("a", T - timedelta(minutes=1))
+    assert not seen.knows("a", "old") and seen.knows("a", "new")
+
+
+def test_a_floor_is_stored_with_microseconds_and_an_old_number_is_recognised():
+    floor = T + timedelta(microseconds=1)
+    assert parse_floor(format_floor(floor)) == floor
+    assert parse_floor(format_floor(None)) is None and parse_floor(None) is None
+    assert parse_floor("17") == 17  # a cursor written before floors: upgraded at start
