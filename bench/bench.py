@@ -1,19 +1,26 @@
 """Benchmarks of ZenML Autopilot, measured on this machine. Results go to BENCHMARKS.md by hand.
 
     .venv/bin/python bench/bench.py idle      # 1. idle tick cost vs store size (SQLite and REST)
+    .venv/bin/python bench/bench.py idle-window  # 1. again, 1,000 versions a minute apart
+    .venv/bin/python bench/bench.py idle-index  # 1. SQLite, without and with a `created` index
     .venv/bin/python bench/bench.py latency   # 2. detection latency and 3. chain overhead
     .venv/bin/python bench/bench.py chain-large  # 3. again, training on 500,000 rows
     .venv/bin/python bench/bench.py backlog   # 4. 1,000 selected versions claimed per second
+    .venv/bin/python bench/bench.py reconcile  # 1b. reconciliation pass, 10,000 approved versions
     .venv/bin/python bench/bench.py memory    # 5. RSS after start and after 10,000 idle ticks
     .venv/bin/python bench/bench.py automations  # 6. idle tick with 1, 10 and 50 automations
 
 Each prints one JSON line per measurement. Every store is a fresh temporary one; the global
 ZenML config is never touched. Bulk versions are inserted with SQL (copies of one real version),
 since saving 100,000 artifacts through the API would take hours; the daemon only reads them.
+Their `created` times run back from the newest, a few seconds apart, and copies can be tagged
+and given producer runs of their own (`bulk_copy`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import random
@@ -23,9 +30,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -81,34 +89,120 @@ def _dataset(rows: int | None) -> object:
     return large
 
 
-def bulk_copy(database: Path, template_id: str, count: int, tag: str | None = None) -> None:
-    """Insert `count` copies of one artifact version (new ids, next version numbers)."""
+def bulk_copy(
+    database: Path,
+    template_id: str,
+    count: int,
+    tag: str | None = None,
+    every: float = 3.0,
+    producers: bool = False,
+) -> list[str]:
+    """Insert `count` copies of one artifact version (new ids, next version numbers) and return
+    their ids. Their history runs back in time from the artifact's oldest version, one version
+    every `every` seconds, so that only the newest stay in the daemon's poll window (`LOOKBACK`
+    in service/core/polling.py) however many there are. Version numbers do not follow creation
+    order (the copies are older than the template but numbered after it): the daemon orders by
+    `created`. With `producers`, each copy gets a producer run of its own: a copy of the
+    template's pipeline run and step run, and the step's output link, which is what ZenML reads
+    as `producer_pipeline_run_id` (the template must have been written by a pipeline step)."""
+    template = uuid.UUID(template_id).hex
     with sqlite3.connect(database) as db:
-        row = db.execute(
-            "SELECT MAX(version_number) FROM artifact_version WHERE artifact_id = "
+        top, oldest = db.execute(
+            "SELECT MAX(version_number), MIN(created) FROM artifact_version WHERE artifact_id = "
             "(SELECT artifact_id FROM artifact_version WHERE id = ?)",
-            (uuid.UUID(template_id).hex,),
+            (template,),
         ).fetchone()
-        top = row[0] or 0
-        tag_id = None
-        if tag is not None:
-            tag_id = db.execute("SELECT id FROM tag WHERE name = ?", (tag,)).fetchone()[0]
-        columns = [r[1] for r in db.execute("PRAGMA table_info(artifact_version)")]
-        copied = ", ".join(c for c in columns if c not in ("id", "version", "version_number"))
-        now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
+        top, oldest = top or 0, datetime.fromisoformat(oldest)
+        producer = None
+        if producers:
+            producer = db.execute(
+                "SELECT o.name, s.id, s.pipeline_run_id FROM step_run_output_artifact o "
+                "JOIN step_run s ON s.id = o.step_id WHERE o.artifact_id = ?",
+                (template,),
+            ).fetchone()
+            if producer is None:
+                raise ValueError(f"{template_id} was not written by a pipeline step")
+        ids: list[str] = []
         for start in range(0, count, 10_000):
-            rows, tags = [], []
-            for number in range(top + start + 1, top + min(start + 10_000, count) + 1):
-                new_id = uuid.uuid4().hex
-                rows.append((new_id, str(number), number))
-                if tag_id is not None:
-                    tags.append((uuid.uuid4().hex, now, now, tag_id, new_id, "artifact_version"))
-            db.executemany(
-                f"INSERT INTO artifact_version (id, version, version_number, {copied}) "
-                f"SELECT ?, ?, ?, {copied} FROM artifact_version WHERE id = ?",
-                [(*r, uuid.UUID(template_id).hex) for r in rows],
-            )
-            db.executemany("INSERT INTO tag_resource VALUES (?, ?, ?, ?, ?, ?)", tags)
+            versions, runs, steps, outputs = [], [], [], []
+            for index in range(start + 1, min(start + 10_000, count) + 1):
+                new_id = uuid.uuid4()
+                ids.append(str(new_id))
+                created = oldest - timedelta(seconds=every * index)
+                versions.append(
+                    {
+                        "id": new_id.hex,
+                        "version": str(top + index),
+                        "version_number": top + index,
+                        "created": _sql_time(created),
+                        "updated": _sql_time(created),
+                    }
+                )
+                if producer is not None:
+                    run_id, step_id = uuid.uuid4().hex, uuid.uuid4().hex
+                    began, ended = _sql_time(created - timedelta(seconds=2)), _sql_time(created)
+                    times = {"created": began, "updated": ended, "start_time": began}
+                    runs.append(
+                        {
+                            "id": run_id,
+                            "name": f"bench-producer-{run_id}",
+                            "orchestrator_run_id": run_id,
+                            **times,
+                            "end_time": ended,
+                        }
+                    )
+                    steps.append(
+                        {"id": step_id, "pipeline_run_id": run_id, **times, "end_time": ended}
+                    )
+                    outputs.append((producer[0], step_id, new_id.hex))
+            _copy_rows(db, "artifact_version", template, versions)
+            if producer is not None:
+                _copy_rows(db, "pipeline_run", producer[2], runs)
+                _copy_rows(db, "step_run", producer[1], steps)
+                db.executemany(
+                    "INSERT INTO step_run_output_artifact (name, step_id, artifact_id) "
+                    "VALUES (?, ?, ?)",
+                    outputs,
+                )
+    if tag is not None:
+        tag_versions(database, ids, tag)
+    return ids
+
+
+def tag_versions(database: Path, version_ids: list[str], tag: str) -> None:
+    """Tag artifact versions, the way ZenML links a tag (the tag itself must exist)."""
+    with sqlite3.connect(database) as db:
+        found = db.execute("SELECT id FROM tag WHERE name = ?", (tag,)).fetchone()
+        if found is None:
+            raise ValueError(f"no tag {tag!r} in the store")
+        now = _sql_time(datetime.now(UTC).replace(tzinfo=None))
+        db.executemany(
+            "INSERT INTO tag_resource (id, created, updated, tag_id, resource_id, resource_type) "
+            "VALUES (?, ?, ?, ?, ?, 'artifact_version')",
+            [(uuid.uuid4().hex, now, now, found[0], uuid.UUID(i).hex) for i in version_ids],
+        )
+
+
+def _copy_rows(
+    db: sqlite3.Connection, table: str, template: str, rows: list[dict[str, object]]
+) -> None:
+    """Insert copies of one row of `table`, with the columns given in each of `rows` changed."""
+    if not rows:
+        return
+    columns = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
+    changed = list(rows[0])
+    kept = [c for c in columns if c not in changed]
+    names = ", ".join(f'"{c}"' for c in changed + kept)
+    values = ", ".join(["?"] * len(changed) + [f'"{c}"' for c in kept])
+    db.executemany(
+        f"INSERT INTO {table} ({names}) SELECT {values} FROM {table} WHERE id = ?",
+        [(*(row[c] for c in changed), template) for row in rows],
+    )
+
+
+def _sql_time(moment: datetime) -> str:
+    """A naive UTC time the way ZenML's SQLite store writes it."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _engine(state: Path, environ: dict[str, str] | None = None, **overrides: str):  # type: ignore[no-untyped-def]
@@ -141,49 +235,239 @@ def _time(call: Callable[[], object], repeat: int) -> list[float]:
     return samples
 
 
-def idle(sizes: tuple[int, ...] = (1_000, 10_000, 100_000), repeat: int = 30) -> None:
-    """1. One tick with nothing new, at growing store sizes, on SQLite and over REST."""
+@contextlib.contextmanager
+def _store(transport: str) -> Iterator[Path]:
+    """A fresh store for the benchmark, local SQLite or a ZenML server over REST on loopback
+    (each with a client configuration of its own); yields the path of its SQLite database,
+    where bulk copies go."""
     from tests.support import ZenMLServer
 
+    server = None
+    os.environ["ZENML_CONFIG_PATH"] = tempfile.mkdtemp(prefix="bench-zenml-")
+    database = Path(os.environ["ZENML_CONFIG_PATH"]) / "local_stores/default_zen_store/zenml.db"
+    if transport == "rest":
+        server = ZenMLServer(Path(tempfile.mkdtemp(prefix="bench-server-"))).start()
+        os.environ.update(server.admin_environment())
+        database = server.root / "config/local_stores/default_zen_store/zenml.db"
+    _reset()
+    try:
+        yield database
+    finally:
+        if server is not None:
+            server.stop()
+            for name in server.admin_environment():
+                os.environ.pop(name)
+
+
+def _created(database: Path, version_id: str) -> datetime:
+    with sqlite3.connect(database) as db:
+        (created,) = db.execute(
+            "SELECT created FROM artifact_version WHERE id = ?", (uuid.UUID(version_id).hex,)
+        ).fetchone()
+    return datetime.fromisoformat(created)
+
+
+def _ensure_tag(name: str) -> None:
+    from zenml.client import Client
+
+    try:
+        Client().get_tag(name)
+    except KeyError:
+        Client().create_tag(name=name)
+
+
+def idle(
+    sizes: tuple[int, ...] = (1_000, 10_000, 100_000), repeat: int = 30, every: float = 3.0
+) -> None:
+    """1. One tick with nothing new, at growing store sizes, on SQLite and over REST.
+
+    The versions' history runs back in time, one every `every` s (`bulk_copy`), and the daemon
+    starts 10 minutes before the newest, so its first tick judges those 10 minutes and then its
+    floor sits `LOOKBACK` below the newest version, as in a daemon that has been running while
+    they came: every idle tick reads the versions of that window again (and knows them). One old
+    version is tagged `approved` (settled at start as predating it) for the reconciliation pass.
+    """
     _zenml_ready()
     for transport in ("sqlite", "rest"):
-        server = None
-        if transport == "rest":
-            server = ZenMLServer(Path(tempfile.mkdtemp(prefix="bench-server-"))).start()
-            os.environ.update(server.admin_environment())
-            os.environ["ZENML_CONFIG_PATH"] = tempfile.mkdtemp(prefix="bench-client-")
-            _reset()
-            database = server.root / "config" / "local_stores" / "default_zen_store" / "zenml.db"
-        else:
-            database = (
-                Path(os.environ["ZENML_CONFIG_PATH"])
-                / "local_stores"
-                / "default_zen_store"
-                / "zenml.db"
-            )
-        template = _save_template(["approved"])
+        with _store(transport) as database:
+            _ensure_tag("approved")
+            template = _save_template([])
+            newest = _created(database, template)
+            total = 1
+            for size in sizes:
+                copies = bulk_copy(database, template, size - total, every=every)
+                if total == 1:
+                    tag_versions(database, copies[-1:], "approved")
+                total = size
+                engine = _engine(
+                    Path(tempfile.mkdtemp()),
+                    start_from=(newest - timedelta(minutes=10)).isoformat(),
+                    reconcile_interval_seconds="3600",
+                )
+                engine.tick()  # judges the last 10 minutes; also runs the reconciliation pass
+                samples = _time(engine.tick, repeat)
+                reconcile = _time(engine.datasets._reconcile_approvals, 5)
+                floor = engine.ledger.get_cursor(
+                    engine.settings.automations[0].dataset_stream(NAME)
+                )
+                report(
+                    bench="idle_tick",
+                    transport=transport,
+                    artifact_versions=size,
+                    median_ms=median_ms(samples),
+                    p95_ms=round(percentile(samples, 0.95) * 1000, 2),
+                    reconcile_pass_median_ms=median_ms(reconcile),
+                    floor=floor,
+                    every_s=every,
+                    versions_in_window=_count_since(database, template, floor),
+                    repeat=repeat,
+                )
+                engine.ledger.close()
+
+
+def idle_index(sizes: tuple[int, ...] = (1_000, 100_000), repeat: int = 30) -> None:
+    """1. The idle tick on SQLite without and with an index on `artifact_version (artifact_id,
+    created)`, created by hand in the benchmark's store (ZenML 0.98 has none): how much of the
+    tick's growth with the store is the unindexed `created >= ?` filter of the floors."""
+    _zenml_ready()
+    with _store("sqlite") as database:
+        template = _save_template([])
+        newest = _created(database, template)
         total = 1
         for size in sizes:
             bulk_copy(database, template, size - total)
             total = size
+            for indexed in (False, True):
+                with sqlite3.connect(database) as db:
+                    if indexed:
+                        db.execute(
+                            "CREATE INDEX bench_created ON artifact_version (artifact_id, created)"
+                        )
+                    else:
+                        db.execute("DROP INDEX IF EXISTS bench_created")
+                engine = _engine(
+                    Path(tempfile.mkdtemp()),
+                    start_from=(newest - timedelta(minutes=10)).isoformat(),
+                    reconcile_interval_seconds="3600",
+                )
+                engine.tick()
+                samples = _time(engine.tick, repeat)
+                report(
+                    bench="idle_tick_created_index",
+                    transport="sqlite",
+                    artifact_versions=size,
+                    created_index=indexed,
+                    median_ms=median_ms(samples),
+                    p95_ms=round(percentile(samples, 0.95) * 1000, 2),
+                    repeat=repeat,
+                )
+                engine.ledger.close()
+            with sqlite3.connect(database) as db:
+                db.execute("DROP INDEX IF EXISTS bench_created")
+
+
+def _count_since(database: Path, template_id: str, floor: str | None) -> int:
+    """Versions of the template's artifact an idle tick reads: created in or after the floor's
+    second (ZenML's `created` filter takes whole seconds)."""
+    since = datetime.strptime(floor, "%Y-%m-%dT%H:%M:%S.%f") if floor else datetime.min
+    with sqlite3.connect(database) as db:
+        (count,) = db.execute(
+            "SELECT COUNT(*) FROM artifact_version WHERE artifact_id = "
+            "(SELECT artifact_id FROM artifact_version WHERE id = ?) AND created >= ?",
+            (uuid.UUID(template_id).hex, _sql_time(since.replace(microsecond=0))),
+        ).fetchone()
+    return int(count)
+
+
+def reconcile(counts: tuple[int, int] = (10_000, 1_000), steady: int = 5) -> None:
+    """The reconciliation pass with `counts` versions tagged `approved` (on SQLite, over REST),
+    each written by a pipeline run of its own. Over REST every version read costs ~0.1 s on
+    this machine, so 10,000 would take ~17 minutes a pass: 1,000 there.
+
+    `approved_after_start`: the versions exist untagged when the daemon starts (`now`), then all
+    get the tag (someone approves a backlog): the first pass reads every one in full with its
+    producer run and judges it (selected: a training claimed, none launched); the next passes
+    find them settled in the ledger. `approved_before_start`: a second daemon, with an empty
+    ledger, starts (`now`) with them tagged already: its start-up settles them as predating it.
+    Peak RSS of this process is taken over each pass (its high-water mark reset before)."""
+    _zenml_ready()
+    from pipelines.feature_engineering import launch_feature_engineering
+
+    for transport, count in zip(("sqlite", "rest"), counts, strict=True):
+        with _store(transport) as database:
+            _ensure_tag("approved")
+            template = str(launch_feature_engineering(random_state=0).training_id)
+            ids = [template, *bulk_copy(database, template, count - 1, producers=True)]
             engine = _engine(
                 Path(tempfile.mkdtemp()), start_from="now", reconcile_interval_seconds="3600"
             )
-            engine.tick()  # the first tick also runs the reconciliation pass
-            samples = _time(engine.tick, repeat)
-            reconcile = _time(engine.datasets._reconcile_approvals, 5)
+            tag_versions(database, ids, "approved")
+            _, first = _measured(engine.datasets._reconcile_approvals)
+            claimed = sum(sum(s.values()) for s in engine.ledger.count_actions().values())
             report(
-                bench="idle_tick",
+                bench="reconcile_pass",
                 transport=transport,
-                artifact_versions=size,
-                median_ms=median_ms(samples),
-                p95_ms=round(percentile(samples, 0.95) * 1000, 2),
-                reconcile_pass_median_ms=median_ms(reconcile),
-                repeat=repeat,
+                scenario="approved_after_start",
+                run="first_pass",
+                approved_versions=count,
+                claimed=claimed,
+                **first,
+            )
+            passes = [_measured(engine.datasets._reconcile_approvals)[1] for _ in range(steady)]
+            report(
+                bench="reconcile_pass",
+                transport=transport,
+                scenario="approved_after_start",
+                run="steady_passes",
+                approved_versions=count,
+                passes=steady,
+                median_s=statistics.median(p["seconds"] for p in passes),
+                max_s=max(p["seconds"] for p in passes),
+                peak_rss_mib=max(p["peak_rss_mib"] for p in passes),
+                rss_after_mib=passes[-1]["rss_after_mib"],
             )
             engine.ledger.close()
-        if server is not None:
-            server.stop()
+            engine, started = _measured(
+                lambda: _engine(
+                    Path(tempfile.mkdtemp()), start_from="now", reconcile_interval_seconds="3600"
+                )
+            )
+            report(
+                bench="reconcile_start",
+                transport=transport,
+                scenario="approved_before_start",
+                approved_versions=count,
+                **started,
+            )
+            passes = [_measured(engine.datasets._reconcile_approvals)[1] for _ in range(steady)]
+            report(
+                bench="reconcile_pass",
+                transport=transport,
+                scenario="approved_before_start",
+                run="steady_passes",
+                approved_versions=count,
+                passes=steady,
+                median_s=statistics.median(p["seconds"] for p in passes),
+                peak_rss_mib=max(p["peak_rss_mib"] for p in passes),
+            )
+            engine.ledger.close()
+
+
+def _measured(call: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
+    """A call's result, with its seconds and this process's resident memory before, at its peak
+    during, and after it (the peak from the kernel's high-water mark, reset just before)."""
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+    before = _status_kib("VmRSS")
+    started = time.perf_counter()
+    result = call()
+    elapsed = time.perf_counter() - started
+    return result, {
+        "seconds": round(elapsed, 2),
+        "rss_before_mib": round(before / 1024, 1),
+        "peak_rss_mib": round(_status_kib("VmHWM") / 1024, 1),
+        "rss_after_mib": round(_status_kib("VmRSS") / 1024, 1),
+    }
 
 
 def automations(counts: tuple[int, ...] = (1, 10, 50), repeat: int = 30) -> None:
@@ -271,30 +555,46 @@ def _reset() -> None:
 
 
 def backlog(count: int = 1_000) -> None:
-    """4. Selected versions already in the store at start: how fast they are claimed."""
+    """4. Selected versions already in the store at start: how fast the tick's dataset stage
+    judges and claims them (none is trained: the executor launches nothing; the dispatch of
+    the claims, in the next `tick()`, is timed apart). Copies of a manually saved version (no
+    producer run), then of one written by a pipeline step, each copy with a producer run of its
+    own (read once per version to see that it finished)."""
     _zenml_ready()
-    database = (
-        Path(os.environ["ZENML_CONFIG_PATH"]) / "local_stores" / "default_zen_store" / "zenml.db"
-    )
-    template = _save_template(["approved"])
-    bulk_copy(database, template, count - 1, tag="approved")
-    engine = _engine(
-        Path(tempfile.mkdtemp()),
-        start_from="beginning",
-        reconcile_interval_seconds="3600",
-        max_concurrent_runs="1",
-    )
-    started = time.perf_counter()
-    engine.tick()
-    elapsed = time.perf_counter() - started
-    claimed = sum(sum(states.values()) for states in engine.ledger.count_actions().values())
-    report(
-        bench="backlog",
-        versions=count,
-        claimed=claimed,
-        seconds=round(elapsed, 3),
-        claimed_per_second=round(claimed / elapsed, 1),
-    )
+    from pipelines.feature_engineering import launch_feature_engineering
+
+    for transport, producers in (("sqlite", False), ("sqlite", True), ("rest", True)):
+        with _store(transport) as database:
+            if producers:
+                run = launch_feature_engineering(random_state=0, training_tags=["approved"])
+                template = str(run.training_id)
+            else:
+                template = _save_template(["approved"])
+            bulk_copy(database, template, count - 1, tag="approved", producers=producers)
+            engine = _engine(
+                Path(tempfile.mkdtemp()),
+                start_from="beginning",
+                reconcile_interval_seconds="3600",
+                max_concurrent_runs="1",
+            )
+            started = time.perf_counter()
+            engine.datasets.tick()  # the tick's dataset stage: every version judged and claimed
+            elapsed = time.perf_counter() - started
+            claimed = sum(sum(states.values()) for states in engine.ledger.count_actions().values())
+            started = time.perf_counter()
+            engine.tick()  # the rest of a first tick: every claim dispatched (nothing launched)
+            rest = time.perf_counter() - started
+            report(
+                bench="backlog",
+                transport=transport,
+                producer_runs=producers,
+                versions=count,
+                claimed=claimed,
+                seconds=round(elapsed, 3),
+                claimed_per_second=round(claimed / elapsed, 1),
+                then_tick_dispatching_all_s=round(rest, 3),
+            )
+            engine.ledger.close()
 
 
 def memory(ticks: int = 10_000) -> None:
@@ -331,10 +631,15 @@ def memory(ticks: int = 10_000) -> None:
 
 
 def _rss_kib() -> int:
+    return _status_kib("VmRSS")
+
+
+def _status_kib(field: str) -> int:
+    """A memory figure of this process from /proc (VmRSS: resident now; VmHWM: its peak)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+    raise RuntimeError(f"no {field}")
 
 
 def latency(samples: int = 20, poll: float = 1.0, rows: int | None = None) -> None:
@@ -460,9 +765,12 @@ def _epoch(timestamp: object) -> float:
 
 BENCHES: dict[str, Callable[[], None]] = {
     "idle": idle,
+    "idle-window": lambda: idle(sizes=(1_000,), every=60.0),  # 3 versions in the window
+    "idle-index": idle_index,
     "latency": latency,
     "chain-large": lambda: latency(samples=5, rows=500_000),
     "backlog": backlog,
+    "reconcile": reconcile,
     "memory": memory,
     "automations": automations,
 }
