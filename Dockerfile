@@ -65,7 +65,9 @@ ENV AUTOPILOT_LOG_FORMAT=json \
     ZENML_ENABLE_RICH_TRACEBACK=false
 
 USER autopilot
-VOLUME ["/var/lib/autopilot"]
+# No VOLUME instruction: it gave every container that mounts nothing there (bootstrap, the
+# producer) an anonymous volume, which `docker compose down` then left behind for good. Mount a
+# volume on /var/lib/autopilot to keep the ledger (docker-compose.yml does: autopilot-state).
 EXPOSE 8765
 
 # /healthz is liveness: 200 while the loop ticks, also while it waits out a store outage (the

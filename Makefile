@@ -1,6 +1,6 @@
 # ZenML Autopilot. Two commands do all the set-up on a fresh machine:
 #   make run    the daemon + a demo producer on an embedded ZenML store inside this folder
-#   make test   the whole test suite (what .ci/run runs)
+#   make test   the whole test suite (what .ci/run runs, then make test-compose)
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -14,7 +14,8 @@ DEMO_ENV := ZENML_CONFIG_PATH=$(CURDIR)/.zenml-home \
 	AUTOPILOT_POLL_INTERVAL_SECONDS=$${AUTOPILOT_POLL_INTERVAL_SECONDS:-2} \
 	ZENML_ANALYTICS_OPT_IN=false ZENML_LOGGING_VERBOSITY=WARN ZENML_ENABLE_RICH_TRACEBACK=false
 
-.PHONY: install run test test-fast test-e2e soak lint clean compose-tools
+.PHONY: install run test test-fast test-e2e soak lint clean compose-tools env container-engine \
+	standins test-compose
 
 install: $(STAMP)
 
@@ -42,7 +43,7 @@ test: $(STAMP) lint compose-tools
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not e2e and not soak"
+	$(PY) -m pytest -q -m "not e2e and not soak and not compose"
 
 test-e2e: $(STAMP)
 	$(PY) -m pytest -q -m e2e
@@ -56,6 +57,25 @@ compose-tools:
 	@command -v docker-compose >/dev/null 2>&1 || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq docker-compose; }
+
+# A .env for docker compose with random passwords (Compose refuses to start without them).
+env:
+	scripts/new-env.sh
+
+# podman's Docker API on a unix socket (installed and started if needed); prints the DOCKER_HOST
+# to export for docker-compose. It keeps running afterwards, as does its healthcheck runner.
+container-engine:
+	@scripts/container-engine.sh
+
+# Stand-ins for python:3.11-slim, mysql:8.0 and zenmldocker/zenml-server, built once and cached.
+standins:
+	@eval "$$(scripts/container-engine.sh)" && tests/compose/standins/build.sh
+
+# docker-compose.yml for real: build, up, the demo chain counted in the store, stop/restart,
+# an outage, down/up, secrets, a user's project (tests/compose/). Not part of `make test`.
+# -x: the tests are steps on one deployment; after a failed step the rest cannot pass.
+test-compose: $(STAMP) standins
+	eval "$$(scripts/container-engine.sh)" && $(PY) -m pytest -q -s -x -m compose
 
 clean:
 	rm -rf .zenml-home .autopilot .pytest_cache .mypy_cache .ruff_cache

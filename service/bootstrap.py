@@ -27,16 +27,21 @@ def bootstrap(key_file: Path, account: str = DEFAULT_ACCOUNT) -> str:
     if key_file.exists() and key_file.read_text().strip():
         return "kept_existing_key"
     from zenml.client import Client
+    from zenml.exceptions import EntityExistsError
 
     client = Client()
     try:
         client.get_service_account(account, allow_name_prefix_match=False)
         created_account = False
     except KeyError:
-        client.create_service_account(
-            name=account, description="ZenML Autopilot daemon (created by autopilot bootstrap)"
-        )
-        created_account = True
+        try:
+            client.create_service_account(
+                name=account, description="ZenML Autopilot daemon (created by autopilot bootstrap)"
+            )
+            created_account = True
+        except EntityExistsError:
+            # Another bootstrap (two `compose up` at once) created it in between: use it.
+            created_account = False
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     api_key = client.create_api_key(
         service_account_name_id_or_prefix=account,

@@ -45,14 +45,17 @@ INTERPOLATION = re.compile(
 )
 AUTOPILOT_NAME = re.compile(r"\bAUTOPILOT_[A-Z0-9_]+")
 SECRET_KEY = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY$", re.IGNORECASE)
-DEMO_DEFAULT = re.compile(r"^\$\{[A-Z0-9_]+:-[^}]*demo[^}]*\}$")
+# A secret is required, never defaulted: `${NAME:?message}`, the message naming the way out.
+REQUIRED = re.compile(r"^\$\{([A-Z0-9_]+):\?([^}]*)\}$")
+PASSWORDS = ("MYSQL_ROOT_PASSWORD", "MYSQL_PASSWORD", "ZENML_ADMIN_PASSWORD")
+TEST_PASSWORDS = "".join(f"{name}=test-{name.lower()}\n" for name in PASSWORDS)
 URL_WITH_PASSWORD = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 
 
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def docker_compose_config(env_file: Path) -> dict[str, Any]:
+def compose_config_result(env_file: Path) -> subprocess.CompletedProcess[str]:
     """`docker-compose config` of the project's compose file, interpolated from `env_file` only."""
     binary = shutil.which("docker-compose")
     if binary is None:
@@ -62,15 +65,18 @@ def docker_compose_config(env_file: Path) -> dict[str, Any]:
         )
     # Only env_file may feed the interpolation: drop whatever the developer's shell exports.
     read = compose_variables() | {"COMPOSE_PROJECT_NAME", "COMPOSE_FILE", "COMPOSE_PROFILES"}
-    env = {k: v for k, v in os.environ.items() if k not in read}
-    result = subprocess.run(
+    return subprocess.run(
         [binary, "--env-file", str(env_file), "-f", str(COMPOSE_FILE), "config"],
         cwd=PROJECT_ROOT,
-        env=env,
+        env={k: v for k, v in os.environ.items() if k not in read},
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def docker_compose_config(env_file: Path) -> dict[str, Any]:
+    result = compose_config_result(env_file)
     assert result.returncode == 0, f"docker-compose config failed:\n{result.stderr}"
     config = yaml.safe_load(result.stdout)
     assert isinstance(config, dict)
@@ -79,10 +85,11 @@ def docker_compose_config(env_file: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The compose file as `docker-compose config` resolves it with no .env (defaults only)."""
-    empty = tmp_path_factory.mktemp("compose") / "empty.env"
-    empty.write_text("")
-    return docker_compose_config(empty)
+    """The compose file as `docker-compose config` resolves it with only the three required
+    passwords set (every other value: its default)."""
+    passwords = tmp_path_factory.mktemp("compose") / "passwords.env"
+    passwords.write_text(TEST_PASSWORDS)
+    return docker_compose_config(passwords)
 
 
 def raw_compose() -> dict[str, Any]:
@@ -226,8 +233,43 @@ def test_daemon_keeps_its_ledger_on_a_volume_and_listens_on_all_interfaces(confi
     assert set(config["volumes"]) >= {"mysql-data", "autopilot-secrets", "autopilot-state"}
 
 
-def test_env_example_gives_the_same_config_as_the_defaults(config):
-    assert docker_compose_config(ENV_EXAMPLE) == config
+def test_env_example_gives_the_same_config_as_the_defaults(config, tmp_path):
+    example = tmp_path / "example.env"
+    example.write_text(ENV_EXAMPLE.read_text() + TEST_PASSWORDS)
+    assert docker_compose_config(example) == config
+
+
+def test_without_the_passwords_compose_refuses_and_says_what_to_do(tmp_path):
+    """No known default password: an empty .env, or .env.example copied as is, is refused
+    with a message naming every password and the script that generates them."""
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    for env_file in (empty, ENV_EXAMPLE):
+        result = compose_config_result(env_file)
+        assert result.returncode != 0
+        for name in PASSWORDS:
+            assert name in result.stderr
+        assert "scripts/new-env.sh" in result.stderr
+
+
+def test_new_env_script_writes_a_private_env_that_compose_accepts(tmp_path):
+    target = tmp_path / "generated.env"
+    subprocess.run([str(PROJECT_ROOT / "scripts" / "new-env.sh"), str(target)], check=True)
+    assert target.stat().st_mode & 0o777 == 0o600
+    values = dict(line.split("=", 1) for line in target.read_text().splitlines() if "=" in line)
+    passwords = [values[name] for name in PASSWORDS]
+    assert len(set(passwords)) == 3 and all(re.fullmatch(r"[A-Za-z0-9]{32}", p) for p in passwords)
+    mysql = docker_compose_config(target)["services"]["mysql"]
+    assert mysql["environment"]["MYSQL_PASSWORD"] == values["MYSQL_PASSWORD"]
+    # Never overwritten: the servers keep the passwords they were first started with.
+    again = subprocess.run(
+        [str(PROJECT_ROOT / "scripts" / "new-env.sh"), str(target)], capture_output=True
+    )
+    assert again.returncode != 0
+    assert (
+        dict(line.split("=", 1) for line in target.read_text().splitlines() if "=" in line)
+        == values
+    )
 
 
 # -- (b) variables ------------------------------------------------------------------------------
@@ -272,10 +314,12 @@ def test_single_automation_settings_pass_through_only_when_set(tmp_path):
     """An existing deployment's .env keeps configuring its `default` automation; an unset one
     reaches the daemon unset (its own default), so named automations in daemon.env can be used."""
     custom = tmp_path / "custom.env"
-    custom.write_text(ENV_EXAMPLE.read_text() + "AUTOPILOT_MODEL_NAME=churn\n")
+    custom.write_text(ENV_EXAMPLE.read_text() + TEST_PASSWORDS + "AUTOPILOT_MODEL_NAME=churn\n")
     daemon = docker_compose_config(custom)["services"]["daemon"]
     assert daemon["environment"]["AUTOPILOT_MODEL_NAME"] == "churn"
-    defaults = docker_compose_config(ENV_EXAMPLE)["services"]["daemon"]
+    example = tmp_path / "example.env"
+    example.write_text(ENV_EXAMPLE.read_text() + TEST_PASSWORDS)
+    defaults = docker_compose_config(example)["services"]["daemon"]
     assert defaults["environment"]["AUTOPILOT_MODEL_NAME"] is None  # not set in the container
     assert raw_compose()["services"]["daemon"]["env_file"] == ["${DAEMON_ENV_FILE:-./daemon.env}"]
 
@@ -315,21 +359,24 @@ def test_lock_pins_every_runtime_dependency_and_no_dev_tool():
 # -- (d) no real secret in the compose file -----------------------------------------------------
 
 
-def test_no_password_in_compose_except_demo_defaults():
+def test_no_password_in_compose_and_none_defaulted():
+    secrets = 0
     for name, service in raw_compose()["services"].items():
         for key, value in environment(service).items():
             if SECRET_KEY.search(key):
-                assert DEMO_DEFAULT.match(value), (
-                    f"{name}.{key} must be ${{VARIABLE:-...demo...}}, not a literal: {value!r}"
-                )
+                secrets += 1
+                required = REQUIRED.match(value)
+                assert required, f"{name}.{key} must be ${{VARIABLE:?message}}: {value!r}"
+                assert required.group(1) in PASSWORDS
+                assert "scripts/new-env.sh" in required.group(2)
+    assert secrets == 5
     text = COMPOSE_FILE.read_text()
     assert not URL_WITH_PASSWORD.search(text), "a URL with an embedded password"
 
 
-def test_env_example_passwords_are_marked_as_demo_values():
-    for key, value in env_example().items():
-        if SECRET_KEY.search(key):
-            assert "change-me" in value and "demo" in value, f"{key}={value!r}"
+def test_env_example_has_no_password():
+    secrets = {key: value for key, value in env_example().items() if SECRET_KEY.search(key)}
+    assert secrets == dict.fromkeys(PASSWORDS, ""), "scripts/new-env.sh fills them in"
 
 
 # -- (e) Dockerfile -----------------------------------------------------------------------------
