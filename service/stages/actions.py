@@ -142,16 +142,7 @@ class ActionRunner:
         run = self.store.completed_run_for_key(action.key, pinned)
         if run is None:
             return False
-        self.ledger.transition(action.key, ActionState.SUCCEEDED, run_id=run.id, error=None)
-        metrics.ACTIONS.labels(action.automation, action.kind.value, "found_in_store").inc()
-        self._log(action).info(
-            f"{EVENT_PREFIX[action.kind]}.found_in_store",
-            key=action.key,
-            run_id=run.id,
-            run_name=run.name,
-            attempt=action.attempts,
-            **subject_ids(action),
-        )
+        self._succeeded(action, run, outcome="found_in_store")
         return True
 
     def _launch_arguments(
@@ -384,13 +375,20 @@ class ActionRunner:
             return self.store.attempt_run(action.key, str(token))
         return self.store.newest_run_for_key(action.key)
 
-    def _succeeded(self, action: Action, run: RunInfo, worker_seconds: float | None = None) -> None:
+    def _succeeded(
+        self,
+        action: Action,
+        run: RunInfo,
+        worker_seconds: float | None = None,
+        outcome: str = "succeeded",
+    ) -> None:
         """`duration_seconds` is the run's own (from the store); `worker_seconds` runs from
-        the job handed to its worker to the report read, ZenML's preparation included."""
+        the job handed to its worker to the report read, ZenML's preparation included.
+        `found_in_store`: the run completed before this ledger knew of it (nothing launched)."""
         self.ledger.transition(action.key, ActionState.SUCCEEDED, run_id=run.id, error=None)
-        _count_run(action, "succeeded", run)
+        _count_run(action, outcome, run)
         self._log(action).info(
-            f"{EVENT_PREFIX[action.kind]}.succeeded",
+            f"{EVENT_PREFIX[action.kind]}.{outcome}",
             key=action.key,
             run_id=run.id,
             run_name=run.name,
