@@ -10,6 +10,7 @@ import pytest
 
 from service.daemon import Daemon
 from service.http import HealthServer
+from service.logs import configure
 from tests.support import http_get
 
 
@@ -29,6 +30,7 @@ class _StoreDownEngine:
 
 @pytest.fixture
 def daemon():
+    configure("json", "INFO")  # to this test's stdout: an earlier test's stream may be closed
     daemon = Daemon(poll_interval=0.05, grace_seconds=1)
     daemon.engine = _StoreDownEngine()  # type: ignore[assignment]
     server = HealthServer(daemon, "127.0.0.1", 0).start()
