@@ -15,6 +15,7 @@ from pipelines.feature_engineering import launch_feature_engineering
 from tests.support import (
     PROJECT_ROOT,
     QUIET_ZENML,
+    DaemonProcess,
     daemon_settings,
     free_port,
     slow_training,
@@ -47,59 +48,12 @@ def _running(key: str) -> list:
     return [r for r in _runs(key) if not r.status.is_finished]
 
 
-def test_a_second_daemon_on_the_same_state_dir_exits_2_and_leaves_the_first_alone(
+def test_one_daemon_per_state_dir_and_graceful_stops_that_cost_no_attempt(
     zenml_store, daemon_factory, tmp_path
 ):
-    environment = {
-        "ZENML_CONFIG_PATH": str(zenml_store.config_path),
-        **daemon_settings(tmp_path),
-        **slow_training(seconds=12),
-        "AUTOPILOT_START_FROM": "beginning",
-    }
-    dataset = launch_feature_engineering(training_tags=["approved"], random_state=51)
-    key = f"train:{dataset.training_id}"
-    first = daemon_factory(environment)("first.log")
-    first.wait_event("training.launched", key=key)
-    wait_for(lambda: _running(key), timeout=60, what="the slow run to be running")
-
-    state_dir = environment["AUTOPILOT_STATE_DIR"]
-    # Its own HTTP port: a port in use must not be why it exits.
-    second = {**environment, "AUTOPILOT_HTTP_PORT": str(free_port())}
-    for args in (("run", "--once"), ("run",)):
-        started = time.monotonic()
-        try:
-            result = _autopilot(*args, env=second, timeout=30)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"autopilot {' '.join(args)} ran beside a live daemon on its state dir")
-        took = time.monotonic() - started
-        assert result.returncode == 2, (args, result.stdout[-2000:], result.stderr[-2000:])
-        assert state_dir in result.stderr and str(first.process.pid) in result.stderr
-        assert "Traceback" not in result.stderr
-        assert took < 10, f"{args} took {took:.1f}s to refuse"
-        assert result.stdout == ""  # no event: it neither recovered nor launched anything
-
-    # Ledger-only commands work beside the running daemon.
-    status = _autopilot("status", "--offline", env=environment)
-    assert status.returncode == 0, status.stderr
-    assert key in status.stdout
-    explain = _autopilot("explain", str(dataset.training_id), env=environment)
-    assert explain.returncode == 0, explain.stderr
-    assert key in explain.stdout
-
-    # The first daemon's run was never taken for an orphan: it finishes, once.
-    first.wait_event("training.succeeded", key=key)
-    assert [r.status.value for r in _runs(key)] == ["completed"]
-    assert not first.find("recovery.action_found")
-
-    # A daemon killed outright (its workers die with it) leaves the state dir free at once.
-    first.kill()
-    after = _autopilot("run", "--once", env=second)
-    assert after.returncode == 0, after.stderr[-2000:]
-
-
-def test_a_run_interrupted_by_a_graceful_stop_is_relaunched_without_using_an_attempt(
-    zenml_store, daemon_factory, tmp_path
-):
+    """One store and one slow training for both: while a daemon runs it, a second daemon on its
+    state dir exits 2 and touches nothing; then two deploys (graceful stops) interrupt it, and
+    the third start completes it at attempt 1 although only one attempt is allowed."""
     from zenml.client import Client
 
     environment = {
@@ -118,7 +72,11 @@ def test_a_run_interrupted_by_a_graceful_stop_is_relaunched_without_using_an_att
         stopped = start(f"stopped-{deploy}.log")
         stopped.wait_event("training.launched", key=key)
         (live,) = wait_for(lambda: _running(key), timeout=60, what="the slow run to be running")
+        if deploy == 0:
+            _a_second_daemon_is_refused(environment, stopped, key, str(dataset.training_id))
+            assert [r.id for r in _running(key)] == [live.id]  # never taken for an orphan
         assert stopped.stop() == 0
+        assert not stopped.find("recovery.action_found")
         (interrupted,) = stopped.find("training.interrupted", key=key)
         assert interrupted["run_id"] == str(live.id)
         assert interrupted["attempt_counted"] is False
@@ -130,7 +88,41 @@ def test_a_run_interrupted_by_a_graceful_stop_is_relaunched_without_using_an_att
     final = start("final.log")
     succeeded = final.wait_event("training.succeeded", key=key)
     assert succeeded["attempt"] == 1  # the interrupted attempts were not counted
-    assert final.stop() == 0
     statuses = sorted(r.status.value for r in _runs(key))
     assert statuses == ["completed", "failed", "failed"]
     assert not final.find("training.failed")
+
+    # A daemon killed outright (its workers die with it) leaves the state dir free at once.
+    final.kill()
+    second = {**environment, "AUTOPILOT_HTTP_PORT": str(free_port())}
+    after = _autopilot("run", "--once", env=second)
+    assert after.returncode == 0, after.stderr[-2000:]
+
+
+def _a_second_daemon_is_refused(
+    environment: dict[str, str], first: DaemonProcess, key: str, dataset_id: str
+) -> None:
+    """`run --once` and `run` beside a live daemon exit 2 at once, naming the state dir and the
+    holder's pid, having logged nothing; ledger-only commands work."""
+    state_dir = environment["AUTOPILOT_STATE_DIR"]
+    # Its own HTTP port: a port in use must not be why it exits.
+    second = {**environment, "AUTOPILOT_HTTP_PORT": str(free_port())}
+    for args in (("run", "--once"), ("run",)):
+        started = time.monotonic()
+        try:
+            result = _autopilot(*args, env=second, timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"autopilot {' '.join(args)} ran beside a live daemon on its state dir")
+        took = time.monotonic() - started
+        assert result.returncode == 2, (args, result.stdout[-2000:], result.stderr[-2000:])
+        assert first.process is not None
+        assert state_dir in result.stderr and str(first.process.pid) in result.stderr
+        assert "Traceback" not in result.stderr
+        assert took < 10, f"{args} took {took:.1f}s to refuse"
+        assert result.stdout == ""  # no event: it neither recovered nor launched anything
+    status = _autopilot("status", "--offline", env=environment)
+    assert status.returncode == 0, status.stderr
+    assert key in status.stdout
+    explain = _autopilot("explain", dataset_id, env=environment)
+    assert explain.returncode == 0, explain.stderr
+    assert key in explain.stdout
