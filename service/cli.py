@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from service.daemon import Daemon
     from service.http import HealthServer
     from service.ledger import Ledger
+    from service.lock import StateDirLock
+    from service.runtime.template import WorkerTemplate
     from service.store import StoreAdapter
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -177,13 +179,13 @@ def run(settings: Settings, once: bool, dry_run: bool = False) -> int:
         _print_config_error(ConfigError([f"{where}: cannot lock it: {error.strerror}"]))
         return EXIT_CONFIG
     try:
-        return _run(settings, once, dry_run)
+        return _run(settings, once, dry_run, lock)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _run(settings: Settings, once: bool, dry_run: bool) -> int:
+def _run(settings: Settings, once: bool, dry_run: bool, lock: StateDirLock | None) -> int:
     _zenml_defaults()
     if settings.zenml_api_key_file is not None:
         os.environ["ZENML_STORE_API_KEY"] = read_api_key(settings.zenml_api_key_file)
@@ -191,12 +193,21 @@ def _run(settings: Settings, once: bool, dry_run: bool) -> int:
 
     check = PipelineCheck(settings.automations)  # in a child process, while this one imports
     import zenml  # noqa: F401  - import before configuring logs: it rewires the root logger
-    from zenml.exceptions import AuthorizationException
 
     problems = check.problems()
     if problems:
         _print_config_error(ConfigError(problems))
         return EXIT_CONFIG
+    template = None if dry_run else _fork_worker_template(lock)
+    try:
+        return _start(settings, once, dry_run, template)
+    finally:
+        if template is not None:
+            template.stop()  # the executor stopped it already, unless it never got that far
+
+
+def _start(settings: Settings, once: bool, dry_run: bool, template: WorkerTemplate | None) -> int:
+    from zenml.exceptions import AuthorizationException
 
     from service.daemon import Daemon
     from service.logs import capture_zenml_logs, configure, get_logger, register_secret
@@ -220,7 +231,7 @@ def _run(settings: Settings, once: bool, dry_run: bool) -> int:
         _print_config_error(ConfigError([f"AUTOPILOT_HTTP_HOST/AUTOPILOT_HTTP_PORT={bad}"]))
         return EXIT_CONFIG
     try:
-        return _run_daemon(settings, daemon, once, dry_run)
+        return _run_daemon(settings, daemon, once, dry_run, template)
     except AuthorizationException as error:
         get_logger().error("store.credentials_rejected", error=str(error)[:500])
         print(
@@ -235,7 +246,26 @@ def _run(settings: Settings, once: bool, dry_run: bool) -> int:
             health.stop()
 
 
-def _run_daemon(settings: Settings, daemon: Daemon, once: bool, dry_run: bool) -> int:
+def _fork_worker_template(lock: StateDirLock | None) -> WorkerTemplate:
+    """Fork the worker template now: the daemon has imported what it needs (shared with every
+    worker) and has neither a store connection nor a second thread yet."""
+    # Its own modules too, before the fork, so that their pages are shared.
+    import service.daemon
+    import service.engine
+    import service.store  # noqa: F401
+    from service.runtime.template import WorkerTemplate
+
+    fd = None if lock is None else lock.fileno()
+    return WorkerTemplate.start(fork=True, inherited_fds=() if fd is None else (fd,))
+
+
+def _run_daemon(
+    settings: Settings,
+    daemon: Daemon,
+    once: bool,
+    dry_run: bool,
+    template: WorkerTemplate | None,
+) -> int:
     import structlog
 
     from service.dry_run import NoLaunchExecutor, scratch_settings
@@ -278,7 +308,7 @@ def _run_daemon(settings: Settings, daemon: Daemon, once: bool, dry_run: bool) -
     executor = (
         NoLaunchExecutor(settings.max_concurrent_runs)
         if dry_run
-        else make_executor(settings, environment)
+        else make_executor(settings, environment, template)
     )
     try:
         daemon.engine = Autopilot(settings, ledger, store, executor)

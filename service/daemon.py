@@ -191,7 +191,7 @@ class Daemon:
             # Collected here, young, they cost ~1 ms; left to age into the oldest generation,
             # which Python rarely collects, they lift the resident set by ~7 % for good.
             gc.collect(1)
-            metrics.WARM_WORKERS.set(self.engine.executor.warm_spares())
+            metrics.TEMPLATE_READY.set(self.engine.executor.template_ready())
         metrics.POLL_DURATION.observe(report.duration_seconds)
         if self.consecutive_failures:
             self.log.info(
@@ -261,8 +261,11 @@ class Daemon:
         While backing off after a failed tick only the schedule counts: a report the
         failed tick could not settle would otherwise wake the loop again at once.
         """
-        reports = [] if self._backing_off() else self.engine.executor.report_channels()
-        return bool(multiprocessing.connection.wait([self._tick_due.fileno(), *reports], timeout))
+        executor = self.engine.executor
+        reports = [] if self._backing_off() else executor.report_channels()
+        ready = multiprocessing.connection.wait([self._tick_due.fileno(), *reports], timeout)
+        # The template also says when a worker started: only an ended one is worth a tick.
+        return self._tick_due.fileno() in ready or (bool(reports) and executor.has_results())
 
     def _backing_off(self) -> bool:
         return time.monotonic() < self._retry_at

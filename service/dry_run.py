@@ -57,7 +57,7 @@ class NoLaunchExecutor(Executor):
     def warm_up(self) -> None:
         return
 
-    def launch(self, job: Job) -> int:
+    def launch(self, job: Job) -> int | None:
         self._accepted.add(job.key)
         return 0
 

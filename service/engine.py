@@ -17,6 +17,7 @@ from service.files import private_dir
 from service.ledger import Ledger
 from service.logs import get_logger
 from service.runtime.executor import Executor
+from service.runtime.template import WorkerTemplate
 from service.settings import Settings
 from service.stages.actions import ActionRunner
 from service.stages.context import Context
@@ -28,9 +29,14 @@ from service.store import StoreAdapter
 LAST_POLL_KEY = "last_successful_poll"
 
 
-def make_executor(settings: Settings, environment: dict[str, str] | None = None) -> Executor:
-    """The executor for these settings. Its spare workers serve every automation: each is warmed
-    with every automation's pipeline modules."""
+def make_executor(
+    settings: Settings,
+    environment: dict[str, str] | None = None,
+    template: WorkerTemplate | None = None,
+) -> Executor:
+    """The executor for these settings. Its worker template serves every automation: it is
+    warmed with every automation's pipeline modules. `template`: one already started (forked
+    by `autopilot run` before it connected); without one, the executor spawns its own."""
     run_logs = private_dir(settings.state_dir / "runs")
     imports = {
         (spec.source_root, spec.module)
@@ -43,7 +49,7 @@ def make_executor(settings: Settings, environment: dict[str, str] | None = None)
         environment=environment,
         warm_imports=tuple(sorted(imports)),
         warmup_log=str(run_logs / "worker-warmup.log"),
-        spares=settings.max_concurrent_runs,
+        template=template,
     )
 
 

@@ -7,8 +7,9 @@ they exit; the kernel releases it when the process ends, however it ends. The ho
 written in the file, so a second daemon can say whom it met. Ledger-only commands (`status`,
 `explain`, `replay`, `skip`) do not take it: SQLite lets them read and write beside the daemon.
 
-The descriptor is close-on-exec and spawned workers get only the pipes they are handed, so no
-worker holds the lock; they die with the daemon anyway (parent-death signal).
+The descriptor is close-on-exec, and the worker template (forked before the daemon connects)
+closes its copy at once, so no worker holds the lock; they die with the daemon anyway
+(parent-death signal).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import contextlib
 import fcntl
 import os
 from pathlib import Path
+
+from service.files import private_dir
 
 LOCK_FILE = "daemon.lock"
 
@@ -37,7 +40,7 @@ class StateDirLock:
     """The exclusive lock on a state dir; `release` (or the end of the process) frees it."""
 
     def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(state_dir)  # 0700 from the start, not tightened after
         self.path = state_dir / LOCK_FILE
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
@@ -49,6 +52,9 @@ class StateDirLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd: int | None = fd
+
+    def fileno(self) -> int | None:
+        return self._fd
 
     def release(self) -> None:
         if self._fd is not None:

@@ -34,10 +34,11 @@ RUN_DURATION = Histogram(
     buckets=(1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
     registry=REGISTRY,
 )
-WARM_WORKERS = Gauge(
-    "autopilot_warm_workers",
-    "Spare workers with their warm-up done (imports, store connection), as of the last tick: "
-    "a run handed to one starts at once; with none, the next run waits seconds for one.",
+TEMPLATE_READY = Gauge(
+    "autopilot_worker_template_ready",
+    "1 once the worker template has warmed up (imports, store connection), as of the last "
+    "tick: every run is then a fork of it and starts at once; 0 while it warms (after start, "
+    "or after it died and was replaced), when a run waits seconds for it.",
     registry=REGISTRY,
 )
 STORE_ERRORS = Counter(

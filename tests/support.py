@@ -236,6 +236,12 @@ def echo_launcher(value: str) -> str:
     return value
 
 
+def sleep_launcher(value: str, seconds: float) -> str:
+    """A launcher for executor tests that takes `seconds` before it reports `value`."""
+    time.sleep(seconds)
+    return value
+
+
 EXAMPLE_ROOT = PROJECT_ROOT / "examples" / "diabetes"
 # rmse on the example's test split (random_state 0): clean data 60.4, noise=1.0 data 67.1.
 DIABETES_THRESHOLD = "64"
@@ -311,6 +317,7 @@ def publish_diabetes(random_state: int = 0, noise: float = 0.0, approved: bool =
 
 
 SLOW_ROOT = PROJECT_ROOT / "tests" / "projects" / "slow"
+ISOLATION_ROOT = PROJECT_ROOT / "tests" / "projects" / "isolation"
 
 
 def slow_training(seconds: float) -> dict[str, str]:

@@ -1,25 +1,30 @@
-"""The executor: runs pipelines in spawned worker processes, never in the poll loop.
+"""The executor: runs pipelines in worker processes, never in the poll loop.
 
 At most `max_concurrent` workers at a time; a worker that outlives the run timeout is killed.
-Spare workers are kept warm (imports done, store connected; see `service/warmup.py`), so a run
-starts in a fraction of a second instead of seconds. The executor only reports how a worker
-ended; the engine reads the run's real outcome from the store, so the same code works when the
-orchestrator runs pipelines elsewhere.
+Every worker is a fork of one warm template process (`template.py`), so a run starts in
+milliseconds without a warm-up of its own, and starts from the same clean state as every other
+run. The executor only reports how a worker ended; the engine reads the run's real outcome
+from the store, so the same code works when the orchestrator runs pipelines elsewhere.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import itertools
 import multiprocessing.connection
 import os
+import signal
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
+from typing import Any
 
-from service.runtime.worker import READY, Job, serve
+from service.logs import get_logger
+from service.runtime.template import WorkerTemplate
+from service.runtime.worker import Job, Report
 
-_SPAWN = multiprocessing.get_context("spawn")
+PID_WAIT_SECONDS = 2.0  # how long `launch` waits for a warm template to name the worker's pid
+KILL_WAIT_SECONDS = 5.0
+REWARM_AFTER_SECONDS = 60.0  # a template whose warm-up failed is replaced when idle, this often
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class WorkerResult:
     duration_seconds: float
     interrupted: bool = False  # killed at the end of the shutdown grace period
     exit_code: int | None = None  # set when the worker ended without a report (it died)
+    run_cpu_seconds: float | None = None  # CPU the worker spent in the run itself
 
     @property
     def rejected_run(self) -> bool:
@@ -43,17 +49,17 @@ class WorkerResult:
 @dataclass
 class _Worker:
     job: Job
-    process: BaseProcess
-    conn: Connection
+    ticket: int
     started: float
-    message: tuple[str, str | None, str | None] | None = None
+    pid: int | None = None
+    report: Report | None = None
+    exited: bool = False
+    exit_code: int | None = None
+    exit_error: str | None = None
 
-
-@dataclass
-class _Spare:
-    process: BaseProcess
-    conn: Connection
-    ready: bool = False  # its warm-up is done: a job handed to it starts at once
+    @property
+    def ended(self) -> bool:
+        return self.report is not None or self.exited
 
 
 class Executor:
@@ -64,30 +70,29 @@ class Executor:
         environment: dict[str, str] | None = None,
         warm_imports: tuple[tuple[str, str], ...] = (),
         warmup_log: str = os.devnull,
-        spares: int = 1,
+        template: WorkerTemplate | None = None,
     ) -> None:
         self.max_concurrent = max_concurrent
         self.timeout_seconds = timeout_seconds
         self._environment = environment or {}
         self._warm_imports = warm_imports
         self._warmup_log = warmup_log
-        self._spare_count = spares
+        self._template = template  # forked by `autopilot run` at start-up; else spawned here
+        self._warmed = False  # the warm message has been sent to the current template
         self._workers: dict[str, _Worker] = {}
-        self._spares: list[_Spare] = []
-        self._exiting: list[BaseProcess] = []
+        self._tickets = itertools.count(1)
+        self._rewarm_at = 0.0
         self._closing = False
+        self.log = get_logger()
 
     def warm_up(self) -> None:
-        """Start warming spares now, so the first run does not wait for one."""
-        self._top_up_spares()
+        """Start warming the template now, so the first run does not wait for it."""
+        self._current_template()
 
-    def warm_spares(self) -> int:
-        """Live spares whose warm-up is done (read from their `ready` messages)."""
-        self._spares = [s for s in self._spares if s.process.is_alive()]  # reaps the dead
-        for spare in self._spares:
-            if not spare.ready:
-                spare.ready = _received_ready(spare.conn)
-        return sum(spare.ready for spare in self._spares)
+    def template_ready(self) -> bool:
+        """The template's warm-up is done: a run handed to it starts at once."""
+        self._pump()
+        return self._template is not None and self._template.ready
 
     def free_slots(self) -> int:
         return self.max_concurrent - len(self._workers)
@@ -98,55 +103,42 @@ class Executor:
     def running_keys(self) -> list[str]:
         return list(self._workers)
 
-    def launch(self, job: Job) -> int:
-        """Hand the job to a warm spare (or a new worker); returns the worker's pid."""
+    def worker_pid(self, key: str) -> int | None:
+        """The pid of the worker running `key`; None before the template has forked it."""
+        self._pump()
+        worker = self._workers.get(key)
+        return None if worker is None else worker.pid
+
+    def launch(self, job: Job) -> int | None:
+        """Hand the job to the template, which forks its worker; returns the worker's pid, or
+        None if the template is still warming (the worker starts once it is warm)."""
         if job.key in self._workers:
             raise RuntimeError(f"{job.key} already has a worker")
-        spare = self._take_spare() or self._spawn()
-        spare.conn.send(job)
-        self._workers[job.key] = _Worker(job, spare.process, spare.conn, time.monotonic())
-        self._top_up_spares()
-        return int(spare.process.pid or 0)
-
-    def _take_spare(self) -> _Spare | None:
-        """A warm spare if one is ready, else the one that started warming first."""
-        self.warm_spares()
-        self._spares.sort(key=lambda spare: not spare.ready)  # stable: oldest first otherwise
-        while self._spares:
-            spare = self._spares.pop(0)
-            if spare.process.is_alive():
-                return spare
-            spare.process.join()
-        return None
-
-    def _spawn(self) -> _Spare:
-        ours, theirs = _SPAWN.Pipe(duplex=True)
-        process = _SPAWN.Process(
-            target=serve,
-            args=(theirs, os.getpid(), self._environment, self._warmup_log, self._warm_imports),
-            name="autopilot-worker",
-            daemon=False,
-        )
-        process.start()
-        theirs.close()
-        return _Spare(process, ours)
-
-    def _top_up_spares(self) -> None:
-        """Start a missing spare, one at a time: a warm-up is seconds of CPU-bound imports,
-        and two at once beside a running pipeline would slow that run on a small machine."""
-        self.warm_spares()
-        if self._closing:
-            return
-        if len(self._spares) < self._spare_count and all(s.ready for s in self._spares):
-            self._spares.append(self._spawn())
+        template = self._current_template()
+        worker = _Worker(job, next(self._tickets), time.monotonic())
+        if not template.send(("launch", worker.ticket, job)):
+            raise RuntimeError("the worker template is gone; the next launch starts a new one")
+        self._workers[job.key] = worker
+        if template.ready:
+            deadline = time.monotonic() + PID_WAIT_SECONDS
+            while worker.pid is None and not worker.ended and time.monotonic() < deadline:
+                self._pump(timeout=deadline - time.monotonic())
+        return worker.pid
 
     def report_channels(self) -> list[Connection]:
-        """The connections a running worker's report (or its death) will arrive on: the
-        daemon waits on them with its schedule, so a finished run is settled at once."""
-        return [w.conn for w in self._workers.values() if w.message is None]
+        """What a running worker's report (or its death) will arrive on: the daemon waits on
+        it with its schedule, so a finished run is settled at once."""
+        if self._template is None or not self._workers:
+            return []
+        return [self._template.conn]
+
+    def has_results(self) -> bool:
+        """A worker has ended since the last `poll` (the template also says other things)."""
+        self._pump()
+        return any(worker.ended for worker in self._workers.values())
 
     def wait_for_report(self, timeout: float) -> None:
-        """Block until some running worker reports or ends, or `timeout` seconds pass."""
+        """Block until some message arrives from the template, or `timeout` seconds pass."""
         channels = self.report_channels()
         if channels:
             multiprocessing.connection.wait(channels, timeout)
@@ -155,81 +147,135 @@ class Executor:
 
     def poll(self) -> list[WorkerResult]:
         """Results of workers that reported or ended since the last poll; kills those past the
-        timeout. A worker's report counts at once: its interpreter may take seconds to exit."""
-        self._reap_exiting()
-        self._top_up_spares()
+        timeout. A worker's report counts at once: its process may take a moment to exit."""
+        self._pump()
+        self._replace_a_cold_template()
         results = []
         for key, worker in list(self._workers.items()):
-            self._read_message(worker)
-            elapsed = time.monotonic() - worker.started
-            if worker.message is not None:
-                results.append(self._finish(key, timed_out=False))
-            elif worker.process.is_alive() and elapsed > self.timeout_seconds:
-                worker.process.kill()
-                worker.process.join(5)
+            if worker.ended:
+                results.append(self._finish(key))
+            elif time.monotonic() - worker.started > self.timeout_seconds:
+                self._kill(worker)
                 results.append(self._finish(key, timed_out=True))
-            elif not worker.process.is_alive():
-                worker.process.join()
-                self._read_message(worker)
-                results.append(self._finish(key, timed_out=False))
         return results
-
-    def _reap_exiting(self) -> None:
-        """Join workers that reported and are exiting, so none is left a zombie."""
-        still = []
-        for process in self._exiting:
-            process.join(0)
-            if process.is_alive():
-                still.append(process)
-        self._exiting = still
 
     def wait(self, timeout: float) -> list[WorkerResult]:
         """Poll until every worker has ended or `timeout` seconds passed; then kill the rest.
-        The executor starts no new spare after this."""
+        The executor starts no new template after this."""
         self._closing = True
-        self._stop_spares()
         deadline = time.monotonic() + timeout
         results = self.poll()
         while self._workers and time.monotonic() < deadline:
-            time.sleep(0.2)
+            self._pump(timeout=min(0.2, max(0.0, deadline - time.monotonic())))
             results += self.poll()
-        for worker in self._workers.values():
-            worker.process.kill()
-        for key, worker in list(self._workers.items()):
-            worker.process.join(5)
-            results.append(self._finish(key, timed_out=False, interrupted=True))
+        for worker in list(self._workers.values()):
+            self._kill(worker)
+            results.append(self._finish(worker.job.key, interrupted=True))
         return results
 
     def close(self) -> None:
-        """Stop the spares and kill any worker still running (the daemon is exiting)."""
+        """Kill any worker still running and stop the template (the daemon is exiting)."""
         self.wait(0)
-        for process in self._exiting:
-            process.join(10)
+        if self._template is not None:
+            self._template.stop()
+            self._template = None
 
-    def _stop_spares(self) -> None:
-        """Spares hold no work: kill them rather than wait for their warm-up to finish."""
-        for spare in self._spares:
-            spare.conn.close()
-            spare.process.kill()
-        for spare in self._spares:
-            spare.process.join(5)
-        self._spares = []
+    def _current_template(self) -> WorkerTemplate:
+        """The live template, warming; a new (spawned) one if there is none or it died."""
+        if self._template is not None and not self._template.process.is_alive():
+            self._pump()  # takes its last messages and its death into account
+        if self._template is None:
+            if self._closing:
+                raise RuntimeError("the executor is shutting down")
+            self._template = WorkerTemplate.start(fork=False)
+            self._warmed = False
+        if not self._warmed:
+            self._warmed = self._template.send(
+                ("warm", self._environment, self._warm_imports, self._warmup_log)
+            )
+            self.log.info(
+                "executor.template_started",
+                pid=self._template.pid,
+                forked_from_daemon=self._template.forked,
+            )
+        return self._template
 
-    def _read_message(self, worker: _Worker) -> None:
-        """Take the worker's report, passing over the `ready` a spare sent before its job."""
+    def _pump(self, timeout: float = 0.0) -> None:
+        """Take every message the template has sent (waiting up to `timeout` for the first)."""
+        template = self._template
+        if template is None:
+            return
         try:
-            while worker.message is None and worker.conn.poll():
-                message = worker.conn.recv()
-                if message != READY:
-                    worker.message = message
+            while template.conn.poll(timeout):
+                self._take(template, template.conn.recv())
+                timeout = 0.0
         except (EOFError, OSError):
-            pass
+            self._template_died(template)
 
-    def _finish(self, key: str, timed_out: bool, interrupted: bool = False) -> WorkerResult:
+    def _take(self, template: WorkerTemplate, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "ready":
+            template.ready, template.warm_error = True, message[1]
+            if template.warm_error is not None:
+                self.log.warning("executor.template_warm_up_failed", error=template.warm_error)
+                self._rewarm_at = time.monotonic() + REWARM_AFTER_SECONDS
+            return
+        worker = self._by_ticket(message[1])
+        if worker is None:  # a worker already settled (killed for its timeout)
+            return
+        if kind == "started":
+            worker.pid = message[2]
+        elif kind == "report":
+            worker.report = message[2]
+        elif kind == "exited":
+            worker.exited, worker.exit_code, worker.exit_error = True, message[2], message[3]
+
+    def _by_ticket(self, ticket: int) -> _Worker | None:
+        return next((w for w in self._workers.values() if w.ticket == ticket), None)
+
+    def _template_died(self, template: WorkerTemplate) -> None:
+        """Its workers died with it (parent-death signal): each ends without a report."""
+        template.process.join(5)
+        self.log.error(
+            "executor.template_died",
+            pid=template.pid,
+            exit_code=template.process.exitcode,
+            running=[w.job.key for w in self._workers.values() if not w.ended],
+        )
+        for worker in self._workers.values():
+            if not worker.ended:
+                worker.exited, worker.exit_code = True, -signal.SIGKILL
+                worker.exit_error = (
+                    f"its worker template process died (exit code {template.process.exitcode})"
+                    ", and the worker with it"
+                )
+        template.conn.close()
+        self._template = None
+
+    def _replace_a_cold_template(self) -> None:
+        """A template whose warm-up failed (say, the store blinked) makes every run pay for its
+        own imports: replace it once nothing runs on it."""
+        template = self._template
+        if template is None or template.warm_error is None or self._workers:
+            return
+        if time.monotonic() < self._rewarm_at or self._closing:
+            return
+        template.stop()
+        self._template = None
+        self._current_template()
+
+    def _kill(self, worker: _Worker) -> None:
+        """Kill a worker through its template (which knows whether it is still there, so no
+        reused pid is ever hit) and wait, briefly, for its end."""
+        template = self._template
+        if template is None or worker.ended or not template.send(("kill", worker.ticket)):
+            return
+        deadline = time.monotonic() + KILL_WAIT_SECONDS
+        while not worker.exited and self._template is not None and time.monotonic() < deadline:
+            self._pump(timeout=deadline - time.monotonic())
+
+    def _finish(self, key: str, timed_out: bool = False, interrupted: bool = False) -> WorkerResult:
         worker = self._workers.pop(key)
-        worker.conn.close()
-        if worker.process.is_alive():
-            self._exiting.append(worker.process)
         duration = time.monotonic() - worker.started
         if timed_out:
             limit = f"timed out after {duration:.0f}s (limit {self.timeout_seconds:g}s)"
@@ -237,16 +283,17 @@ class Executor:
         if interrupted:
             stopped = f"interrupted after {duration:.0f}s: the daemon was shutting down"
             return WorkerResult(key, False, None, stopped, False, duration, interrupted=True)
-        if worker.message is None:
-            code = worker.process.exitcode
-            lost = f"worker exited with code {code} without a report"
+        report = worker.report
+        if report is None:
+            code = worker.exit_code
+            lost = worker.exit_error or f"worker exited with code {code} without a report"
             return WorkerResult(key, False, None, lost, False, duration, exit_code=code)
-        status, run_id, error = worker.message
-        return WorkerResult(key, status == "ok", run_id, error, False, duration)
-
-
-def _received_ready(conn: Connection) -> bool:
-    try:
-        return bool(conn.poll()) and conn.recv() == READY
-    except (EOFError, OSError):  # the spare died; `_top_up_spares` replaces it
-        return False
+        return WorkerResult(
+            key,
+            report.ok,
+            report.run_id,
+            report.error,
+            False,
+            duration,
+            run_cpu_seconds=report.run_cpu_seconds,
+        )

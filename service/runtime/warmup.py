@@ -94,3 +94,19 @@ def _import_if_present(modules: Iterable[str]) -> None:
             importlib.import_module(module)
         except ImportError:
             continue
+
+
+def forget_connections() -> None:
+    """Close the store connections the warm-up opened, keeping the store object (and a REST
+    store's API token): every fork of this process opens its own, as a socket shared by two
+    processes would interleave their requests."""
+    from zenml.config.global_config import GlobalConfiguration
+
+    store = GlobalConfiguration()._zen_store  # not `zen_store`: that would connect
+    if store is None:
+        return
+    engine = getattr(store, "_engine", None)
+    if engine is not None:
+        engine.dispose()
+    if getattr(store, "_session", None) is not None:  # a REST store: a new session, same
+        store.reinitialize_session()  # type: ignore[attr-defined]  # headers (its token)

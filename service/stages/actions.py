@@ -282,11 +282,11 @@ class ActionRunner:
             if run is not None and run.status is RunStatus.IN_PROGRESS:
                 run = self._stop(action, run, error)
             if run is not None and run.status is RunStatus.SUCCEEDED:  # ended before the kill
-                self._succeeded(action, run, worker_seconds=result.duration_seconds)
+                self._succeeded(action, run, worker=result)
             else:
                 self._attempt_failed(action, error, run)
         elif run is not None and run.status is RunStatus.SUCCEEDED and not result.rejected_run:
-            self._succeeded(action, run, worker_seconds=result.duration_seconds)
+            self._succeeded(action, run, worker=result)
         elif run is not None and run.status is RunStatus.IN_PROGRESS and result.ok:
             self.ledger.update_details(action.key, {"run_id": run.id})  # runs on elsewhere
             self._log(action).info(
@@ -302,7 +302,7 @@ class ActionRunner:
             ended = _worker_death(result) if result.exit_code is not None else result.error
             run = self._stop(action, run, ended or "its worker process ended")
             if run.status is RunStatus.SUCCEEDED:  # it completed just before
-                self._succeeded(action, run, worker_seconds=result.duration_seconds)
+                self._succeeded(action, run, worker=result)
             else:
                 self._attempt_failed(action, ended or "its worker process ended", run)
         else:
@@ -379,11 +379,12 @@ class ActionRunner:
         self,
         action: Action,
         run: RunInfo,
-        worker_seconds: float | None = None,
+        worker: WorkerResult | None = None,
         outcome: str = "succeeded",
     ) -> None:
         """`duration_seconds` is the run's own (from the store); `worker_seconds` runs from
-        the job handed to its worker to the report read, ZenML's preparation included.
+        the job handed to its worker to the report read, ZenML's preparation included;
+        `run_cpu_seconds` is the CPU its worker spent in the launcher (the run itself).
         `found_in_store`: the run completed before this ledger knew of it (nothing launched)."""
         self.ledger.transition(action.key, ActionState.SUCCEEDED, run_id=run.id, error=None)
         _count_run(action, outcome, run)
@@ -394,7 +395,8 @@ class ActionRunner:
             run_name=run.name,
             attempt=action.attempts,
             duration_seconds=_duration(run),
-            worker_seconds=None if worker_seconds is None else round(worker_seconds, 3),
+            worker_seconds=None if worker is None else round(worker.duration_seconds, 3),
+            run_cpu_seconds=None if worker is None else _rounded(worker.run_cpu_seconds),
             **subject_ids(action),
         )
 
@@ -455,7 +457,7 @@ class ActionRunner:
         if run is not None:
             run = self._stop(action, run, INTERRUPTED)
             if run.status is RunStatus.SUCCEEDED:  # it completed just before
-                self._succeeded(action, run, worker_seconds=result.duration_seconds)
+                self._succeeded(action, run, worker=result)
                 return
         self.ledger.transition(
             action.key, ActionState.PENDING, attempts=action.attempts - 1, started_at=None
@@ -484,6 +486,10 @@ def _worker_death(result: WorkerResult) -> str:
         except ValueError:
             how = f"killed by signal {-code}"
     return f"its worker process died ({how})"
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
 
 
 def _count_run(action: Action, outcome: str, run: RunInfo | None) -> None:

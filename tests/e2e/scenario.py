@@ -88,14 +88,13 @@ def the_whole_chain_exactly_once_across_a_restart(
         in metrics
     )
     assert "autopilot_poll_duration_seconds_count" in metrics
-    spares = daemon.environment.get("AUTOPILOT_MAX_CONCURRENT_RUNS", "2")
     wait_for(
         lambda: (
-            f"autopilot_warm_workers {float(spares)}"
+            "autopilot_worker_template_ready 1.0"
             in http_get_text(f"http://127.0.0.1:{port}/metrics")
         ),
         timeout=120,
-        what="the spare workers warm again",
+        what="the worker template warm",
     )
     assert "predictions" in production.data_artifact_ids
 

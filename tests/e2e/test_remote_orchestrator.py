@@ -37,7 +37,7 @@ def detached(zenml_store, tmp_path) -> Iterator[tuple[Path, dict[str, str]]]:
         **daemon_settings(tmp_path),
         "AUTOPILOT_STACK": STACK,
         "AUTOPILOT_START_FROM": "beginning",
-        "AUTOPILOT_MAX_CONCURRENT_RUNS": "1",  # one spare warming, not two
+        "AUTOPILOT_MAX_CONCURRENT_RUNS": "1",
         # The daemon stops a run through its orchestrator: the flavor must import there, as an
         # installed orchestrator integration does.
         "PYTHONPATH": str(PROJECT_ROOT),
@@ -136,7 +136,8 @@ def _wait_warm(daemon: Any) -> None:
     port = daemon.environment["AUTOPILOT_HTTP_PORT"]
     daemon.wait_event("daemon.started", timeout=120)
     wait_for(
-        lambda: "autopilot_warm_workers 1.0" in http_get_text(f"http://127.0.0.1:{port}/metrics"),
+        lambda: "autopilot_worker_template_ready 1.0"
+        in http_get_text(f"http://127.0.0.1:{port}/metrics"),
         timeout=120,
-        what="a warm spare worker",
+        what="the worker template warm",
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,8 +46,26 @@ def make_engine(
     return engine
 
 
+def kill_worker(engine: Autopilot, key: str) -> None:
+    """SIGKILL the worker running `key` and wait until it is gone, as a crash would leave it."""
+    pid = wait_for(
+        lambda: engine.executor.worker_pid(key), timeout=120, interval=0.05, what="its worker"
+    )
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: _gone(pid), timeout=30, interval=0.05, what=f"worker {pid} gone")
+
+
+def _gone(pid: int) -> bool:
+    """Ended and reaped (by its template), or a zombie not reaped yet: either way, dead."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
 def stop_engines() -> None:
-    """Test teardown: kill every engine's spare and running workers (~300 MB each)."""
+    """Test teardown: kill every engine's template and running workers."""
     while _STARTED:
         _STARTED.pop().executor.close()
 

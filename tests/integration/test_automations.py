@@ -119,7 +119,7 @@ def test_training_makes_a_new_version_per_run_and_inference_uses_exactly_its_pin
 
     client = Client()
     dataset = publish_diabetes()
-    executor = Executor(2, 300, warmup_log=str(tmp_path / "warmup.log"), spares=0)
+    executor = Executor(2, 300, warmup_log=str(tmp_path / "warmup.log"))
     common = {"source_root": str(EXAMPLE_ROOT), "model_name": "diabetes_regressor"}
 
     def run(key: str, **arguments: object) -> str:

@@ -1,38 +1,63 @@
-"""The executor's warm spare workers, with real spawned processes on a real store."""
+"""The executor's worker template, with real processes on a real store: every worker is a fork
+of one warm template, which can die and be replaced without losing track of a worker."""
 
 from __future__ import annotations
+
+import os
+import signal
 
 from service.runtime.executor import Executor
 from service.runtime.worker import Job
 from tests.support import PROJECT_ROOT, wait_for
 
 ECHO = "tests.support:echo_launcher"
+SLEEP = "tests.support:sleep_launcher"
 
 
-def _executor(tmp_path, spares: int = 1) -> Executor:
+def _executor(tmp_path, timeout: float = 300) -> Executor:
     return Executor(
         max_concurrent=2,
-        timeout_seconds=300,
+        timeout_seconds=timeout,
         warm_imports=((str(PROJECT_ROOT), "tests.support"),),
         warmup_log=str(tmp_path / "warmup.log"),
-        spares=spares,
     )
 
 
-def _job(tmp_path, key: str) -> Job:
-    return Job(key, ECHO, {"value": f"run-of-{key}"}, str(tmp_path / f"{key}.log"))
+def _job(tmp_path, key: str, seconds: float | None = None) -> Job:
+    if seconds is None:
+        return Job(key, ECHO, {"value": f"run-of-{key}"}, str(tmp_path / f"{key}.log"))
+    kwargs = {"value": f"run-of-{key}", "seconds": seconds}
+    return Job(key, SLEEP, kwargs, str(tmp_path / f"{key}.log"))
 
 
-def test_a_job_handed_to_a_spare_still_warming_reports_its_own_result(zenml_store, tmp_path):
+def _parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
+
+
+def _results(executor: Executor, count: int, timeout: float = 120) -> list:
+    results: list = []
+
+    def collect() -> bool:
+        results.extend(executor.poll())
+        return len(results) >= count
+
+    wait_for(collect, timeout=timeout, interval=0.05, what=f"{count} result(s)")
+    return results
+
+
+def test_a_job_handed_to_the_template_while_it_warms_reports_its_own_result(
+    zenml_store, tmp_path
+):
     executor = _executor(tmp_path)
     try:
         executor.warm_up()
-        executor.launch(_job(tmp_path, "first"))  # before the spare can have said `ready`
+        pid = executor.launch(_job(tmp_path, "first"))  # before the template can be warm
+        assert pid is None  # no worker yet: it is forked once the warm-up is done
 
-        # It returns once something arrives (`run --once` waits on this): at most the spare's
-        # `ready`, then the report, so two waits are enough.
+        # `run --once` waits on this: it returns whenever the template says something.
         results = []
-        for _ in range(2):
+        for _ in range(5):
             executor.wait_for_report(timeout=600)
             if results := executor.poll():
                 break
@@ -44,44 +69,64 @@ def test_a_job_handed_to_a_spare_still_warming_reports_its_own_result(zenml_stor
         executor.close()
 
 
-def test_spares_are_warmed_one_at_a_time_and_a_used_one_is_replaced(zenml_store, tmp_path):
-    executor = _executor(tmp_path, spares=2)
-    results = []
-
-    def tick() -> None:  # what the daemon does every poll
-        results.extend(executor.poll())
-
+def test_every_worker_is_a_fork_of_one_warm_template(zenml_store, tmp_path):
+    executor = _executor(tmp_path)
     try:
         executor.warm_up()
-        assert executor.warm_spares() == 0  # the first is still importing; none other started
-        wait_for(lambda: executor.warm_spares() == 2, timeout=120, between=tick, what="2 warm")
+        wait_for(executor.template_ready, timeout=120, what="the template warm")
+        template = executor._template.pid
 
-        executor.launch(_job(tmp_path, "a"))
-        assert executor.warm_spares() == 1  # one used; its replacement is still warming
-        wait_for(lambda: executor.warm_spares() == 2, timeout=120, between=tick, what="refill")
-        wait_for(lambda: results, timeout=30, between=tick, what="the worker's result")
-        assert [(r.key, r.run_id) for r in results] == [("a", "run-of-a")]
+        pids = [executor.launch(_job(tmp_path, key, seconds=2)) for key in ("a", "b")]
+
+        assert None not in pids and pids[0] != pids[1]  # forked at once: the pid is known
+        assert [_parent_of(pid) for pid in pids] == [template, template]
+        results = _results(executor, 2)
+        assert sorted((r.key, r.ok, r.run_id) for r in results) == [
+            ("a", True, "run-of-a"),
+            ("b", True, "run-of-b"),
+        ]
+        assert executor._template.pid == template  # no new template: each job only a fork
     finally:
         executor.close()
 
 
-def test_a_spare_that_dies_is_replaced_and_the_count_goes_on(zenml_store, tmp_path):
-    import multiprocessing
-
+def test_a_template_that_dies_takes_its_workers_with_it_and_is_replaced(zenml_store, tmp_path):
     executor = _executor(tmp_path)
     try:
         executor.warm_up()
-        wait_for(lambda: executor.warm_spares() == 1, timeout=120, what="a warm spare")
-        (spare,) = [p for p in multiprocessing.active_children() if p.name == "autopilot-worker"]
-        spare.kill()  # e.g. the OOM killer
-        spare.join(10)
+        wait_for(executor.template_ready, timeout=120, what="the template warm")
+        dead_template = executor._template.pid
+        worker = executor.launch(_job(tmp_path, "running", seconds=60))
 
-        assert executor.warm_spares() == 0  # a dead spare is not counted, nor an error
-        wait_for(
-            lambda: executor.warm_spares() == 1, timeout=120, between=executor.poll, what="refill"
-        )
+        os.kill(dead_template, signal.SIGKILL)  # the OOM killer picks the biggest process
+
+        (died,) = _results(executor, 1)
+        assert (died.key, died.ok, died.exit_code) == ("running", False, -signal.SIGKILL)
+        assert "template process died" in died.error
+        wait_for(lambda: not os.path.exists(f"/proc/{worker}"), timeout=10, what="worker gone")
         executor.launch(_job(tmp_path, "after"))
-        results = wait_for(executor.poll, timeout=60, what="the worker's result")
-        assert [(r.key, r.ok, r.run_id) for r in results] == [("after", True, "run-of-after")]
+        (after,) = _results(executor, 1)
+        assert (after.key, after.ok, after.run_id) == ("after", True, "run-of-after")
+        assert executor._template.pid != dead_template
+    finally:
+        executor.close()
+
+
+def test_a_worker_past_its_timeout_is_killed_and_its_retry_gets_its_own_result(
+    zenml_store, tmp_path
+):
+    executor = _executor(tmp_path, timeout=2)
+    try:
+        executor.warm_up()
+        wait_for(executor.template_ready, timeout=120, what="the template warm")
+        hung = executor.launch(_job(tmp_path, "key", seconds=600))
+
+        (timed_out,) = _results(executor, 1, timeout=60)
+        assert (timed_out.key, timed_out.ok, timed_out.timed_out) == ("key", False, True)
+        assert not os.path.exists(f"/proc/{hung}")  # killed and reaped, not left running
+        # The retry has the same key: the killed worker's end is not taken for the retry's.
+        executor.launch(_job(tmp_path, "key"))
+        (retry,) = _results(executor, 1)
+        assert (retry.ok, retry.run_id, retry.exit_code) == (True, "run-of-key", None)
     finally:
         executor.close()

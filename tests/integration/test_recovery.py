@@ -13,7 +13,7 @@ import pytest
 from pipelines.feature_engineering import launch_feature_engineering
 from service.core.actions import AUTOPILOT_TAG, ActionState
 from service.core.records import RunStatus
-from tests.integration.engine_harness import make_engine, runs_for, tick_until
+from tests.integration.engine_harness import kill_worker, make_engine, runs_for, tick_until
 from tests.support import slow_training, wait_for
 
 pytestmark = pytest.mark.integration
@@ -36,9 +36,7 @@ def test_run_orphaned_by_a_crash_is_closed_and_retried_once(zenml_store, tmp_pat
         interval=0.05,
         what="the run to start",
     )
-    worker = crashed.executor._workers[key].process
-    os.kill(worker.pid, signal.SIGKILL)
-    worker.join()
+    kill_worker(crashed, key)
     crashed.ledger.close()
 
     restarted = make_engine(tmp_path / "state")  # start() resolves the open claim
@@ -56,9 +54,7 @@ def test_claim_whose_launch_never_reached_the_store_is_launched_once(zenml_store
     key = f"train:{approved.training_id}"
     first = make_engine(tmp_path / "state")
     first.tick()
-    worker = first.executor._workers[key].process
-    os.kill(worker.pid, signal.SIGKILL)  # killed while importing: no run was ever created
-    worker.join()
+    kill_worker(first, key)  # killed while importing: no run was ever created
     assert runs_for(first, key) == []
     first.ledger.close()
 
@@ -157,9 +153,7 @@ def test_an_orphaned_run_is_found_whatever_the_clocks_say(zenml_store, tmp_path)
         timeout=60,
         what="the run to start",
     )
-    worker = crashed.executor._workers[key].process
-    os.kill(worker.pid, signal.SIGKILL)  # the daemon dies with its worker
-    worker.join()
+    kill_worker(crashed, key)  # the daemon dies with its worker
     crashed.ledger.close()
     _skew_ledger_clock(crashed.settings.ledger_path, key, 3600)
 
@@ -243,7 +237,7 @@ def test_worker_killed_mid_run_closes_its_run_and_retries_while_the_daemon_lives
         timeout=60,
         what="the run to start",
     )
-    os.kill(engine.executor._workers[key].process.pid, signal.SIGKILL)  # the OOM killer
+    os.kill(engine.executor.worker_pid(key), signal.SIGKILL)  # the OOM killer
 
     tick_until(engine, lambda: _settled(engine, key), "the retry")
     action = engine.ledger.action(key)

@@ -15,8 +15,8 @@ from tests.support import http_get
 
 
 class _Executor:
-    def warm_spares(self) -> int:
-        return 0
+    def template_ready(self) -> bool:
+        return False
 
 
 class _StoreDownEngine:

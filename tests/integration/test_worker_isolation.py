@@ -1,0 +1,83 @@
+"""One run cannot change the next: real pipeline runs, one after another through one executor
+(so through one warm template), the first of which changes all it can in its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from service.runtime.executor import Executor
+from service.runtime.launch import LAUNCHER
+from service.runtime.worker import Job
+from tests.projects.isolation.isolation import BOGUS_STACK
+from tests.support import ISOLATION_ROOT, wait_for
+
+pytestmark = pytest.mark.integration
+
+LEAK_MIB = 300
+
+
+def _run(executor: Executor, tmp_path, key: str, pipeline: str, **parameters: object):
+    job = Job(
+        key,
+        LAUNCHER,
+        {
+            "pipeline": pipeline,
+            "source_root": str(ISOLATION_ROOT),
+            "config_path": None,
+            "parameters": parameters,
+            "model_name": "isolation_model",
+            "model_version": None,
+            "model_version_id": None,
+            "tags": ["autopilot", key],
+            "run_config_path": str(tmp_path / f"{key}.run-config.yaml"),
+        },
+        str(tmp_path / f"{key}.log"),
+    )
+    executor.launch(job)
+    (result,) = wait_for(executor.poll, timeout=240, interval=0.1, what=f"{key} to finish")
+    return result, (tmp_path / f"{key}.log").read_text()
+
+
+def _printed(log: str, prefix: str) -> dict:
+    (line,) = [line for line in log.splitlines() if line.startswith(prefix)]
+    return json.loads(line[len(prefix) :])
+
+
+def test_a_run_that_meddles_with_its_process_and_fails_leaves_nothing_to_the_next(
+    zenml_store, tmp_path
+):
+    executor = Executor(
+        2,
+        300,
+        warm_imports=((str(ISOLATION_ROOT), "isolation"),),
+        warmup_log=str(tmp_path / "warmup.log"),
+    )
+    try:
+        meddled, meddle_log = _run(
+            executor, tmp_path, "meddle", "isolation:meddle", leak_mib=LEAK_MIB
+        )
+        first, first_log = _run(executor, tmp_path, "probe-1", "isolation:probe")
+        second, second_log = _run(executor, tmp_path, "probe-2", "isolation:probe")
+    finally:
+        executor.close()
+
+    assert not meddled.ok and "failed on purpose" in meddled.error
+    assert first.ok and second.ok, first_log[-2000:] + second_log[-2000:]
+    meddler = _printed(meddle_log, "MEDDLER ")
+    seen = [_printed(first_log, "PROBE "), _printed(second_log, "PROBE ")]
+    for probe in seen:
+        assert probe["cwd"] == os.getcwd()
+        assert probe["marker"] is None
+        assert probe["stack"] != BOGUS_STACK  # ZenML sets it for a step: its own, not this
+        assert "left-behind" not in probe["handlers"]
+        assert probe["leaked"] == 0
+        assert probe["resident_mib"] < meddler["resident_mib"] - LEAK_MIB // 2
+        assert probe["source_root"] == str(ISOLATION_ROOT)
+    assert seen[0]["random"] != seen[1]["random"]  # each run draws its own random numbers
+    # Each run's output is in its own log, and only there.
+    assert "PROBE" not in meddle_log and "failed on purpose" in meddle_log
+    assert "MEDDLER" not in first_log + second_log
+    assert first_log.count("PROBE ") == second_log.count("PROBE ") == 1
