@@ -136,8 +136,10 @@ def _wait_warm(daemon: Any) -> None:
     port = daemon.environment["AUTOPILOT_HTTP_PORT"]
     daemon.wait_event("daemon.started", timeout=120)
     wait_for(
-        lambda: "autopilot_worker_template_ready 1.0"
-        in http_get_text(f"http://127.0.0.1:{port}/metrics"),
+        lambda: (
+            "autopilot_worker_template_ready 1.0"
+            in http_get_text(f"http://127.0.0.1:{port}/metrics")
+        ),
         timeout=120,
         what="the worker template warm",
     )

@@ -46,9 +46,7 @@ def _results(executor: Executor, count: int, timeout: float = 120) -> list:
     return results
 
 
-def test_a_job_handed_to_the_template_while_it_warms_reports_its_own_result(
-    zenml_store, tmp_path
-):
+def test_a_job_handed_to_the_template_while_it_warms_reports_its_own_result(zenml_store, tmp_path):
     executor = _executor(tmp_path)
     try:
         executor.warm_up()
