@@ -9,6 +9,10 @@
     .venv/bin/python bench/bench.py reconcile  # 1b. reconciliation pass, 10,000 approved versions
     .venv/bin/python bench/bench.py memory    # 5. RSS after start and after 10,000 idle ticks
     .venv/bin/python bench/bench.py automations  # 6. idle tick with 1, 10 and 50 automations
+    .venv/bin/python bench/bench.py burst     # 7. bursts of 30 and 100 datasets, CPU per run
+    .venv/bin/python bench/bench.py sustained  # 7. steady arrivals, trainings (5 min a rate)
+    .venv/bin/python bench/bench.py sustained-chain  # 7. the same, the whole chain
+    .venv/bin/python bench/bench.py footprint  # 7. PSS of daemon and workers, 1,000 runs
 
 Each prints one JSON line per measurement. Every store is a fresh temporary one; the global
 ZenML config is never touched. Bulk versions are inserted with SQL (copies of one real version),
@@ -779,7 +783,20 @@ BENCHES: dict[str, Callable[[], None]] = {
     "reconcile": reconcile,
     "memory": memory,
     "automations": automations,
+    "burst": lambda: _throughput("burst"),
+    "burst-30": lambda: _throughput("burst", counts=(30,)),
+    "sustained": lambda: _throughput("sustained"),
+    "sustained-chain": lambda: _throughput("sustained", rates=(30, 60), chain=True),
+    "footprint": lambda: _throughput("footprint"),
 }
+
+
+def _throughput(name: str, **arguments: Any) -> None:
+    sys.modules.setdefault("bench", sys.modules[__name__])  # not a second copy: one store
+    import throughput  # bench/throughput.py, beside this file
+
+    getattr(throughput, name)(**arguments)
+
 
 if __name__ == "__main__":
     BENCHES[sys.argv[1]]()

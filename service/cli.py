@@ -301,6 +301,8 @@ def _run_daemon(
             for a in settings.automations
         },
     )
+    if settings.sqlite_wal and not dry_run:
+        _use_wal_journal(store)
     tightened = secure_state_dir(settings.state_dir, settings.ledger_path)
     if tightened:  # left readable by others (an earlier version, another tool, a umask)
         get_logger().warning("state.permissions_tightened", paths=tightened)
@@ -322,6 +324,20 @@ def _run_daemon(
     finally:
         executor.close()
         ledger.close()
+
+
+def _use_wal_journal(store: StoreAdapter) -> None:
+    """A local SQLite store in write-ahead logging; a store that refuses is used as it is."""
+    from service.errors import describe_error
+    from service.logs import get_logger
+
+    try:
+        modes = store.use_wal_journal()
+    except Exception as error:  # busy, read-only file: slower, never wrong
+        get_logger().warning("store.journal_mode_unchanged", error=describe_error(error))
+        return
+    if modes is not None and modes[0] != modes[1]:
+        get_logger().info("store.journal_mode_changed", before=modes[0], after=modes[1])
 
 
 def _connect(read_only: bool = False) -> StoreAdapter:

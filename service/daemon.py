@@ -204,6 +204,7 @@ class Daemon:
         self.log.debug(
             "tick.completed",
             duration_seconds=round(report.duration_seconds, 4),
+            stage_seconds=report.stage_seconds,
             launched=report.launched,
         )
         return report.launched

@@ -53,10 +53,22 @@ def make_executor(
     )
 
 
+class _StageClock:
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def lap(self, stage: str) -> None:
+        now = time.monotonic()
+        self.laps[stage] = round(now - self._last, 4)
+        self._last = now
+
+
 @dataclass
 class TickReport:
     launched: list[str] = field(default_factory=list)
     duration_seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # where the tick's time went
 
 
 class Autopilot:
@@ -96,15 +108,20 @@ class Autopilot:
 
     def tick(self) -> TickReport:
         started = time.monotonic()
+        clock = _StageClock()
         self.actions.settle()
+        clock.lap("settle")
         self.datasets.tick()
+        clock.lap("datasets")
         self.production.tick()  # a person's change is seen before the daemon promotes
         promoted = self.models.tick()
         if promoted:
             self.production.tick(promoted)  # and the daemon's own promotion in the same tick
+        clock.lap("models")
         launched = self.actions.dispatch()
         self.ledger.set_meta(LAST_POLL_KEY, datetime.now(UTC).isoformat(timespec="seconds"))
-        return TickReport(launched, time.monotonic() - started)
+        clock.lap("dispatch")
+        return TickReport(launched, time.monotonic() - started, clock.laps)
 
     def settle(self) -> None:
         self.actions.settle()

@@ -174,6 +174,10 @@ class Settings(BaseSettings):
     run_timeout_seconds: float = Field(default=3600.0, gt=0, allow_inf_nan=False)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0, allow_inf_nan=False)
     stack: str | None = Field(default=None, description="ZenML stack to run pipelines on.")
+    sqlite_wal: bool = Field(
+        default=True,
+        description="Switch a local SQLite store to write-ahead logging (WAL) at start.",
+    )
     log_format: Literal["json", "console", "auto"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     http_host: str = Field(default="127.0.0.1", min_length=1)

@@ -53,6 +53,24 @@ class StoreAdapter:
         """One cheap round trip; raises when the store is unreachable."""
         self._client.zen_store.get_store_info()
 
+    def use_wal_journal(self) -> tuple[str, str] | None:
+        """Switch a local SQLite store to write-ahead logging; (mode before, mode after), or
+        None for any other store. In SQLite's default journal a reader blocks writers: the
+        daemon's polls, its workers' runs and the producers' saves then wait on one another
+        (a burst trained 1.6x slower, BENCHMARKS.md section 7). The mode is kept in the
+        database file, so every process using the store gets it."""
+        from zenml.zen_stores.sql_zen_store import SqlZenStore
+
+        store = self._client.zen_store
+        if not isinstance(store, SqlZenStore) or store.engine.dialect.name != "sqlite":
+            return None
+        with store.engine.connect() as connection:
+            before = str(connection.exec_driver_sql("PRAGMA journal_mode").scalar())
+            if before.lower() == "wal":
+                return before, before
+            after = connection.exec_driver_sql("PRAGMA journal_mode=WAL").scalar()
+        return before, str(after)
+
     def stack_id(self, name_or_id: str) -> str:
         """The id of a stack, to run pipelines on it; KeyError when there is no such stack."""
         return str(self._client.get_stack(name_or_id, allow_name_prefix_match=False).id)

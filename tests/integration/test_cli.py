@@ -95,6 +95,7 @@ def test_run_once_exits_0_when_all_it_launched_succeeded_and_1_otherwise(zenml_s
         "AUTOPILOT_START_FROM": "beginning",
         "AUTOPILOT_MAX_ATTEMPTS": "1",
         "AUTOPILOT_LOG_FORMAT": "json",
+        "AUTOPILOT_SQLITE_WAL": "false",
     }
     good = launch_feature_engineering(training_tags=["approved"], random_state=31)
     ok = autopilot("run", "--once", env=env)
@@ -126,6 +127,15 @@ def test_run_once_exits_0_when_all_it_launched_succeeded_and_1_otherwise(zenml_s
     assert autopilot("replay", f"train:{bad.id}", env=env).returncode == 0
     again = autopilot("run", "--once", env=env)
     assert f"train:{bad.id}" in again.stdout and again.returncode == 1
+    assert _journal_mode(zenml_store) == "delete"  # turned off: the store's mode left alone
+
+
+def _journal_mode(store) -> str:
+    import sqlite3
+
+    path = store.client.zen_store.url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as database:
+        return str(database.execute("PRAGMA journal_mode").fetchone()[0])
 
 
 @pytest.mark.integration
@@ -146,10 +156,16 @@ def test_dry_run_logs_what_it_would_do_and_changes_nothing(zenml_store, tmp_path
     assert launched["dataset_version_id"] == str(dataset.training_id)
     assert not (tmp_path / "state" / "ledger.sqlite").exists()  # the real ledger is untouched
     assert Client().list_pipeline_runs(tags="equals:autopilot").items == []
+    assert _journal_mode(zenml_store) == "delete"
 
     real = autopilot("run", "--once", env=env)  # the dry run claimed nothing
     assert real.returncode == 0
     assert f"train:{dataset.training_id}" in real.stdout
+    # A local SQLite store is switched to write-ahead logging, which stays with the file.
+    events = [json.loads(line) for line in real.stdout.splitlines()]
+    (changed,) = [e for e in events if e["event"] == "store.journal_mode_changed"]
+    assert (changed["before"], changed["after"]) == ("delete", "wal")
+    assert _journal_mode(zenml_store) == "wal"
 
 
 def test_check_config_imports_each_projects_own_pipelines_side_by_side():
