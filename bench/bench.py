@@ -13,6 +13,7 @@
     .venv/bin/python bench/bench.py sustained  # 7. steady arrivals, trainings (5 min a rate)
     .venv/bin/python bench/bench.py sustained-chain  # 7. the same, the whole chain
     .venv/bin/python bench/bench.py footprint  # 7. PSS of daemon and workers, 1,000 runs
+    .venv/bin/python bench/bench.py candidates  # 7. spawn, reuse or fork: CPU per run
 
 Each prints one JSON line per measurement. Every store is a fresh temporary one; the global
 ZenML config is never touched. Bulk versions are inserted with SQL (copies of one real version),
@@ -42,13 +43,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.update(
-    ZENML_CONFIG_PATH=tempfile.mkdtemp(prefix="bench-zenml-"),
-    ZENML_ANALYTICS_OPT_IN="false",
-    ZENML_LOGGING_VERBOSITY="ERROR",
-    ZENML_ENABLE_RICH_TRACEBACK="false",
-    ZENML_REPOSITORY_PATH=tempfile.mkdtemp(prefix="bench-norepo-"),
-)
+if "BENCH_ZENML_STORE" not in os.environ:  # a spawned child re-imports this: same store
+    os.environ.update(
+        BENCH_ZENML_STORE="1",
+        ZENML_CONFIG_PATH=tempfile.mkdtemp(prefix="bench-zenml-"),
+        ZENML_ANALYTICS_OPT_IN="false",
+        ZENML_LOGGING_VERBOSITY="ERROR",
+        ZENML_ENABLE_RICH_TRACEBACK="false",
+        ZENML_REPOSITORY_PATH=tempfile.mkdtemp(prefix="bench-norepo-"),
+    )
 NAME = "iris_training_dataset"
 
 
@@ -788,6 +791,7 @@ BENCHES: dict[str, Callable[[], None]] = {
     "sustained": lambda: _throughput("sustained"),
     "sustained-chain": lambda: _throughput("sustained", rates=(30, 60), chain=True),
     "footprint": lambda: _throughput("footprint"),
+    "candidates": lambda: _throughput("candidates"),
 }
 
 

@@ -116,6 +116,12 @@ def _wait_trained(events: _Events, dataset_ids: set[str], timeout: float) -> dic
     raise TimeoutError(f"{len(dataset_ids) - len(_trained(events, dataset_ids))} not trained")
 
 
+def own_cpu_seconds(pid: int) -> float:
+    """CPU of this one process (not its children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """CPU of a process and all its descendants, living or reaped: each live process's own
     time plus what it has collected from the children it reaped."""
@@ -174,7 +180,7 @@ def _isolated(events: _Events, samples: int) -> list[float]:
     return times
 
 
-def burst(counts: tuple[int, ...] = (30, 100), samples: int = 5) -> None:
+def burst(counts: tuple[int, ...] = (30, 100), samples: int = 8) -> None:
     """1. N approved datasets committed back to back: wall time until all are trained, against
     N times an isolated dataset's time / concurrency, in the same daemon; 3. CPU per run."""
     _zenml_ready()
@@ -182,12 +188,13 @@ def burst(counts: tuple[int, ...] = (30, 100), samples: int = 5) -> None:
         pid = daemon.process.pid
         isolated = statistics.median(_isolated(events, samples))
         for count in counts:
-            cpu_before = tree_cpu_seconds(pid)
+            cpu_before, daemon_before = tree_cpu_seconds(pid), own_cpu_seconds(pid)
             first = time.time()
             datasets = [_save_template(["approved"]) for _ in range(count)]
             committed = time.time()
             trained = _wait_trained(events, set(datasets), timeout=60 + 20 * count)
             cpu = tree_cpu_seconds(pid) - cpu_before
+            daemon_cpu = own_cpu_seconds(pid) - daemon_before
             last = max(_epoch(e["timestamp"]) for e in trained.values())
             run_cpu = [e.get("run_cpu_seconds") for e in trained.values()]
             known = [c for c in run_cpu if c is not None]
@@ -201,6 +208,7 @@ def burst(counts: tuple[int, ...] = (30, 100), samples: int = 5) -> None:
                 ideal_seconds=round(count * isolated / concurrency, 2),
                 ratio=round((last - first) / (count * isolated / concurrency), 2),
                 cpu_seconds_per_training=round(cpu / count, 3),
+                daemon_cpu_seconds_per_training=round(daemon_cpu / count, 3),
                 run_cpu_seconds_median=round(statistics.median(known), 3) if known else None,
                 cpu_beyond_run_per_training=(
                     round((cpu - sum(known)) / count, 3) if len(known) == count else None
@@ -286,3 +294,95 @@ def _rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return round(int(line.split()[1]) / 1024, 1)
     return -1.0
+
+
+def candidates(runs: int = 8) -> None:
+    """The ways a worker could get its runs, each measured on the training pipeline in this
+    store: CPU per run of the worker process (`os.wait4`), the run's own CPU inside it, and
+    wall time from job to report.
+
+    - `spawn`: a fresh interpreter per run, warmed (`warm_up`) and then running it: what the
+      daemon did before (its spares warmed ahead, but the CPU was spent all the same);
+    - `reuse`: one warm process running the runs one after another;
+    - `fork`: a fork of a warm template per run (what the daemon does now).
+    """
+    import multiprocessing
+
+    from service.runtime.warmup import forget_connections, warm_up
+
+    _zenml_ready()
+    dataset = _save_template(["approved"])
+    work = Path(tempfile.mkdtemp(prefix="bench-candidates-"))
+    imports = ((str(ROOT_DIR), "pipelines.training"), (str(ROOT_DIR), "pipelines.inference"))
+    spawn = multiprocessing.get_context("spawn")
+    for index in range(min(runs, 4)):  # seconds each: fewer samples
+        started = time.monotonic()
+        process = spawn.Process(target=_warm_then_run, args=(imports, _job(work, dataset, index)))
+        process.start()
+        _, _, usage = os.wait4(process.pid, 0)
+        report(
+            bench="worker_candidate",
+            candidate="spawn",
+            worker_cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3),
+            wall_seconds=round(time.monotonic() - started, 3),
+            peak_rss_mib=round(usage.ru_maxrss / 1024, 1),
+        )
+    warm_up(imports)
+    for index in range(runs):
+        started, cpu = time.monotonic(), time.process_time()
+        _run_training(_job(work, dataset, 100 + index))
+        report(
+            bench="worker_candidate",
+            candidate="reuse",
+            worker_cpu_seconds=round(time.process_time() - cpu, 3),
+            wall_seconds=round(time.monotonic() - started, 3),
+            rss_mib_after=_rss_mib(os.getpid()),
+        )
+    forget_connections()
+    for index in range(runs):
+        started = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _run_training(_job(work, dataset, 200 + index))
+            finally:
+                os._exit(0)
+        _, _, usage = os.wait4(pid, 0)
+        report(
+            bench="worker_candidate",
+            candidate="fork",
+            worker_cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3),
+            wall_seconds=round(time.monotonic() - started, 3),
+            peak_rss_mib=round(usage.ru_maxrss / 1024, 1),
+        )
+
+
+ROOT_DIR = Path(__file__).resolve().parents[1]
+
+
+def _job(work: Path, dataset: str, index: int) -> dict[str, Any]:
+    return {
+        "pipeline": "pipelines.training:training_pipeline",
+        "source_root": str(ROOT_DIR),
+        "config_path": None,
+        "parameters": {"dataset_version_id": dataset},
+        "model_name": "iris_classifier",
+        "model_version": None,
+        "model_version_id": None,
+        "tags": ["autopilot", f"bench-candidate-{index}"],
+        "run_config_path": str(work / f"{index}.yaml"),
+        "run_token": f"c{index}",
+    }
+
+
+def _run_training(job: dict[str, Any]) -> None:
+    from service.runtime.launch import launch_pipeline
+
+    launch_pipeline(**job)
+
+
+def _warm_then_run(imports: tuple[tuple[str, str], ...], job: dict[str, Any]) -> None:
+    from service.runtime.warmup import warm_up
+
+    warm_up(imports)
+    _run_training(job)

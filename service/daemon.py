@@ -174,14 +174,15 @@ class Daemon:
         """Ready (readiness) while the store answered the last poll or start-up attempt."""
         return self.store_error is None, {"store_error": self.store_error}
 
-    def safe_tick(self) -> list[str]:
-        """One tick. A failure is logged once per outage, then retried with backoff; the
-        daemon goes on (a store outage, or bad data the core did not foresee)."""
+    def safe_tick(self, observe: bool = True) -> list[str]:
+        """One tick (`observe`: a poll, else settling a worker's report; see `Autopilot.tick`).
+        A failure is logged once per outage, then retried with backoff; the daemon goes on (a
+        store outage, or bad data the core did not foresee)."""
         self.last_loop_activity = time.monotonic()
         if self._backing_off():
             return []
         try:
-            report = self.engine.tick()
+            report = self.engine.tick(observe)
         except Exception as error:
             metrics.STORE_ERRORS.inc()
             self._tick_failed(error)
@@ -204,6 +205,7 @@ class Daemon:
         self.log.debug(
             "tick.completed",
             duration_seconds=round(report.duration_seconds, 4),
+            observed=observe,
             stage_seconds=report.stage_seconds,
             launched=report.launched,
         )
@@ -243,9 +245,11 @@ class Daemon:
         self.log.info("daemon.started", poll_interval_seconds=self.poll_interval)
         self._tick_due.set()  # the first tick at once
         while not self._stopping.is_set():
-            if self._wait_for_work(timeout=1.0) and not self._stopping.is_set():
-                self._tick_due.clear()
-                self.safe_tick()
+            work = self._wait_for_work(timeout=1.0)
+            if work is not None and not self._stopping.is_set():
+                if work == "poll":
+                    self._tick_due.clear()
+                self.safe_tick(observe=work == "poll")
         self._scheduler.shutdown(wait=False)
         self._tick_due.close()
         self.log.info(
@@ -256,8 +260,9 @@ class Daemon:
         self.engine.shutdown(self.grace_seconds)
         self.log.info("daemon.stopped")
 
-    def _wait_for_work(self, timeout: float) -> bool:
-        """Wait for the schedule or a worker's report; True if either came.
+    def _wait_for_work(self, timeout: float) -> str | None:
+        """Wait for the schedule (`"poll"`) or a worker's report (`"report"`); None if neither
+        came.
 
         While backing off after a failed tick only the schedule counts: a report the
         failed tick could not settle would otherwise wake the loop again at once.
@@ -265,8 +270,10 @@ class Daemon:
         executor = self.engine.executor
         reports = [] if self._backing_off() else executor.report_channels()
         ready = multiprocessing.connection.wait([self._tick_due.fileno(), *reports], timeout)
+        if self._tick_due.fileno() in ready:
+            return "poll"
         # The template also says when a worker started: only an ended one is worth a tick.
-        return self._tick_due.fileno() in ready or (bool(reports) and executor.has_results())
+        return "report" if reports and executor.has_results() else None
 
     def _backing_off(self) -> bool:
         return time.monotonic() < self._retry_at

@@ -106,15 +106,20 @@ class Autopilot:
         self.actions.recover()
         self.executor.warm_up()
 
-    def tick(self) -> TickReport:
+    def tick(self, observe: bool = True) -> TickReport:
+        """Settle, observe, decide, dispatch. `observe=False` is for a worker's report between
+        two polls: settle it, judge the model versions that waited on runs, dispatch, but leave
+        listing the store's new versions to the schedule (in a burst, reports come several
+        times a second, and each listing reads every version of the last two minutes)."""
         started = time.monotonic()
         clock = _StageClock()
         self.actions.settle()
         clock.lap("settle")
-        self.datasets.tick()
-        clock.lap("datasets")
-        self.production.tick()  # a person's change is seen before the daemon promotes
-        promoted = self.models.tick()
+        if observe:
+            self.datasets.tick()
+            clock.lap("datasets")
+            self.production.tick()  # a person's change is seen before the daemon promotes
+        promoted = self.models.tick(observe)
         if promoted:
             self.production.tick(promoted)  # and the daemon's own promotion in the same tick
         clock.lap("models")

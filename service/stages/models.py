@@ -74,10 +74,25 @@ class ModelJudge:
 
     # -- the tick -----------------------------------------------------------------------------
 
-    def tick(self) -> list[Automation]:
-        """Judge new and waiting model versions; the automations whose production the daemon
-        changed."""
+    def tick(self, observe: bool = True) -> list[Automation]:
+        """Judge new (unless not to `observe` the store now) and waiting model versions; the
+        automations whose production the daemon changed."""
         promoted: dict[str, Automation] = {}
+        read_now: set[str] = set()  # a waiting version listed here is not read again below
+        if observe:
+            self._observe(promoted, read_now)
+        for subject in self.ledger.subjects_with_status(MODEL, "waiting"):
+            if subject.id in read_now:
+                continue
+            automation = self.context.automations.get(subject.automation)
+            waiting = self.store.model_version(subject.id) if automation else None
+            if automation is not None and waiting is not None and self._judge(automation, waiting):
+                promoted[automation.name] = automation
+        return list(promoted.values())
+
+    def _observe(self, promoted: dict[str, Automation], read_now: set[str]) -> None:
+        """Carry out promotions a crash left pending, and judge the versions created since the
+        floors."""
         for action in self.ledger.actions_in(ActionState.PENDING, kind=ActionKind.PROMOTE):
             automation = self.context.automations.get(action.automation)
             if automation is not None and self._apply(automation, action):
@@ -89,18 +104,13 @@ class ModelJudge:
         for group in plan_polls(floors):
             newest_before = self._seen.newest
             for version in self.store.model_versions_since(group, self._seen, self._judged):
+                read_now.add(version.id)
                 automation = self._by_model[version.model_name]
                 floor = floors[version.model_name]
                 if (floor is None or version.created >= floor) and self._judge(automation, version):
                     promoted[automation.name] = automation
                 self._seen.add(version.model_name, version.id, version.created)
             self._raise_floors(group.names, floors, newest_before)
-        for subject in self.ledger.subjects_with_status(MODEL, "waiting"):
-            automation = self.context.automations.get(subject.automation)
-            waiting = self.store.model_version(subject.id) if automation else None
-            if automation is not None and waiting is not None and self._judge(automation, waiting):
-                promoted[automation.name] = automation
-        return list(promoted.values())
 
     def _judged(self, model: str, version_id: str) -> bool:
         prior = self.ledger.subject(self._by_model[model].name, version_id)

@@ -24,7 +24,7 @@ class _StoreDownEngine:
 
     executor = _Executor()
 
-    def tick(self) -> None:
+    def tick(self, observe: bool = True) -> None:
         raise ConnectionRefusedError(111, "Connection refused")
 
 
