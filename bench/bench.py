@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench.py idle      # 1. idle tick cost vs store size (SQLite and REST)
     .venv/bin/python bench/bench.py idle-window  # 1. again, 1,000 versions a minute apart
     .venv/bin/python bench/bench.py idle-index  # 1. SQLite, without and with a `created` index
+    .venv/bin/python bench/bench.py idle-custom  # 1. SQLite, versions with custom names
     .venv/bin/python bench/bench.py latency   # 2. detection latency and 3. chain overhead
     .venv/bin/python bench/bench.py chain-large  # 3. again, training on 500,000 rows
     .venv/bin/python bench/bench.py backlog   # 4. 1,000 selected versions claimed per second
@@ -170,6 +171,31 @@ def bulk_copy(
     return ids
 
 
+def renumber(database: Path, template_id: str, custom: bool = False) -> None:
+    """Number the versions of the template's artifact in the order of creation (1 the oldest),
+    as ZenML would have (`max + 1` at each save); `bulk_copy` numbers its copies after the
+    template although they are older. The daemon's fast read walks the numbers from the top
+    (service/core/polling.py), so a bench of it needs the newest versions numbered highest.
+    With `custom`, every version but the template gets a custom name instead (no number)."""
+    artifact = "(SELECT artifact_id FROM artifact_version WHERE id = :template)"
+    keys = {"template": uuid.UUID(template_id).hex}
+    with sqlite3.connect(database) as db:
+        # Clear first: (version, artifact_id) is unique, and checked row by row.
+        db.execute(
+            f"UPDATE artifact_version SET version = 'bench-' || id, version_number = NULL "
+            f"WHERE artifact_id = {artifact}",
+            keys,
+        )
+        db.execute(
+            f"WITH ordered AS (SELECT id, ROW_NUMBER() OVER (ORDER BY created, id) AS n "
+            f"FROM artifact_version WHERE artifact_id = {artifact} "
+            f"AND (NOT :custom OR id = :template)) "
+            f"UPDATE artifact_version SET version_number = ordered.n, version = ordered.n "
+            f"FROM ordered WHERE artifact_version.id = ordered.id",
+            {**keys, "custom": custom},
+        )
+
+
 def tag_versions(database: Path, version_ids: list[str], tag: str) -> None:
     """Tag artifact versions, the way ZenML links a tag (the tag itself must exist)."""
     with sqlite3.connect(database) as db:
@@ -225,6 +251,14 @@ def _engine(state: Path, environ: dict[str, str] | None = None, **overrides: str
     engine = Autopilot(settings, Ledger(settings.ledger_path), StoreAdapter(), NoLaunchExecutor(2))
     engine.start()
     return engine
+
+
+def _sweeping_tick(engine: Any) -> None:
+    """A tick whose dataset and model reads are sweeps (one per reconciliation interval): the
+    unindexed `created >= floor` reads, from the stored floors (service/core/polling.py)."""
+    engine.datasets._polls.sweep_next()
+    engine.models._polls.sweep_next()
+    engine.tick()
 
 
 def _whole_pass(engine: Any) -> int:
@@ -283,18 +317,25 @@ def _ensure_tag(name: str) -> None:
 
 
 def idle(
-    sizes: tuple[int, ...] = (1_000, 10_000, 100_000), repeat: int = 30, every: float = 3.0
+    sizes: tuple[int, ...] = (1_000, 10_000, 100_000),
+    repeat: int = 30,
+    every: float = 3.0,
+    custom: bool = False,
+    transports: tuple[str, ...] = ("sqlite", "rest"),
 ) -> None:
     """1. One tick with nothing new, at growing store sizes, on SQLite and over REST.
 
-    The versions' history runs back in time, one every `every` s (`bulk_copy`), and the daemon
-    starts 10 minutes before the newest, so its first tick judges those 10 minutes and then its
-    floor sits `LOOKBACK` below the newest version, as in a daemon that has been running while
-    they came: every idle tick reads the versions of that window again (and knows them). One old
-    version is tagged `approved` (settled at start as predating it) for the reconciliation pass.
+    The versions' history runs back in time, one every `every` s (`bulk_copy`), numbered in
+    that order (`renumber`), and the daemon starts 10 minutes before the newest, so its first
+    tick (a sweep) judges those 10 minutes and then its fast floor sits `LOOKBACK` below the
+    newest version, as in a daemon that has been running while they came: every idle tick reads
+    the versions of that window again (and knows them). One old version is tagged `approved`
+    (settled at start as predating it) for the reconciliation pass. With `custom`, the copies
+    have custom names (no number), which the fast read finds with `version_number isnull`.
+    `sweep_tick_median_ms`: a tick that sweeps, as one tick in every reconciliation interval.
     """
     _zenml_ready()
-    for transport in ("sqlite", "rest"):
+    for transport in transports:
         with _store(transport) as database:
             _ensure_tag("approved")
             template = _save_template([])
@@ -302,6 +343,7 @@ def idle(
             total = 1
             for size in sizes:
                 copies = bulk_copy(database, template, size - total, every=every)
+                renumber(database, template, custom)
                 if total == 1:
                     tag_versions(database, copies[-1:], "approved")
                 total = size
@@ -312,7 +354,10 @@ def idle(
                 )
                 engine.tick()  # judges the last 10 minutes; also runs the reconciliation pass
                 samples = _time(engine.tick, repeat)
-                reconcile = _time(engine.datasets._reconcile_approvals, 5)
+                sweeps = _time(functools.partial(_sweeping_tick, engine), 5)
+                # A whole pass (a generator since the pass is spread over ticks: calling it
+                # alone would time nothing).
+                reconcile = _time(functools.partial(_whole_pass, engine), 5)
                 floor = engine.ledger.get_cursor(
                     engine.settings.automations[0].dataset_stream(NAME)
                 )
@@ -322,10 +367,12 @@ def idle(
                     artifact_versions=size,
                     median_ms=median_ms(samples),
                     p95_ms=round(percentile(samples, 0.95) * 1000, 2),
+                    sweep_tick_median_ms=median_ms(sweeps),
                     reconcile_pass_median_ms=median_ms(reconcile),
                     floor=floor,
                     every_s=every,
                     versions_in_window=_count_since(database, template, floor),
+                    custom_names=custom,
                     repeat=repeat,
                 )
                 engine.ledger.close()
@@ -342,6 +389,7 @@ def idle_index(sizes: tuple[int, ...] = (1_000, 100_000), repeat: int = 30) -> N
         total = 1
         for size in sizes:
             bulk_copy(database, template, size - total)
+            renumber(database, template)
             total = size
             for indexed in (False, True):
                 with sqlite3.connect(database) as db:
@@ -772,6 +820,7 @@ def _epoch(timestamp: object) -> float:
 BENCHES: dict[str, Callable[[], None]] = {
     "idle": idle,
     "idle-window": lambda: idle(sizes=(1_000,), every=60.0),  # 3 versions in the window
+    "idle-custom": lambda: idle(sizes=(1_000, 100_000), custom=True, transports=("sqlite",)),
     "idle-index": idle_index,
     "latency": latency,
     "chain-large": lambda: latency(samples=5, rows=500_000),
