@@ -4,6 +4,7 @@
     .venv/bin/python bench/bench.py idle-window  # 1. again, 1,000 versions a minute apart
     .venv/bin/python bench/bench.py idle-index  # 1. SQLite, without and with a `created` index
     .venv/bin/python bench/bench.py idle-custom  # 1. SQLite, versions with custom names
+    .venv/bin/python bench/bench.py idle-models  # 1. SQLite, the model half, 100,000 versions
     .venv/bin/python bench/bench.py latency   # 2. detection latency and 3. chain overhead
     .venv/bin/python bench/bench.py chain-large  # 3. again, training on 500,000 rows
     .venv/bin/python bench/bench.py backlog   # 4. 1,000 selected versions claimed per second
@@ -420,6 +421,76 @@ def idle_index(sizes: tuple[int, ...] = (1_000, 100_000), repeat: int = 30) -> N
                 db.execute("DROP INDEX IF EXISTS bench_created")
 
 
+def idle_models(sizes: tuple[int, ...] = (1_000, 100_000), repeat: int = 30) -> None:
+    """1. The model half of the idle tick (`engine.models.tick()`) with 1,000 and 100,000
+    versions of the watched model, one every 3 s, numbered in that order, on SQLite. ZenML's
+    `model_version` table has a unique index on `(number, model_id)` but none starting with
+    `model_id` and `number`: whether SQLite answers the fast read's `number >= ?` from it is
+    what this measures (the dataset watch stays idle, its artifact has one version)."""
+    _zenml_ready()
+    from zenml.client import Client
+
+    from service.core.polling import format_floor
+
+    with _store("sqlite") as database:
+        Client().create_model("iris_classifier")
+        seed = Client().create_model_version("iris_classifier", name="seed")
+        newest = seed.created
+        total = 1
+        for size in sizes:
+            _copy_model_versions(database, seed.id.hex, total, size)
+            total = size
+            # Started `now` (a start time would list every older version to skip it: 100,000
+            # full reads), then its floor put 10 minutes back, as in a daemon running a while.
+            engine = _engine(Path(tempfile.mkdtemp()), reconcile_interval_seconds="3600")
+            stream = engine.settings.automations[0].model_stream
+            engine.ledger.set_cursor(stream, format_floor(newest - timedelta(minutes=10)))
+            engine.models.tick()  # a sweep: judges those 10 minutes
+            samples = _time(engine.models.tick, repeat)
+            sweeps = []
+            for _ in range(5):
+                engine.models._polls.sweep_next()
+                sweeps += _time(engine.models.tick, 1)
+            report(
+                bench="idle_models",
+                transport="sqlite",
+                model_versions=size,
+                median_ms=median_ms(samples),
+                p95_ms=round(percentile(samples, 0.95) * 1000, 2),
+                sweep_tick_median_ms=median_ms(sweeps),
+                repeat=repeat,
+            )
+            engine.ledger.close()
+
+
+def _copy_model_versions(database: Path, seed: str, first: int, size: int) -> None:
+    """Copies of one model version, older than every version so far, one every 3 s; then
+    every version numbered in the order of creation, as ZenML would have."""
+    with sqlite3.connect(database) as db:
+        (oldest,) = db.execute("SELECT MIN(created) FROM model_version").fetchone()
+        oldest = datetime.fromisoformat(oldest)
+        rows = []
+        for index in range(1, size - first + 1):
+            new_id, created = uuid.uuid4().hex, _sql_time(oldest - timedelta(seconds=3 * index))
+            rows.append(
+                {
+                    "id": new_id,
+                    "name": f"copy-{new_id}",
+                    "number": -index,  # unique until numbered below
+                    "producer_run_id_if_numeric": new_id,
+                    "created": created,
+                    "updated": created,
+                }
+            )
+        _copy_rows(db, "model_version", seed, rows)
+        db.execute("UPDATE model_version SET number = -number - 1000000000")
+        db.execute(
+            "WITH ordered AS (SELECT id, ROW_NUMBER() OVER (ORDER BY created, id) AS n "
+            "FROM model_version) UPDATE model_version SET number = ordered.n "
+            "FROM ordered WHERE model_version.id = ordered.id"
+        )
+
+
 def _count_since(database: Path, template_id: str, floor: str | None) -> int:
     """Versions of the template's artifact an idle tick reads: created in or after the floor's
     second (ZenML's `created` filter takes whole seconds)."""
@@ -820,6 +891,7 @@ def _epoch(timestamp: object) -> float:
 BENCHES: dict[str, Callable[[], None]] = {
     "idle": idle,
     "idle-window": lambda: idle(sizes=(1_000,), every=60.0),  # 3 versions in the window
+    "idle-models": idle_models,
     "idle-custom": lambda: idle(sizes=(1_000, 100_000), custom=True, transports=("sqlite",)),
     "idle-index": idle_index,
     "latency": latency,
