@@ -34,7 +34,10 @@ it takes deleting every version numbered from `top - NUMBER_MARGIN - 1` to `top`
 `NUMBER_MARGIN + 2`, or fewer where numbers were already missing) before a save for the next
 one to fall below `lowest`. Such a version, and one saved under an explicit number below
 `lowest` (`version="42"`), the fast read does not see: the next sweep judges it, at most one
-sweep interval later. Nothing depends on the margin for correctness; it decides only how soon.
+sweep interval and a tick later. That holds whatever the fast reads did, since the stored floor
+rises only at a sweep and by the rule above: a version committed after one sweep's query is at
+or above the next sweep's floor. Nothing depends on the margin for correctness; it decides
+only how soon.
 
 Floors are compared in the store's clock only (`created` values it wrote), never the daemon's.
 Names whose floors are close share one query (`artifact=oneof:[...]`); in a fast read, names
