@@ -3,6 +3,8 @@
     .venv/bin/python bench/bench.py idle      # 1. idle tick cost vs store size (SQLite and REST)
     .venv/bin/python bench/bench.py idle-window  # 1. again, 1,000 versions a minute apart
     .venv/bin/python bench/bench.py idle-index  # 1. SQLite, without and with a `created` index
+    .venv/bin/python bench/bench.py idle-custom  # 1. SQLite, versions with custom names
+    .venv/bin/python bench/bench.py idle-models  # 1. SQLite, the model half, 100,000 versions
     .venv/bin/python bench/bench.py latency   # 2. detection latency and 3. chain overhead
     .venv/bin/python bench/bench.py chain-large  # 3. again, training on 500,000 rows
     .venv/bin/python bench/bench.py backlog   # 4. 1,000 selected versions claimed per second
@@ -177,6 +179,31 @@ def bulk_copy(
     return ids
 
 
+def renumber(database: Path, template_id: str, custom: bool = False) -> None:
+    """Number the versions of the template's artifact in the order of creation (1 the oldest),
+    as ZenML would have (`max + 1` at each save); `bulk_copy` numbers its copies after the
+    template although they are older. The daemon's fast read walks the numbers from the top
+    (service/core/polling.py), so a bench of it needs the newest versions numbered highest.
+    With `custom`, every version but the template gets a custom name instead (no number)."""
+    artifact = "(SELECT artifact_id FROM artifact_version WHERE id = :template)"
+    keys = {"template": uuid.UUID(template_id).hex}
+    with sqlite3.connect(database) as db:
+        # Clear first: (version, artifact_id) is unique, and checked row by row.
+        db.execute(
+            f"UPDATE artifact_version SET version = 'bench-' || id, version_number = NULL "
+            f"WHERE artifact_id = {artifact}",
+            keys,
+        )
+        db.execute(
+            f"WITH ordered AS (SELECT id, ROW_NUMBER() OVER (ORDER BY created, id) AS n "
+            f"FROM artifact_version WHERE artifact_id = {artifact} "
+            f"AND (NOT :custom OR id = :template)) "
+            f"UPDATE artifact_version SET version_number = ordered.n, version = ordered.n "
+            f"FROM ordered WHERE artifact_version.id = ordered.id",
+            {**keys, "custom": custom},
+        )
+
+
 def tag_versions(database: Path, version_ids: list[str], tag: str) -> None:
     """Tag artifact versions, the way ZenML links a tag (the tag itself must exist)."""
     with sqlite3.connect(database) as db:
@@ -232,6 +259,14 @@ def _engine(state: Path, environ: dict[str, str] | None = None, **overrides: str
     engine = Autopilot(settings, Ledger(settings.ledger_path), StoreAdapter(), NoLaunchExecutor(2))
     engine.start()
     return engine
+
+
+def _sweeping_tick(engine: Any) -> None:
+    """A tick whose dataset and model reads are sweeps (one per reconciliation interval): the
+    unindexed `created >= floor` reads, from the stored floors (service/core/polling.py)."""
+    engine.datasets._polls.sweep_next()
+    engine.models._polls.sweep_next()
+    engine.tick()
 
 
 def _whole_pass(engine: Any) -> int:
@@ -290,18 +325,25 @@ def _ensure_tag(name: str) -> None:
 
 
 def idle(
-    sizes: tuple[int, ...] = (1_000, 10_000, 100_000), repeat: int = 30, every: float = 3.0
+    sizes: tuple[int, ...] = (1_000, 10_000, 100_000),
+    repeat: int = 30,
+    every: float = 3.0,
+    custom: bool = False,
+    transports: tuple[str, ...] = ("sqlite", "rest"),
 ) -> None:
     """1. One tick with nothing new, at growing store sizes, on SQLite and over REST.
 
-    The versions' history runs back in time, one every `every` s (`bulk_copy`), and the daemon
-    starts 10 minutes before the newest, so its first tick judges those 10 minutes and then its
-    floor sits `LOOKBACK` below the newest version, as in a daemon that has been running while
-    they came: every idle tick reads the versions of that window again (and knows them). One old
-    version is tagged `approved` (settled at start as predating it) for the reconciliation pass.
+    The versions' history runs back in time, one every `every` s (`bulk_copy`), numbered in
+    that order (`renumber`), and the daemon starts 10 minutes before the newest, so its first
+    tick (a sweep) judges those 10 minutes and then its fast floor sits `LOOKBACK` below the
+    newest version, as in a daemon that has been running while they came: every idle tick reads
+    the versions of that window again (and knows them). One old version is tagged `approved`
+    (settled at start as predating it) for the reconciliation pass. With `custom`, the copies
+    have custom names (no number), which the fast read finds with `version_number isnull`.
+    `sweep_tick_median_ms`: a tick that sweeps, as one tick in every reconciliation interval.
     """
     _zenml_ready()
-    for transport in ("sqlite", "rest"):
+    for transport in transports:
         with _store(transport) as database:
             _ensure_tag("approved")
             template = _save_template([])
@@ -309,6 +351,7 @@ def idle(
             total = 1
             for size in sizes:
                 copies = bulk_copy(database, template, size - total, every=every)
+                renumber(database, template, custom)
                 if total == 1:
                     tag_versions(database, copies[-1:], "approved")
                 total = size
@@ -319,7 +362,10 @@ def idle(
                 )
                 engine.tick()  # judges the last 10 minutes; also runs the reconciliation pass
                 samples = _time(engine.tick, repeat)
-                reconcile = _time(engine.datasets._reconcile_approvals, 5)
+                sweeps = _time(functools.partial(_sweeping_tick, engine), 5)
+                # A whole pass (a generator since the pass is spread over ticks: calling it
+                # alone would time nothing).
+                reconcile = _time(functools.partial(_whole_pass, engine), 5)
                 floor = engine.ledger.get_cursor(
                     engine.settings.automations[0].dataset_stream(NAME)
                 )
@@ -329,10 +375,12 @@ def idle(
                     artifact_versions=size,
                     median_ms=median_ms(samples),
                     p95_ms=round(percentile(samples, 0.95) * 1000, 2),
+                    sweep_tick_median_ms=median_ms(sweeps),
                     reconcile_pass_median_ms=median_ms(reconcile),
                     floor=floor,
                     every_s=every,
                     versions_in_window=_count_since(database, template, floor),
+                    custom_names=custom,
                     repeat=repeat,
                 )
                 engine.ledger.close()
@@ -349,6 +397,7 @@ def idle_index(sizes: tuple[int, ...] = (1_000, 100_000), repeat: int = 30) -> N
         total = 1
         for size in sizes:
             bulk_copy(database, template, size - total)
+            renumber(database, template)
             total = size
             for indexed in (False, True):
                 with sqlite3.connect(database) as db:
@@ -377,6 +426,76 @@ def idle_index(sizes: tuple[int, ...] = (1_000, 100_000), repeat: int = 30) -> N
                 engine.ledger.close()
             with sqlite3.connect(database) as db:
                 db.execute("DROP INDEX IF EXISTS bench_created")
+
+
+def idle_models(sizes: tuple[int, ...] = (1_000, 100_000), repeat: int = 30) -> None:
+    """1. The model half of the idle tick (`engine.models.tick()`) with 1,000 and 100,000
+    versions of the watched model, one every 3 s, numbered in that order, on SQLite. ZenML's
+    `model_version` table has a unique index on `(number, model_id)` but none starting with
+    `model_id` and `number`: whether SQLite answers the fast read's `number >= ?` from it is
+    what this measures (the dataset watch stays idle, its artifact has one version)."""
+    _zenml_ready()
+    from zenml.client import Client
+
+    from service.core.polling import format_floor
+
+    with _store("sqlite") as database:
+        Client().create_model("iris_classifier")
+        seed = Client().create_model_version("iris_classifier", name="seed")
+        newest = seed.created
+        total = 1
+        for size in sizes:
+            _copy_model_versions(database, seed.id.hex, total, size)
+            total = size
+            # Started `now` (a start time would list every older version to skip it: 100,000
+            # full reads), then its floor put 10 minutes back, as in a daemon running a while.
+            engine = _engine(Path(tempfile.mkdtemp()), reconcile_interval_seconds="3600")
+            stream = engine.settings.automations[0].model_stream
+            engine.ledger.set_cursor(stream, format_floor(newest - timedelta(minutes=10)))
+            engine.models.tick()  # a sweep: judges those 10 minutes
+            samples = _time(engine.models.tick, repeat)
+            sweeps = []
+            for _ in range(5):
+                engine.models._polls.sweep_next()
+                sweeps += _time(engine.models.tick, 1)
+            report(
+                bench="idle_models",
+                transport="sqlite",
+                model_versions=size,
+                median_ms=median_ms(samples),
+                p95_ms=round(percentile(samples, 0.95) * 1000, 2),
+                sweep_tick_median_ms=median_ms(sweeps),
+                repeat=repeat,
+            )
+            engine.ledger.close()
+
+
+def _copy_model_versions(database: Path, seed: str, first: int, size: int) -> None:
+    """Copies of one model version, older than every version so far, one every 3 s; then
+    every version numbered in the order of creation, as ZenML would have."""
+    with sqlite3.connect(database) as db:
+        (oldest,) = db.execute("SELECT MIN(created) FROM model_version").fetchone()
+        oldest = datetime.fromisoformat(oldest)
+        rows = []
+        for index in range(1, size - first + 1):
+            new_id, created = uuid.uuid4().hex, _sql_time(oldest - timedelta(seconds=3 * index))
+            rows.append(
+                {
+                    "id": new_id,
+                    "name": f"copy-{new_id}",
+                    "number": -index,  # unique until numbered below
+                    "producer_run_id_if_numeric": new_id,
+                    "created": created,
+                    "updated": created,
+                }
+            )
+        _copy_rows(db, "model_version", seed, rows)
+        db.execute("UPDATE model_version SET number = -number - 1000000000")
+        db.execute(
+            "WITH ordered AS (SELECT id, ROW_NUMBER() OVER (ORDER BY created, id) AS n "
+            "FROM model_version) UPDATE model_version SET number = ordered.n "
+            "FROM ordered WHERE model_version.id = ordered.id"
+        )
 
 
 def _count_since(database: Path, template_id: str, floor: str | None) -> int:
@@ -779,6 +898,8 @@ def _epoch(timestamp: object) -> float:
 BENCHES: dict[str, Callable[[], None]] = {
     "idle": idle,
     "idle-window": lambda: idle(sizes=(1_000,), every=60.0),  # 3 versions in the window
+    "idle-models": idle_models,
+    "idle-custom": lambda: idle(sizes=(1_000, 100_000), custom=True, transports=("sqlite",)),
     "idle-index": idle_index,
     "latency": latency,
     "chain-large": lambda: latency(samples=5, rows=500_000),

@@ -3,13 +3,15 @@
 
 It turns ZenML responses into the core's plain records and performs the few writes the daemon
 makes (stage changes, decision metadata, marking an orphaned run failed). Every read is a
-filtered query: versions created since a floor in the store's own clock (`core/polling.py`),
-so an idle poll does not grow with the size of the store.
+filtered query: versions created since a floor in the store's own clock (`core/polling.py`);
+between sweeps, also numbered from a bound, which ZenML's `(artifact_id, version_number)` index
+answers, so that an idle poll of an artifact does not grow with its versions.
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
 import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -114,18 +116,32 @@ class StoreAdapter:
     ) -> Iterator[DatasetVersion]:
         """Versions of a group of artifacts created at or after its floor, oldest first, in one
         query (`oneof:`), except those judged already (`seen`, else `judged(name, id)`). Every
-        `created` read goes to `seen`."""
-        pages = self._pages(
-            self._client.list_artifact_versions,
-            artifact=_one_of(list(group.names)),
-            sort_by="asc:created",
-            hydrate=False,
-            tie_break=lambda response: (response.created, _version_number(response) or 0),
-            **_created_since(group.since),
-        )
-        for response in pages:
-            if _unseen(response.artifact.name, response, group, seen, judged):
+        `created` and number read goes to `seen`. A fast read (`group.min_number`) is two
+        indexed queries, numbered from `min_number` and unnumbered (`core/polling`), merged."""
+        reads = [
+            self._pages(
+                self._client.list_artifact_versions,
+                artifact=_one_of(list(group.names)),
+                sort_by="asc:created",
+                hydrate=False,
+                tie_break=_dataset_order,
+                **_created_since(group.since),
+                **numbers,
+            )
+            for numbers in _number_filters("version_number", group.min_number, nullable=True)
+        ]
+        for response in heapq.merge(*reads, key=_dataset_order):
+            name, number = response.artifact.name, _version_number(response)
+            if _unseen(name, number, response, group, seen, judged):
                 yield self._dataset_record(response)
+
+    def top_dataset_number(self, name: str) -> int | None:
+        """The highest version number of an artifact (None: it has no numbered version). ZenML
+        counts and sorts every version of it for this: asked once per name (`core/polling`)."""
+        page = self._client.list_artifact_versions(
+            artifact=name, sort_by="desc:version_number", size=1, hydrate=False
+        )
+        return _version_number(page.items[0]) if page.items else None
 
     def version_ids_since(self, kind: str, name: str, since: datetime | None) -> list[str]:
         """Ids of the versions of an artifact (`dataset`) or model created at or after a floor."""
@@ -323,7 +339,9 @@ class StoreAdapter:
         self, group: PollGroup, seen: Seen, judged: Callable[[str, str], bool]
     ) -> Iterator[ModelVersionInfo]:
         """Versions of a group of models created at or after its floor, oldest first, in one
-        query, read in full; those judged already are left out as in `dataset_versions_since`."""
+        query, read in full; those judged already are left out as in `dataset_versions_since`
+        (a model version always has a number: a fast read is one query)."""
+        (numbers,) = _number_filters("number", group.min_number, nullable=False)
         pages = self._pages(
             self._client.list_model_versions,
             model=_one_of(list(group.names)),
@@ -331,12 +349,20 @@ class StoreAdapter:
             hydrate=False,
             tie_break=lambda response: (response.created, response.number),
             **_created_since(group.since),
+            **numbers,
         )
         for response in pages:
-            if not _unseen(response.model.name, response, group, seen, judged):
+            if not _unseen(response.model.name, response.number, response, group, seen, judged):
                 continue
             if (full := self.model_version(str(response.id))) is not None:
                 yield full
+
+    def top_model_number(self, model: str) -> int | None:
+        """The highest version number of a model (None: no version), as `top_dataset_number`."""
+        page = self._client.list_model_versions(
+            model=model, sort_by="desc:number", size=1, hydrate=False
+        )
+        return int(page.items[0].number) if page.items else None
 
     def model_versions_after(self, model: str, number: int) -> Iterator[ModelVersionInfo]:
         yield from self._model_pages(model=model, number=f"gt:{number}", sort_by="asc:number")
@@ -509,11 +535,16 @@ def is_store_unavailable(error: BaseException) -> bool:
 
 
 def _unseen(
-    name: str, response: Any, group: PollGroup, seen: Seen, judged: Callable[[str, str], bool]
+    name: str,
+    number: int | None,
+    response: Any,
+    group: PollGroup,
+    seen: Seen,
+    judged: Callable[[str, str], bool],
 ) -> bool:
     """True for a version to judge: at or above the floor and judged by nobody yet."""
     created, id = response.created, str(response.id)
-    seen.observe(created)
+    seen.observe(created, name, number)
     if group.since is not None and created < group.since:
         return False  # in the floor's second, which the filter cannot split
     if seen.knows(name, id):
@@ -522,6 +553,21 @@ def _unseen(
         seen.add(name, id, created)
         return False
     return True
+
+
+def _number_filters(field: str, lowest: int | None, nullable: bool) -> list[dict[str, Any]]:
+    """The number conditions of a read, one query each: none for a sweep; for a fast read the
+    numbers from `lowest` up (an index range), and, where a version may have no number (an
+    artifact's custom name), those without (`isnull`, also answered from the index)."""
+    if lowest is None:
+        return [{}]
+    numbered = {field: f"gte:{lowest}"}
+    return [numbered, {field: "isnull:"}] if nullable else [numbered]
+
+
+def _dataset_order(response: ArtifactVersionResponse) -> tuple[datetime, int]:
+    """Oldest first; versions created in the same instant by number (ZenML sorts by one field)."""
+    return response.created, _version_number(response) or 0
 
 
 def _created_since(since: datetime | None) -> dict[str, Any]:

@@ -1,29 +1,65 @@
 """How to see every new version of the watched artifacts and models, in few store queries.
 
 A stream's cursor is a *floor* in the store's own time: every version of its name created
-before the floor has been judged. Each tick lists the versions created at or after it and
+before the floor has been judged. A read lists the versions created at or after a floor and
 judges those not judged yet (a version is known by its id, never by its number: ZenML reuses
 the number of a deleted newest version, and a version saved under a custom name has none).
 
-The floor then moves up to `LOOKBACK` before the newest `created` the daemon has read from the
-store, never further: a version is committed a moment after its `created` is set, so one created
-a little earlier than another may appear later. A version committed more than `LOOKBACK` after it
-was created would be missed; that is far beyond a commit's time, and beyond the clock skew of
-machines writing to one SQL store. So an idle tick reads the versions of the last `LOOKBACK`
-before the newest one, whatever the size of the store, and recognises them as judged.
+After a complete read a floor moves up to `LOOKBACK` before the newest `created` the daemon had
+read from the store before that read, never further: a version is committed a moment after its
+`created` is set, so one created a little earlier than another may appear later. A version
+committed more than `LOOKBACK` after it was created would be missed; that is far beyond a
+commit's time, and beyond the clock skew of machines writing to one SQL store.
+
+Two kinds of read, because ZenML 0.98 has no index on `created` (`artifact_version` has one on
+`(artifact_id, version_number)`): a `created >= floor` filter alone makes the database read
+every version of the name, so a read costs time in proportion to the store.
+
+- A *sweep* is that read, from the stored floors (the ledger's cursors). It is the one read
+  correctness rests on, and the only one that moves the stored floors up. One runs at the first
+  tick and then once per `AUTOPILOT_RECONCILE_INTERVAL_SECONDS`.
+- Every other tick makes a *fast read*: `created >= fast floor` and `number >= lowest`, plus,
+  for artifacts, `version_number isnull` (versions with a custom name have no number) with the
+  same `created` condition. The number condition lets the database walk the index from
+  `lowest` up; the `created` one keeps the floor's exact meaning. The fast floor is kept in
+  memory only, and rises after each fast read as above.
+
+Why `lowest = top - NUMBER_MARGIN` catches new versions, `top` being the highest number the
+daemon has read for the name (or, before it read any, the store's highest): ZenML numbers a
+version saved without an explicit version `max(number of the name) + 1` (`_get_next_numeric_
+version_for_artifact`; model versions alike). The version numbered `top` existed; as long as
+it, or any version numbered `top - NUMBER_MARGIN - 1` or above, is still there, the max is at
+least that, so the next number is at least `lowest`. Numbers are only ever reused at the top:
+it takes deleting every version numbered from `top - NUMBER_MARGIN - 1` to `top` (the newest
+`NUMBER_MARGIN + 2`, or fewer where numbers were already missing) before a save for the next
+one to fall below `lowest`. Such a version, and one saved under an explicit number below
+`lowest` (`version="42"`), the fast read does not see: the next sweep judges it, at most one
+sweep interval and a tick later. That holds whatever the fast reads did, since the stored floor
+rises only at a sweep and by the rule above: a version committed after one sweep's query is at
+or above the next sweep's floor. Nothing depends on the margin for correctness; it decides
+only how soon.
 
 Floors are compared in the store's clock only (`created` values it wrote), never the daemon's.
-Names whose floors are close share one query (`artifact=oneof:[...]`); after a tick every floor
-has caught up to the same point, so an idle daemon makes one query per kind.
+Names whose floors are close share one query (`artifact=oneof:[...]`); in a fast read, names
+whose `lowest` are close too (`NUMBER_SPAN`). After a tick every floor has caught up to the same
+point, so an idle daemon makes one query per kind (two for artifacts: numbered, unnumbered).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 LOOKBACK = timedelta(seconds=120)
+# Numbers below a name's highest that a fast read still reads (module docstring): the newest
+# versions a person may delete before saving a new one that the fast read still sees. Each
+# costs the database one index entry and one row a fast read; 100 is a fraction of a ms.
+NUMBER_MARGIN = 100
+# Names share a fast read while their lowest numbers lie this close: a name then reads at most
+# this many more of its old versions' rows, far cheaper than a query of its own.
+NUMBER_SPAN = 1_000
 _FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 
 
@@ -31,11 +67,52 @@ _FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 class PollGroup:
     names: tuple[str, ...]
     since: datetime | None  # read every version created at or after this; None: every one
+    # A fast read: only versions numbered from here up, and (artifacts) those without a number.
+    # None: a sweep, every version from `since`.
+    min_number: int | None = None
 
 
-def plan_polls(floors: Mapping[str, datetime | None]) -> list[PollGroup]:
+def plan_polls(
+    floors: Mapping[str, datetime | None], tops: Mapping[str, int] | None = None
+) -> list[PollGroup]:
     """Group names so that a group's query reads at most `LOOKBACK` of a name's judged
-    versions again: names whose floors lie within `LOOKBACK` of the group's lowest."""
+    versions again: names whose floors lie within `LOOKBACK` of the group's lowest. With
+    `tops` (the highest number known per name), fast reads: each group split further so that
+    its names' lowest numbers lie within `NUMBER_SPAN` of each other."""
+    groups = _by_floor(floors)
+    if tops is None:
+        return groups
+    return [part for group in groups for part in _by_number(group, floors, tops)]
+
+
+def lowest_number(top: int) -> int:
+    """The lowest number a fast read reads of a name whose highest known number is `top`."""
+    return max(0, top - NUMBER_MARGIN)
+
+
+def _by_number(
+    group: PollGroup, floors: Mapping[str, datetime | None], tops: Mapping[str, int]
+) -> list[PollGroup]:
+    parts: list[PollGroup] = []
+    names: list[str] = []
+    for name in sorted(group.names, key=lambda n: (tops[n], n)):
+        if names and lowest_number(tops[name]) - lowest_number(tops[names[0]]) > NUMBER_SPAN:
+            parts.append(_fast_group(names, floors, tops))
+            names = []
+        names.append(name)
+    parts.append(_fast_group(names, floors, tops))
+    return parts
+
+
+def _fast_group(
+    names: list[str], floors: Mapping[str, datetime | None], tops: Mapping[str, int]
+) -> PollGroup:
+    listed = [floors[n] for n in names]
+    since = None if None in listed else min(f for f in listed if f is not None)
+    return PollGroup(tuple(names), since, lowest_number(tops[names[0]]))
+
+
+def _by_floor(floors: Mapping[str, datetime | None]) -> list[PollGroup]:
     groups: list[PollGroup] = []
     ordered = sorted(floors.items(), key=lambda item: (item[1] or datetime.min, item[0]))
     names: list[str] = []
@@ -59,16 +136,29 @@ def _close(lowest: datetime | None, floor: datetime | None) -> bool:
 
 
 class Seen:
-    """What the daemon has read of the store: the newest `created` (the store's clock), and the
-    versions at or above their name's floor that were judged and committed, by id."""
+    """What the daemon has read of the store: the newest `created` (the store's clock), the
+    highest number per name, and the versions at or above their name's floor that were judged
+    and committed, by id."""
 
     def __init__(self) -> None:
         self.newest: datetime | None = None
         self._judged: dict[str, dict[str, datetime]] = {}  # name -> version id -> created
+        self._tops: dict[str, int] = {}  # name -> highest version number read
 
-    def observe(self, created: datetime) -> None:
+    def observe(
+        self, created: datetime, name: str | None = None, number: int | None = None
+    ) -> None:
         if self.newest is None or created > self.newest:
             self.newest = created
+        if name is not None and number is not None:
+            self.note_top(name, number)
+
+    def note_top(self, name: str, number: int) -> None:
+        if number > self._tops.get(name, -1):
+            self._tops[name] = number
+
+    def top(self, name: str) -> int | None:
+        return self._tops.get(name)
 
     def add(self, name: str, version_id: str, created: datetime) -> None:
         self.observe(created)
@@ -81,6 +171,56 @@ class Seen:
         """Versions under the floor are never read again: keep memory to the window."""
         if floor is not None and name in self._judged:
             self._judged[name] = {i: c for i, c in self._judged[name].items() if c >= floor}
+
+
+class Polls:
+    """Which read a tick makes (module docstring): a sweep from the stored floors when one is
+    due, else fast reads from the fast floors, kept here (in memory: a restart sweeps first)."""
+
+    def __init__(self, sweep_interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seen = Seen()
+        self._sweep_interval = sweep_interval
+        self._clock = clock
+        self._next_sweep: float | None = None  # None: sweep at the first tick
+        self._fast: dict[str, datetime | None] = {}
+
+    def plan(
+        self, floors: Mapping[str, datetime | None], store_top: Callable[[str], int | None]
+    ) -> tuple[bool, list[PollGroup]]:
+        """(is it a sweep, the groups to read). `store_top` answers the highest number of a name
+        the daemon has read none of (ZenML reads every version for it: asked once a name)."""
+        if self._next_sweep is None or self._clock() >= self._next_sweep:
+            return True, plan_polls(floors)
+        fast = {name: _later(floor, self._fast.get(name)) for name, floor in floors.items()}
+        tops = {name: self._top(name, store_top) for name in floors}
+        return False, plan_polls(fast, tops)
+
+    def _top(self, name: str, store_top: Callable[[str], int | None]) -> int:
+        top = self.seen.top(name)
+        if top is None:
+            top = store_top(name) or 0  # none numbered yet: the first will be 1
+            self.seen.note_top(name, top)
+        return top
+
+    def read(self, group: PollGroup, newest_before: datetime | None) -> None:
+        """A complete read of a group: its fast floors may rise (`raised_floor`)."""
+        for name in group.names:
+            since = _later(group.since, self._fast.get(name))
+            self._fast[name] = raised_floor(since, newest_before)
+
+    def sweep_next(self) -> None:
+        """Make the next tick sweep, whenever the last one was."""
+        self._next_sweep = None
+
+    def swept(self) -> None:
+        """Every group of a sweep was read: the next one is due an interval from now."""
+        self._next_sweep = self._clock() + self._sweep_interval
+
+
+def _later(first: datetime | None, second: datetime | None) -> datetime | None:
+    if first is None or second is None:
+        return first if second is None else second
+    return max(first, second)
 
 
 def raised_floor(floor: datetime | None, newest_before_read: datetime | None) -> datetime | None:

@@ -12,7 +12,7 @@ from typing import Any
 from service import metrics
 from service.core.actions import ActionKind, action_key
 from service.core.automation import Automation
-from service.core.polling import Seen, format_floor, parse_floor, plan_polls, raised_floor
+from service.core.polling import Polls, format_floor, parse_floor, raised_floor
 from service.core.records import DatasetVersion
 from service.core.selection import DatasetDecision, SkipReason, Verdict, evaluate_dataset
 from service.faults import crashpoint
@@ -36,7 +36,10 @@ class DatasetWatch:
         self.store = context.store
         self._next_reconcile = 0.0
         self._reconciling: Iterator[bool] | None = None  # the pass under way, page by page
-        self._seen = Seen()  # the store's newest `created`; judged versions above the floors
+        # Sweeps and fast reads (core/polling); what was read: newest `created`, highest
+        # numbers, judged versions above the floors.
+        self._polls = Polls(context.settings.reconcile_interval_seconds)
+        self._seen = self._polls.seen
         # One store query per watched artifact name, whichever automations watch it.
         self._watchers: dict[str, list[Automation]] = {}
         for automation in context.automations.values():
@@ -105,7 +108,8 @@ class DatasetWatch:
 
     def _watch_new(self) -> None:
         """Versions of every watched artifact not judged yet, in as few queries as the floors
-        allow: each name is read from the lowest floor of the automations that watch it."""
+        allow: each name is read from the lowest floor of the automations that watch it, by a
+        sweep or a fast read (`core/polling`). Only a sweep moves the stored floors."""
         floors = {
             (automation.name, name): stored_floor(self.ledger, automation.dataset_stream(name))
             for name, automations in self._watchers.items()
@@ -116,7 +120,8 @@ class DatasetWatch:
             name: lowest_floor(floors[(a.name, name)] for a in automations)
             for name, automations in self._watchers.items()
         }
-        for group in plan_polls(lowest):
+        sweep, groups = self._polls.plan(lowest, self.store.top_dataset_number)
+        for group in groups:
             newest_before = self._seen.newest
             batch: list[DatasetVersion] = []
             for version in self.store.dataset_versions_since(group, self._seen, self._judged):
@@ -126,7 +131,11 @@ class DatasetWatch:
                     batch = []
             if batch:
                 self._judge_new(batch, floors)
-            self._raise_floors(group.names, floors, newest_before)
+            self._polls.read(group, newest_before)
+            if sweep:
+                self._raise_floors(group.names, floors, newest_before)
+        if sweep:
+            self._polls.swept()
 
     def _judged(self, name: str, version_id: str) -> bool:
         """Judged for good by every automation watching `name` (read from the ledger)."""

@@ -11,7 +11,7 @@ from typing import Any
 from service import metrics
 from service.core.actions import ActionKind, ActionState, action_key
 from service.core.automation import Automation
-from service.core.polling import Seen, format_floor, parse_floor, plan_polls, raised_floor
+from service.core.polling import Polls, format_floor, parse_floor, raised_floor
 from service.core.promotion import PRODUCTION, PromotionDecision, decide_promotion, wait_reason
 from service.core.records import ModelVersionInfo
 from service.faults import crashpoint
@@ -28,7 +28,9 @@ class ModelJudge:
         self.store = context.store
         self.production = production
         self._by_model = {a.model_name: a for a in context.automations.values()}
-        self._seen = Seen()  # the store's newest `created`; judged versions above the floors
+        # Sweeps and fast reads (core/polling), and what they read, as for datasets.
+        self._polls = Polls(context.settings.reconcile_interval_seconds)
+        self._seen = self._polls.seen
 
     # -- start-up -----------------------------------------------------------------------------
 
@@ -101,7 +103,8 @@ class ModelJudge:
             model: stored_floor(self.ledger, automation.model_stream)
             for model, automation in self._by_model.items()
         }
-        for group in plan_polls(floors):
+        sweep, groups = self._polls.plan(floors, self.store.top_model_number)
+        for group in groups:
             newest_before = self._seen.newest
             for version in self.store.model_versions_since(group, self._seen, self._judged):
                 read_now.add(version.id)
@@ -110,7 +113,11 @@ class ModelJudge:
                 if (floor is None or version.created >= floor) and self._judge(automation, version):
                     promoted[automation.name] = automation
                 self._seen.add(version.model_name, version.id, version.created)
-            self._raise_floors(group.names, floors, newest_before)
+            self._polls.read(group, newest_before)
+            if sweep:  # only a sweep moves the stored floors (core/polling)
+                self._raise_floors(group.names, floors, newest_before)
+        if sweep:
+            self._polls.swept()
 
     def _judged(self, model: str, version_id: str) -> bool:
         prior = self.ledger.subject(self._by_model[model].name, version_id)

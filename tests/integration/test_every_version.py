@@ -1,13 +1,19 @@
 """Every version of a watched artifact or model is judged once, however ZenML numbered it: a
-number reused after the newest version was deleted, a version saved under a custom name, and
-without required tags (so no reconciliation pass could find them later)."""
+number reused after the newest version was deleted, a version saved under a custom name, a
+number below what the fast read reads (core/polling), and without required tags (so no
+reconciliation pass could find them later)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
 
 import pandas as pd
 import pytest
 
 from service.core.actions import ActionState
+from service.core.polling import PollGroup, Seen
+from service.core.records import DatasetVersion
+from service.store import StoreAdapter
 from tests.integration.engine_harness import make_engine
 
 pytestmark = pytest.mark.integration
@@ -57,6 +63,70 @@ def test_reused_numbers_and_custom_names_are_each_judged_once(zenml_store, tmp_p
     engine.models.tick()
     judged = engine.ledger.subject("default", str(again.id))
     assert judged is not None and judged.kind == "model"
+
+
+class RecordingStore(StoreAdapter):
+    """Notes the groups each dataset read was made with (a sweep has no number bound)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.groups: list[PollGroup] = []
+
+    def dataset_versions_since(
+        self, group: PollGroup, seen: Seen, judged: Callable[[str, str], bool]
+    ) -> Iterator[DatasetVersion]:
+        self.groups.append(group)
+        return super().dataset_versions_since(group, seen, judged)
+
+
+def test_fast_reads_see_custom_names_and_reused_numbers_and_sweeps_see_the_rest(
+    zenml_store, tmp_path, monkeypatch
+):
+    """Between sweeps, a tick reads numbers from the highest known less NUMBER_MARGIN (0 here)
+    and the unnumbered versions: a reused top number and a custom name are seen at once; a
+    number below the bound (the two newest deleted, then a save) only by the next sweep. Each
+    is judged once."""
+    from zenml import save_artifact
+    from zenml.client import Client
+
+    import service.core.polling
+
+    monkeypatch.setattr(service.core.polling, "NUMBER_MARGIN", 0)
+    client = Client()
+
+    def save(**kwargs: str) -> str:
+        return str(save_artifact(pd.DataFrame({"x": [1]}), name=DATASET, **kwargs).id)
+
+    first, second, third = save(), save(), save()
+    store = RecordingStore()
+    engine = make_engine(
+        tmp_path / "state", store=store, dataset_required_tags="", reconcile_interval_seconds=3600
+    )
+    engine.datasets.tick()  # the first tick sweeps
+    assert _claimed(engine) == {first, second, third}
+    assert [g.min_number for g in store.groups] == [None]
+
+    client.delete_artifact_version(third)
+    reused, custom = save(), save(version="by-hand")
+    assert client.get_artifact_version(reused).version == "3"
+    engine.datasets.tick()
+    assert store.groups[-1].min_number == 3  # a fast read
+    assert _claimed(engine) == {first, second, third, reused, custom}
+
+    client.delete_artifact_version(reused)
+    client.delete_artifact_version(second)
+    below = save()
+    assert client.get_artifact_version(below).version == "2"  # under the fast read's bound
+    engine.datasets.tick()
+    assert store.groups[-1].min_number == 3 and below not in _claimed(engine)
+    engine.datasets._polls.sweep_next()  # one reconciliation interval later
+    engine.datasets.tick()
+    assert store.groups[-1].min_number is None and below in _claimed(engine)
+    for _ in range(3):  # and never again, fast or swept
+        engine.datasets.tick()
+    engine.datasets._polls.sweep_next()
+    engine.datasets.tick()
+    assert len(engine.ledger.actions_in(ActionState.PENDING)) == 6
 
 
 def test_two_promotions_in_one_tick_each_get_their_inference(zenml_store, tmp_path):

@@ -2,9 +2,13 @@ from datetime import datetime, timedelta
 
 from service.core.polling import (
     LOOKBACK,
+    NUMBER_MARGIN,
+    NUMBER_SPAN,
     PollGroup,
+    Polls,
     Seen,
     format_floor,
+    lowest_number,
     parse_floor,
     plan_polls,
     raised_floor,
@@ -66,3 +70,89 @@ def test_a_floor_is_stored_with_microseconds_and_an_old_number_is_recognised():
     assert parse_floor(format_floor(floor)) == floor
     assert parse_floor(format_floor(None)) is None and parse_floor(None) is None
     assert parse_floor("17") == 17  # a cursor written before floors: upgraded at start
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _no_store_top(name: str) -> int | None:
+    raise AssertionError(f"the store was asked for the highest number of {name}")
+
+
+def test_the_first_tick_sweeps_from_the_stored_floors_then_fast_reads_until_an_interval_passed():
+    clock = Clock()
+    polls = Polls(sweep_interval=60, clock=clock)
+    floors = {"a": T, "b": T}
+    sweep, groups = polls.plan(floors, _no_store_top)
+    assert sweep and groups == [PollGroup(("a", "b"), T)]  # no number bound: the full read
+    polls.seen.observe(T + LOOKBACK * 2, "a", 500)
+    polls.seen.observe(T + LOOKBACK * 2, "b", 520)
+    for group in groups:
+        polls.read(group, T + LOOKBACK * 2)
+    polls.swept()
+    clock.now = 59.0
+    sweep, groups = polls.plan(floors, _no_store_top)
+    # from the fast floor, and numbered from the lower name's highest less the margin
+    assert not sweep and groups == [PollGroup(("a", "b"), T + LOOKBACK, 500 - NUMBER_MARGIN)]
+    clock.now = 60.0
+    sweep, groups = polls.plan(floors, _no_store_top)
+    assert sweep and groups == [PollGroup(("a", "b"), T)]  # the stored floors, unchanged
+
+
+def test_a_fast_read_asks_the_store_once_for_the_highest_number_of_a_name_it_read_none_of():
+    polls = Polls(sweep_interval=60, clock=Clock())
+    polls.plan({"a": T, "b": T}, _no_store_top)
+    polls.swept()  # the sweep read nothing: the tops are unknown
+    asked: list[str] = []
+
+    def store_top(name: str) -> int | None:
+        asked.append(name)
+        return {"a": 40_000}.get(name)  # b has no numbered version
+
+    groups = polls.plan({"a": T, "b": T}, store_top)[1]
+    assert sorted(asked) == ["a", "b"]
+    assert groups == [
+        PollGroup(("b",), T, 0),  # its first number will be 1
+        PollGroup(("a",), T, 40_000 - NUMBER_MARGIN),
+    ]
+    polls.plan({"a": T, "b": T}, store_top)
+    assert len(asked) == 2  # known since, and raised by every number read
+
+
+def test_fast_reads_share_a_query_while_the_names_lowest_numbers_are_close():
+    tops = {"a": 10, "b": NUMBER_SPAN + NUMBER_MARGIN, "c": NUMBER_SPAN + NUMBER_MARGIN + 1}
+    floors = {"a": T, "b": T + timedelta(seconds=1), "c": T}
+    assert plan_polls(floors, tops) == [
+        PollGroup(("a", "b"), T, 0),  # b's lowest is within the span of a's: read from a's
+        PollGroup(("c",), T, NUMBER_SPAN + 1),
+    ]
+    assert lowest_number(5) == 0 and lowest_number(1_000) == 1_000 - NUMBER_MARGIN
+
+
+def test_a_fast_floor_rises_after_each_read_and_a_sweep_starts_from_the_stored_one():
+    clock = Clock()
+    polls = Polls(sweep_interval=60, clock=clock)
+    polls.plan({"a": None}, _no_store_top)
+    polls.seen.observe(T, "a", 7)
+    polls.read(PollGroup(("a",), None), newest_before=None)  # nothing known before: stays
+    polls.swept()
+    (group,) = polls.plan({"a": None}, _no_store_top)[1]
+    assert group == PollGroup(("a",), None, 0)
+    polls.read(group, newest_before=T)
+    (group,) = polls.plan({"a": None}, _no_store_top)[1]
+    assert group.since == T - LOOKBACK
+    polls.sweep_next()
+    assert polls.plan({"a": None}, _no_store_top) == (True, [PollGroup(("a",), None)])
+
+
+def test_seen_keeps_the_highest_number_read_per_name():
+    seen = Seen()
+    seen.observe(T, "a", 3)
+    seen.observe(T, "a", 2)  # a lower number read later (reused, or saved explicitly)
+    seen.observe(T, "b", None)  # a custom name
+    assert seen.top("a") == 3 and seen.top("b") is None
