@@ -799,8 +799,8 @@ def latency(samples: int = 20, poll: float = 1.0, rows: int | None = None) -> No
     detection, overhead, over_calls, stages = [], [], [], []
     for index in range(samples):
         # Datasets arrive minutes apart in use; here, seconds. Each chain starts, as it would
-        # then, with the spare workers warm (back-to-back arrivals: see BENCHMARKS.md).
-        warm = _wait_for_warm_workers(port, count=2)
+        # then, with the worker template warm (it is once, after start).
+        warm = _wait_for_warm_template(port)
         time.sleep(random.uniform(0, poll))  # the gauge moves on a tick: arrive at any phase
         dataset_id = _save_template(["approved"], rows)
         committed = time.time()
@@ -823,7 +823,7 @@ def latency(samples: int = 20, poll: float = 1.0, rows: int | None = None) -> No
             chain_s=round(chain, 3),
             runs_own_s=round(own, 3),
             pipeline_calls_s=round(calls, 3),
-            waited_for_warm_workers_s=round(warm, 1),
+            waited_for_warm_template_s=round(warm, 1),
             **{name: round(seconds, 3) for name, seconds in stages[-1].items()},
         )
     daemon.stop()
@@ -848,17 +848,17 @@ def latency(samples: int = 20, poll: float = 1.0, rows: int | None = None) -> No
     )
 
 
-def _wait_for_warm_workers(port: int, count: int, timeout: float = 120) -> float:
-    """Seconds until the daemon's `/metrics` shows `count` warm spare workers."""
+def _wait_for_warm_template(port: int, timeout: float = 120) -> float:
+    """Seconds until the daemon's `/metrics` shows its worker template warm."""
     from tests.support import http_get_text
 
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        for line in http_get_text(f"http://127.0.0.1:{port}/metrics").splitlines():
-            if line.startswith("autopilot_warm_workers ") and float(line.split()[1]) >= count:
-                return time.monotonic() - started
+        metrics = http_get_text(f"http://127.0.0.1:{port}/metrics")
+        if "autopilot_worker_template_ready 1.0" in metrics:
+            return time.monotonic() - started
         time.sleep(0.2)
-    raise TimeoutError(f"fewer than {count} warm workers after {timeout}s")
+    raise TimeoutError(f"the worker template was not warm after {timeout}s")
 
 
 def _chain_stages(
