@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from service.core.actions import ActionState
+from service.core.actions import ActionKind, ActionState
 from service.files import private_dir
 from service.ledger import Ledger
 from service.logs import get_logger
@@ -108,18 +108,18 @@ class Autopilot:
 
     def tick(self, observe: bool = True) -> TickReport:
         """Settle, observe, decide, dispatch. `observe=False` is for a worker's report between
-        two polls: settle it, judge the model versions that waited on runs, dispatch, but leave
-        listing the store's new versions to the schedule (in a burst, reports come several
-        times a second, and each listing reads every version of the last two minutes)."""
+        two polls: settle it and dispatch, and list the model versions only if a training
+        ended (its version is judged now, not at the next poll), leaving the datasets to the
+        schedule (in a burst, reports come several times a second)."""
         started = time.monotonic()
         clock = _StageClock()
-        self.actions.settle()
+        ended = self.actions.settle()
         clock.lap("settle")
         if observe:
             self.datasets.tick()
             clock.lap("datasets")
             self.production.tick()  # a person's change is seen before the daemon promotes
-        promoted = self.models.tick(observe)
+        promoted = self.models.tick(observe or ActionKind.TRAIN in ended)
         if promoted:
             self.production.tick(promoted)  # and the daemon's own promotion in the same tick
         clock.lap("models")

@@ -261,16 +261,20 @@ class ActionRunner:
 
     # -- settle -------------------------------------------------------------------------------
 
-    def settle(self) -> None:
-        """Record how finished workers' runs ended; watch runs that go on without a worker."""
+    def settle(self) -> set[ActionKind]:
+        """Record how finished workers' runs ended; watch runs that go on without a worker.
+        The kinds of the actions whose workers ended."""
+        ended = set()
         for result in self.executor.poll():
             crashpoint("after_run_finished")
             action = self.ledger.action(result.key)
             if action is not None and action.state is ActionState.RUNNING:
                 self.settle_worker(action, result)
+                ended.add(action.kind)
         for action in self.ledger.actions_in(ActionState.RUNNING):
             if not self.executor.is_running(action.key):
                 self._settle_from_store(action, recovering=False)
+        return ended
 
     def settle_worker(self, action: Action, result: WorkerResult) -> None:
         # The run a worker reports is read by its id (a primary key); without one (the worker
