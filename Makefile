@@ -39,8 +39,9 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy service pipelines
 	cd examples/diabetes && $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml .
 
+# The 15 slowest tests are listed at the end: the suite's time is a budget (README).
 test: $(STAMP) lint compose-tools
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not e2e and not soak and not compose"
