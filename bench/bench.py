@@ -777,24 +777,12 @@ def _status_kib(field: str) -> int:
 def latency(samples: int = 20, poll: float = 1.0, rows: int | None = None) -> None:
     """2. Commit → training.launched at a 1 s poll; 3. chain overhead, commit → predictions.
     With `rows`, the datasets are that large (see `_dataset`)."""
-    from tests.support import DaemonProcess, free_port
-
     _zenml_ready()
     from pipelines.feature_engineering import launch_feature_engineering
 
     launch_feature_engineering(random_state=0)  # the inference dataset
-    work = Path(tempfile.mkdtemp(prefix="bench-latency-"))
-    daemon = DaemonProcess(
-        work / "daemon.log",
-        {
-            "ZENML_CONFIG_PATH": os.environ["ZENML_CONFIG_PATH"],
-            "ZENML_REPOSITORY_PATH": os.environ["ZENML_REPOSITORY_PATH"],
-            "AUTOPILOT_STATE_DIR": str(work / "state"),
-            "AUTOPILOT_POLL_INTERVAL_SECONDS": str(poll),
-            "AUTOPILOT_PROMOTION_MUST_BEAT_PRODUCTION": "false",
-            "AUTOPILOT_HTTP_PORT": str(port := free_port()),
-        },
-    ).start()
+    daemon = bench_daemon("bench-latency-", poll, AUTOPILOT_PROMOTION_MUST_BEAT_PRODUCTION="false")
+    port = int(daemon.environment["AUTOPILOT_HTTP_PORT"])
     daemon.wait_event("daemon.started", timeout=120)
     detection, overhead, over_calls, stages = [], [], [], []
     for index in range(samples):
@@ -846,6 +834,25 @@ def latency(samples: int = 20, poll: float = 1.0, rows: int | None = None) -> No
             name: round(statistics.median(s[name] for s in stages), 3) for name in stages[0]
         },
     )
+
+
+def bench_daemon(prefix: str, poll: float, **environment: str) -> Any:
+    """`autopilot run` (a `DaemonProcess`, started) on this bench's store, its state and log
+    in a new temporary folder, polling every `poll` seconds."""
+    from tests.support import DaemonProcess, free_port
+
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    return DaemonProcess(
+        work / "daemon.log",
+        {
+            "ZENML_CONFIG_PATH": os.environ["ZENML_CONFIG_PATH"],
+            "ZENML_REPOSITORY_PATH": os.environ["ZENML_REPOSITORY_PATH"],
+            "AUTOPILOT_STATE_DIR": str(work / "state"),
+            "AUTOPILOT_POLL_INTERVAL_SECONDS": str(poll),
+            "AUTOPILOT_HTTP_PORT": str(free_port()),
+            **environment,
+        },
+    ).start()
 
 
 def _wait_for_warm_template(port: int, timeout: float = 120) -> float:

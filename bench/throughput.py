@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench import _epoch, _save_template, _zenml_ready, report
+from bench import _epoch, _save_template, _zenml_ready, bench_daemon, report
 
 POLL_SECONDS = 1.0
 NO_PROMOTION = {"AUTOPILOT_PROMOTION_THRESHOLD": "2"}  # accuracy never reaches it
@@ -34,20 +34,7 @@ EVERY_PROMOTION = {
 @contextmanager
 def _daemon(**environment: str) -> Iterator[Any]:
     """A daemon on this bench's store with default settings but a 1 s poll, warmed up."""
-    from tests.support import DaemonProcess, free_port
-
-    work = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
-    daemon = DaemonProcess(
-        work / "daemon.log",
-        {
-            "ZENML_CONFIG_PATH": os.environ["ZENML_CONFIG_PATH"],
-            "ZENML_REPOSITORY_PATH": os.environ["ZENML_REPOSITORY_PATH"],
-            "AUTOPILOT_STATE_DIR": str(work / "state"),
-            "AUTOPILOT_POLL_INTERVAL_SECONDS": str(POLL_SECONDS),
-            "AUTOPILOT_HTTP_PORT": str(free_port()),
-            **environment,
-        },
-    ).start()
+    daemon = bench_daemon("bench-throughput-", POLL_SECONDS, **environment)
     try:
         daemon.wait_event("daemon.started", timeout=120)
         _wait_until_warm(daemon)
@@ -319,14 +306,7 @@ def candidates(runs: int = 8) -> None:
         started = time.monotonic()
         process = spawn.Process(target=_warm_then_run, args=(imports, _job(work, dataset, index)))
         process.start()
-        _, _, usage = os.wait4(process.pid, 0)
-        report(
-            bench="worker_candidate",
-            candidate="spawn",
-            worker_cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3),
-            wall_seconds=round(time.monotonic() - started, 3),
-            peak_rss_mib=round(usage.ru_maxrss / 1024, 1),
-        )
+        _report_child("spawn", process.pid or 0, started)
     warm_up(imports)
     for index in range(runs):
         started, cpu = time.monotonic(), time.process_time()
@@ -347,14 +327,19 @@ def candidates(runs: int = 8) -> None:
                 _run_training(_job(work, dataset, 200 + index))
             finally:
                 os._exit(0)
-        _, _, usage = os.wait4(pid, 0)
-        report(
-            bench="worker_candidate",
-            candidate="fork",
-            worker_cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3),
-            wall_seconds=round(time.monotonic() - started, 3),
-            peak_rss_mib=round(usage.ru_maxrss / 1024, 1),
-        )
+        _report_child("fork", pid, started)
+
+
+def _report_child(candidate: str, pid: int, started: float) -> None:
+    """Wait for a candidate's worker process; report its CPU, wall time and peak memory."""
+    _, _, usage = os.wait4(pid, 0)
+    report(
+        bench="worker_candidate",
+        candidate=candidate,
+        worker_cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3),
+        wall_seconds=round(time.monotonic() - started, 3),
+        peak_rss_mib=round(usage.ru_maxrss / 1024, 1),
+    )
 
 
 ROOT_DIR = Path(__file__).resolve().parents[1]
