@@ -1,4 +1,4 @@
-"""What a spare worker does before a job arrives, so that the job's pipeline starts at once.
+"""What the worker template does once, so that every run forked from it starts at once.
 
 Measured on the training pipeline in a fresh worker (BENCHMARKS.md, section 3), a run otherwise
 pays, inside the worker and on the chain's clock:
@@ -9,9 +9,10 @@ pays, inside the worker and on the chain's clock:
 - `importlib.metadata.packages_distributions()`, a scan of every installed distribution, which
   ZenML repeats for each output artifact's type: ~0.28 s each.
 
-The last two give the same answer for the whole life of a worker (one job, seconds to minutes),
-so they are computed once here and remembered. A package installed meanwhile is seen by the next
-worker.
+The last two are computed once here and remembered for the template's life, which is the
+daemon's: the environment a run records is the one the daemon started with. A package installed
+into the daemon's environment while it runs (a deployment normally replaces the image instead)
+is recorded by runs after the next restart.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def warm_up(imports: Iterable[tuple[str, str]]) -> None:
     `imports` are (source root, module) pairs: every automation's pipeline modules. Each is
     imported from its root and then forgotten (`imported_from`), so that what it imports from
     libraries (pandas, scikit-learn, zenml's integrations) stays loaded while the job that comes
-    imports its own project's modules fresh: spares serve every automation.
+    imports its own project's modules fresh: one template serves every automation.
     """
     from zenml.utils import source_utils
 
