@@ -917,7 +917,7 @@ BENCHES: dict[str, Callable[[], None]] = {
     "burst": lambda: _throughput("burst"),
     "burst-30": lambda: _throughput("burst", counts=(30,)),
     "sustained": lambda: _throughput("sustained"),
-    "sustained-chain": lambda: _throughput("sustained", rates=(30, 60), chain=True),
+    "sustained-chain": lambda: _throughput("sustained", rates=(30, 45), chain=True),
     "footprint": lambda: _throughput("footprint"),
     "candidates": lambda: _throughput("candidates"),
 }

@@ -212,6 +212,10 @@ def sustained(
     not yet done) each minute. A rate is kept up with if the backlog does not grow. With
     `chain`, every version is promoted and inferred, and done means inferred."""
     _zenml_ready()
+    if chain:  # the bundled inference pipeline predicts on this dataset
+        from pipelines.feature_engineering import launch_feature_engineering
+
+        launch_feature_engineering(random_state=0)
     done_event = "inference.succeeded" if chain else "training.succeeded"
     with _daemon(**(EVERY_PROMOTION if chain else NO_PROMOTION)) as (_, events):
         for rate in rates:
