@@ -222,9 +222,11 @@ class StoreAdapter:
         return [self._run_record(r) for r in pages]
 
     def attempt_run(self, key: str, token: str) -> RunInfo | None:
-        """The run of one attempt: tagged with its key, named with the attempt's token (the
-        launcher puts it in the run name). Neither clock nor page decides."""
-        return self._newest_run(tags=f"equals:{key}", name=f"endswith:-{token}")
+        """The run of one attempt, by the attempt's token that ends its name (the launcher puts
+        it there; a token is random, one per attempt). Not by its key's tag: a run killed as
+        ZenML created it exists, `initializing`, before its tags do (seen in `make soak`), and
+        must still be found and closed, or its model version waits on it for ever."""
+        return self._newest_run(name=f"endswith:-{token}")
 
     def newest_run_for_key(self, key: str) -> RunInfo | None:
         """The newest run tagged with a key (an attempt launched before runs carried tokens)."""
