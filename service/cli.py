@@ -167,7 +167,13 @@ def run_bootstrap(key_file: Path, account: str) -> int:
 def run(settings: Settings, once: bool, dry_run: bool = False) -> int:
     """`run` and `run --once` hold the state dir for as long as they run (one daemon per
     ledger); a dry run works on a scratch copy and needs no lock."""
+    import signal
+
     from service.lock import StateDirBusy, StateDirLock
+
+    # A stop asked for during start-up (seconds of imports) ends it cleanly, before anything
+    # started; the daemon's own handlers replace this one once it can stop gracefully.
+    signal.signal(signal.SIGTERM, _stop_while_starting)
 
     try:
         lock = None if dry_run else StateDirLock(settings.state_dir)
@@ -183,6 +189,10 @@ def run(settings: Settings, once: bool, dry_run: bool = False) -> int:
     finally:
         if lock is not None:
             lock.release()
+
+
+def _stop_while_starting(signum: int, _: object) -> None:
+    raise SystemExit(EXIT_OK)
 
 
 def _run(settings: Settings, once: bool, dry_run: bool, lock: StateDirLock | None) -> int:
