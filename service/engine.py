@@ -108,9 +108,9 @@ class Autopilot:
 
     def tick(self, observe: bool = True) -> TickReport:
         """Settle, observe, decide, dispatch. `observe=False` is for a worker's report between
-        two polls: settle it and dispatch, and list the model versions only if a training
-        ended (its version is judged now, not at the next poll), leaving the datasets to the
-        schedule (in a burst, reports come several times a second)."""
+        two polls: settle it, judge the model version of a training that ended (now, not at
+        the next poll), and dispatch, leaving the listing of the store to the schedule (in a
+        burst, reports come several times a second)."""
         started = time.monotonic()
         clock = _StageClock()
         ended = self.actions.settle()
@@ -119,7 +119,8 @@ class Autopilot:
             self.datasets.tick()
             clock.lap("datasets")
             self.production.tick()  # a person's change is seen before the daemon promotes
-        promoted = self.models.tick(observe or ActionKind.TRAIN in ended)
+        trainings = [run.run for run in ended if run.kind is ActionKind.TRAIN]
+        promoted = self.models.tick(observe, trainings)
         if promoted:
             self.production.tick(promoted)  # and the daemon's own promotion in the same tick
         clock.lap("models")

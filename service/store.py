@@ -316,6 +316,7 @@ class StoreAdapter:
             created=response.created,
             start_time=response.start_time,
             end_time=response.end_time,
+            model_version_id=_run_model_version_id(response),
         )
         if folded is not RunStatus.IN_PROGRESS:
             self._finished_runs[record.id] = record
@@ -586,3 +587,11 @@ def _version_number(response: ArtifactVersionResponse) -> int | None:
     """The integer version, or None for a version saved under a custom string name."""
     version = str(response.version)
     return int(version) if version.isdigit() else None
+
+
+def _run_model_version_id(response: PipelineRunResponse) -> str | None:
+    """The model version a run is linked to, if the response carries its resources (a run read
+    by id does; a listed one may not, and is not fetched again for it)."""
+    resources = response.resources
+    model_version = resources.model_version if resources is not None else None
+    return str(model_version.id) if model_version is not None else None

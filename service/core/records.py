@@ -27,6 +27,7 @@ class RunInfo:
     created: datetime | None = None
     start_time: datetime | None = None
     end_time: datetime | None = None
+    model_version_id: str | None = None  # the version of the Model the run was linked to
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 import signal
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from service import metrics
@@ -26,6 +27,14 @@ from service.stages.production import trained_on
 EVENT_PREFIX = {ActionKind.TRAIN: "training", ActionKind.INFER: "inference"}
 ATTEMPT_TOKEN = "attempt_token"  # in an action's details: the id of its current attempt
 INTERRUPTED = "interrupted: the daemon was shutting down"
+
+
+@dataclass(frozen=True)
+class EndedRun:
+    """An action whose worker ended, and its run as settled (None if none was found)."""
+
+    kind: ActionKind
+    run: RunInfo | None
 
 
 class ActionRunner:
@@ -261,22 +270,21 @@ class ActionRunner:
 
     # -- settle -------------------------------------------------------------------------------
 
-    def settle(self) -> set[ActionKind]:
+    def settle(self) -> list[EndedRun]:
         """Record how finished workers' runs ended; watch runs that go on without a worker.
-        The kinds of the actions whose workers ended."""
-        ended = set()
+        Which actions' workers ended, with the run each was found to have (if any)."""
+        ended = []
         for result in self.executor.poll():
             crashpoint("after_run_finished")
             action = self.ledger.action(result.key)
             if action is not None and action.state is ActionState.RUNNING:
-                self.settle_worker(action, result)
-                ended.add(action.kind)
+                ended.append(EndedRun(action.kind, self.settle_worker(action, result)))
         for action in self.ledger.actions_in(ActionState.RUNNING):
             if not self.executor.is_running(action.key):
                 self._settle_from_store(action, recovering=False)
         return ended
 
-    def settle_worker(self, action: Action, result: WorkerResult) -> None:
+    def settle_worker(self, action: Action, result: WorkerResult) -> RunInfo | None:
         # The run a worker reports is read by its id (a primary key); without one (the worker
         # failed or was killed) it is found by its tag, which ZenML does not index.
         reported = self.store.run(result.run_id) if result.run_id else None
@@ -314,6 +322,7 @@ class ActionRunner:
                 result.error or f"run {run.id if run else '?'} ended {run.status if run else ''}"
             )
             self._attempt_failed(action, error, run)
+        return run
 
     def _settle_from_store(self, action: Action, recovering: bool) -> None:
         """Settle a `running` action that has no live worker in this process."""

@@ -4,7 +4,7 @@ recorded before the stage changes, and carried out idempotently."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,7 +13,7 @@ from service.core.actions import ActionKind, ActionState, action_key
 from service.core.automation import Automation
 from service.core.polling import Polls, format_floor, parse_floor, raised_floor
 from service.core.promotion import PRODUCTION, PromotionDecision, decide_promotion, wait_reason
-from service.core.records import ModelVersionInfo
+from service.core.records import ModelVersionInfo, RunInfo
 from service.faults import crashpoint
 from service.ledger import Action
 from service.stages.context import MODEL, Context, stored_floor, upgrade_cursor, utc_now
@@ -76,13 +76,18 @@ class ModelJudge:
 
     # -- the tick -----------------------------------------------------------------------------
 
-    def tick(self, observe: bool = True) -> list[Automation]:
-        """Judge new (unless not to `observe` the store now) and waiting model versions; the
-        automations whose production the daemon changed."""
+    def tick(
+        self, observe: bool = True, trainings: Sequence[RunInfo | None] = ()
+    ) -> list[Automation]:
+        """Judge new and waiting model versions; the automations whose production the daemon
+        changed. Between polls (`observe` False), the store is not listed: only the versions
+        of the `trainings` that just ended are read (all listed if one's version is unknown)."""
         promoted: dict[str, Automation] = {}
         read_now: set[str] = set()  # a waiting version listed here is not read again below
-        if observe:
+        if observe or any(run is None or run.model_version_id is None for run in trainings):
             self._observe(promoted, read_now)
+        else:
+            self._judge_trained(trainings, promoted, read_now)
         for subject in self.ledger.subjects_with_status(MODEL, "waiting"):
             if subject.id in read_now:
                 continue
@@ -91,6 +96,26 @@ class ModelJudge:
             if automation is not None and waiting is not None and self._judge(automation, waiting):
                 promoted[automation.name] = automation
         return list(promoted.values())
+
+    def _judge_trained(
+        self,
+        trainings: Iterable[RunInfo | None],
+        promoted: dict[str, Automation],
+        read_now: set[str],
+    ) -> None:
+        """Judge the model versions these training runs were linked to (read by id)."""
+        for run in trainings:
+            version_id = run.model_version_id if run else None
+            if version_id is None or version_id in read_now:
+                continue
+            version = self.store.model_version(version_id)
+            automation = self._by_model.get(version.model_name) if version else None
+            if version is None or automation is None:
+                continue  # not a watched model's: the poll decides nothing about it either
+            read_now.add(version.id)
+            floor = stored_floor(self.ledger, automation.model_stream)
+            if (floor is None or version.created >= floor) and self._judge(automation, version):
+                promoted[automation.name] = automation
 
     def _observe(self, promoted: dict[str, Automation], read_now: set[str]) -> None:
         """Carry out promotions a crash left pending, and judge the versions created since the
