@@ -220,6 +220,7 @@ def _start(settings: Settings, once: bool, dry_run: bool, template: WorkerTempla
     from zenml.exceptions import AuthorizationException
 
     from service.daemon import Daemon
+    from service.faults import pausepoint
     from service.logs import capture_zenml_logs, configure, get_logger, register_secret
 
     store_url = os.environ.get("ZENML_STORE_URL")
@@ -233,6 +234,7 @@ def _start(settings: Settings, once: bool, dry_run: bool, template: WorkerTempla
         settings.shutdown_grace_seconds,
         store_url=redact_url(store_url or "<embedded local store>"),
     )
+    pausepoint("before_signal_handlers")
     daemon.install_signal_handlers()
     try:
         health = None if once else _start_health_server(settings, daemon)

@@ -1,16 +1,25 @@
-"""Test-only fault injection: inert unless AUTOPILOT_TEST_CRASH_AT names a crash point.
+"""Test-only fault injection: inert unless AUTOPILOT_TEST_CRASH_AT names a crash point or
+AUTOPILOT_TEST_PAUSE_AT names a pause point.
 
 `crashpoint("after_dataset_claimed")` kills the daemon with SIGKILL right there, so tests can
 show that a restart completes the chain with nothing lost and nothing done twice. Every crash
 point's name is listed in CRASH_POINTS and in RELIABILITY.md.
+
+`pausepoint("before_signal_handlers")` holds the daemon there (saying so on stderr) for a test
+to act in a window that is otherwise too short to hit, a signal say. Every pause point's name
+is listed in PAUSE_POINTS.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
+import time
 
 CRASH_ENV = "AUTOPILOT_TEST_CRASH_AT"
+PAUSE_ENV = "AUTOPILOT_TEST_PAUSE_AT"
+PAUSE_SECONDS = 60  # then it goes on, as if it had never paused
 
 CRASH_POINTS = (
     "after_cursor_read",  # a dataset cursor read, nothing judged yet
@@ -23,8 +32,23 @@ CRASH_POINTS = (
     "after_production_seen",  # production change recorded and infer key claimed
 )
 
+PAUSE_POINTS = (
+    # start-up: the state dir locked, the worker template forked, the logs configured; the
+    # daemon's own signal handlers not yet installed (`cli._stop_while_starting` stops it)
+    "before_signal_handlers",
+)
+
 
 def crashpoint(name: str) -> None:
     """SIGKILL this process if the test switch names this point; otherwise do nothing."""
     if os.environ.get(CRASH_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def pausepoint(name: str) -> None:
+    """Wait here for up to PAUSE_SECONDS if the test switch names this point, after saying so
+    on stderr (`autopilot: paused at <name>`); otherwise do nothing. A signal handler that
+    raises ends the wait."""
+    if os.environ.get(PAUSE_ENV) == name:
+        print(f"autopilot: paused at {name}", file=sys.stderr, flush=True)
+        time.sleep(PAUSE_SECONDS)

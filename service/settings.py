@@ -29,7 +29,7 @@ from service.runtime.sources import BUNDLED_ROOT
 
 ENV_PREFIX = "AUTOPILOT_"
 # Variables the daemon reads itself rather than through Settings (test-only fault injection).
-EXTRA_KNOWN_VARIABLES = frozenset({"AUTOPILOT_TEST_CRASH_AT"})
+EXTRA_KNOWN_VARIABLES = frozenset({"AUTOPILOT_TEST_CRASH_AT", "AUTOPILOT_TEST_PAUSE_AT"})
 # ZenML's own variables that hold secrets: never printed.
 SECRET_ZENML_VARIABLES = ("ZENML_STORE_API_KEY", "ZENML_STORE_PASSWORD")
 

@@ -242,6 +242,28 @@ def sleep_launcher(value: str, seconds: float) -> str:
     return value
 
 
+def launch_killed_before_run_tags(**kwargs: Any) -> str:
+    """The daemon's own launcher, in a worker that is SIGKILLed inside ZenML's creation of its
+    run: after ZenML committed the run (`initializing`) and linked it to its model version,
+    before it attached the run's tags (`SqlZenStore._create_run` does them in that order). The
+    window a kill of the daemon (its workers die with it) hit in `make soak`. Only a kill point
+    is added: ZenML runs for real up to it."""
+    from zenml.zen_stores.schemas import PipelineRunSchema
+    from zenml.zen_stores.sql_zen_store import SqlZenStore
+
+    from service.runtime.launch import launch_pipeline
+
+    attach = SqlZenStore._attach_tags_to_resources
+
+    def killed_before_run_tags(self: Any, tags: Any, resources: Any, session: Any) -> None:
+        if isinstance(resources, PipelineRunSchema):
+            os.kill(os.getpid(), signal.SIGKILL)
+        attach(self, tags, resources, session)
+
+    SqlZenStore._attach_tags_to_resources = killed_before_run_tags  # type: ignore[method-assign]
+    return launch_pipeline(**kwargs)
+
+
 EXAMPLE_ROOT = PROJECT_ROOT / "examples" / "diabetes"
 # rmse on the example's test split (random_state 0): clean data 60.4, noise=1.0 data 67.1.
 DIABETES_THRESHOLD = "64"

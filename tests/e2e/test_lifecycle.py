@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.feature_engineering import launch_feature_engineering
+from service.faults import PAUSE_ENV
 from tests.support import (
     PROJECT_ROOT,
     QUIET_ZENML,
@@ -126,3 +128,45 @@ def _a_second_daemon_is_refused(
     explain = _autopilot("explain", dataset_id, env=environment)
     assert explain.returncode == 0, explain.stderr
     assert key in explain.stdout
+
+
+def test_a_sigterm_during_start_up_ends_the_daemon_cleanly(zenml_store, tmp_path):
+    """A stop asked for while the daemon starts (the soak's final daemon got one), after the
+    worker template is forked and the logs configured, before the daemon's own signal handlers
+    are in place: it exits 0, with no traceback, having launched nothing, the state dir free."""
+    from service.lock import StateDirLock
+
+    environment = {
+        "ZENML_CONFIG_PATH": str(zenml_store.config_path),
+        **daemon_settings(tmp_path),
+        "AUTOPILOT_START_FROM": "beginning",
+        PAUSE_ENV: "before_signal_handlers",
+    }
+    state_dir = Path(environment["AUTOPILOT_STATE_DIR"])
+    dataset = launch_feature_engineering(training_tags=["approved"], random_state=53)
+    key = f"train:{dataset.training_id}"  # what it would train, had it started
+    daemon = DaemonProcess(tmp_path / "daemon.log", environment).start()
+    try:
+        process = daemon.process
+        assert process is not None and process.stderr is not None
+        said = []
+        for line in process.stderr:  # until it holds in the window
+            said.append(line.decode(errors="replace"))
+            if line.strip() == b"autopilot: paused at before_signal_handlers":
+                break
+        else:
+            pytest.fail(f"exited with {process.wait(30)} before the pause: {''.join(said)}")
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(60)
+        said.append(process.stderr.read().decode(errors="replace"))
+    finally:
+        daemon.close()
+    stderr = "".join(said)
+    assert code == 0, stderr[-3000:]  # not -15: the signal did not kill it
+    assert "Traceback" not in stderr
+    # Its log is empty: no traceback, and no event, since it had not connected to the store
+    # (`daemon.configured`), let alone claimed or launched anything.
+    assert daemon.log_path.read_text() == ""
+    assert _runs(key) == []
+    assert not (state_dir / "ledger.sqlite").exists()  # no ledger: nothing claimed
+    StateDirLock(state_dir).release()  # the state dir is free again

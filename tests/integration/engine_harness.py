@@ -52,6 +52,10 @@ def kill_worker(engine: Autopilot, key: str) -> None:
         lambda: engine.executor.worker_pid(key), timeout=120, interval=0.05, what="its worker"
     )
     os.kill(pid, signal.SIGKILL)
+    wait_until_gone(pid)
+
+
+def wait_until_gone(pid: int) -> None:
     wait_for(lambda: _gone(pid), timeout=30, interval=0.05, what=f"worker {pid} gone")
 
 

@@ -13,7 +13,15 @@ import pytest
 from pipelines.feature_engineering import launch_feature_engineering
 from service.core.actions import AUTOPILOT_TAG, ActionState
 from service.core.records import RunStatus
-from tests.integration.engine_harness import kill_worker, make_engine, runs_for, tick_until
+from service.stages import actions
+from service.stages.actions import ATTEMPT_TOKEN
+from tests.integration.engine_harness import (
+    kill_worker,
+    make_engine,
+    runs_for,
+    tick_until,
+    wait_until_gone,
+)
 from tests.support import slow_training, wait_for
 
 pytestmark = pytest.mark.integration
@@ -164,6 +172,48 @@ def test_an_orphaned_run_is_found_whatever_the_clocks_say(zenml_store, tmp_path)
     action = restarted.ledger.action(key)
     assert (action.state, action.attempts) == (ActionState.SUCCEEDED, 2)
     assert [r.status for r in runs_for(restarted, key)] == [RunStatus.FAILED, RunStatus.SUCCEEDED]
+
+
+def test_a_run_killed_while_zenml_created_it_is_found_by_its_token_and_closed(
+    zenml_store, tmp_path, monkeypatch
+):
+    """The daemon killed while ZenML created a training run (seen in `make soak`): the run is
+    in the store, `initializing`, linked to its new model version, without tags yet. Recovery
+    finds it by the attempt's token alone, closes it and retries; its model version is judged
+    instead of waiting on it for ever."""
+    from zenml.client import Client
+
+    approved = launch_feature_engineering(training_tags=["approved"], random_state=30)
+    key = f"train:{approved.training_id}"
+    with monkeypatch.context() as patched:
+        patched.setattr(actions, "LAUNCHER", "tests.support:launch_killed_before_run_tags")
+        crashed = make_engine(tmp_path / "state")
+        crashed.tick()
+        pid = wait_for(lambda: crashed.executor.worker_pid(key), timeout=60, what="its worker")
+        wait_until_gone(pid)  # killed inside ZenML's run creation, as the daemon's death would
+    token = crashed.ledger.action(key).details[ATTEMPT_TOKEN]
+    crashed.ledger.close()
+    (orphan,) = Client().list_pipeline_runs(name=f"endswith:-{token}", hydrate=True).items
+    assert orphan.status.value == "initializing" and orphan.tags == []  # the kill window
+    assert orphan.model_version is not None  # its model version waits on it
+    assert runs_for(crashed, key) == []  # nothing carries the key's tag
+
+    restarted = make_engine(tmp_path / "state")  # start() resolves the open claim
+    closed = Client().get_pipeline_run(orphan.id)
+    assert closed.status.value == "failed"  # found by its token, closed
+    assert "orphaned" in (closed.get_body().status_reason or "")
+    action = restarted.ledger.action(key)
+    assert (action.state, action.attempts) == (ActionState.RETRY_WAIT, 1)  # counted
+    tick_until(restarted, lambda: _settled(restarted, key), "the retry")
+    action = restarted.ledger.action(key)
+    assert (action.state, action.attempts) == (ActionState.SUCCEEDED, 2)
+    assert [r.status for r in runs_for(restarted, key)] == [RunStatus.SUCCEEDED]
+    judged = tick_until(
+        restarted,
+        lambda: restarted.ledger.action(f"promote:{orphan.model_version.id}"),
+        "the orphan's model version to be judged",
+    )
+    assert judged.details["decision"]["reason"] == "training_run_failed"
 
 
 def _older_runs_for(key: str, count: int) -> None:
