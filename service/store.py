@@ -209,7 +209,7 @@ class StoreAdapter:
             self._finished_runs.move_to_end(run_id)
             return cached
         try:
-            response = self._client.get_pipeline_run(UUID(run_id), hydrate=False)
+            response = self._client.get_pipeline_run(UUID(run_id), hydrate=True)
         except KeyError:
             return None
         return self._run_record(response)
@@ -217,7 +217,10 @@ class StoreAdapter:
     def runs_for_key(self, key: str) -> list[RunInfo]:
         """Every run launched for an action key, oldest first (one per attempt), every page."""
         pages = self._pages(
-            self._client.list_pipeline_runs, tags=f"equals:{key}", sort_by="asc:created"
+            self._client.list_pipeline_runs,
+            tags=f"equals:{key}",
+            sort_by="asc:created",
+            hydrate=True,
         )
         return [self._run_record(r) for r in pages]
 
@@ -244,7 +247,9 @@ class StoreAdapter:
         return self._newest_run(tags=f"equals:{key}", **filters)
 
     def _newest_run(self, **filters: Any) -> RunInfo | None:
-        page = self._client.list_pipeline_runs(sort_by="desc:created", size=1, **filters)
+        page = self._client.list_pipeline_runs(
+            sort_by="desc:created", size=1, hydrate=True, **filters
+        )
         return self._run_record(page.items[0]) if page.items else None
 
     def run_failure(self, run_id: str) -> str | None:
@@ -303,6 +308,8 @@ class StoreAdapter:
         return run, not_stopped
 
     def _run_record(self, response: PipelineRunResponse) -> RunInfo:
+        """A run as the daemon needs it. Its start and end times are ZenML metadata: a run read
+        unhydrated would be fetched again for them, so every run read here is hydrated."""
         status = response.status
         if status.is_finished:
             folded = RunStatus.SUCCEEDED if status.is_successful else RunStatus.FAILED
@@ -510,7 +517,7 @@ class StoreAdapter:
     def _model_producer(self, response: ModelVersionResponse) -> RunInfo | None:
         """The run that created the version: the first run configured with it."""
         page = self._client.list_pipeline_runs(
-            model_version_id=response.id, sort_by="asc:created", size=1
+            model_version_id=response.id, sort_by="asc:created", size=1, hydrate=True
         )
         return self._run_record(page.items[0]) if page.items else None
 
