@@ -42,11 +42,19 @@ class DatasetDecision:
         return self.verdict is Verdict.TRAIN or self.reason in FINAL_SKIPS
 
 
-def evaluate_dataset(version: DatasetVersion, required_tags: Iterable[str]) -> DatasetDecision:
+# Waiting for a second look: ZenML commits a new artifact version and attaches its tags after
+# (`save_artifact(..., tags=[...])` included), so a poll can read it untagged.
+TAGS_MAY_FOLLOW = "tags_may_follow"
+
+
+def evaluate_dataset(
+    version: DatasetVersion, required_tags: Iterable[str], first_look: bool = False
+) -> DatasetDecision:
     """Decide what to do with one dataset version.
 
     Order matters: the daemon's own outputs are never selected (no loops), and nothing is judged
     before the run that produced it has finished, because tags may still be added by its steps.
+    On the `first_look` at a version, missing tags wait for one more look (TAGS_MAY_FOLLOW).
     """
     producer = version.producer
     if version.producer_pending:  # its step has not completed: for now it looks hand-made
@@ -58,6 +66,8 @@ def evaluate_dataset(version: DatasetVersion, required_tags: Iterable[str]) -> D
     if producer is not None and producer.status is RunStatus.FAILED:
         return DatasetDecision(Verdict.SKIP, SkipReason.PRODUCER_RUN_FAILED)
     missing = tuple(sorted(set(required_tags) - version.tags))
+    if missing and first_look:
+        return DatasetDecision(Verdict.WAIT, TAGS_MAY_FOLLOW, missing)
     if missing:
         return DatasetDecision(Verdict.SKIP, SkipReason.MISSING_TAGS, missing)
     return DatasetDecision(Verdict.TRAIN, "selected")

@@ -14,7 +14,13 @@ from service.core.actions import ActionKind, action_key
 from service.core.automation import Automation
 from service.core.polling import Polls, format_floor, parse_floor, raised_floor
 from service.core.records import DatasetVersion
-from service.core.selection import DatasetDecision, SkipReason, Verdict, evaluate_dataset
+from service.core.selection import (
+    TAGS_MAY_FOLLOW,
+    DatasetDecision,
+    SkipReason,
+    Verdict,
+    evaluate_dataset,
+)
 from service.faults import crashpoint
 from service.stages.context import (
     DATASET,
@@ -88,8 +94,8 @@ class DatasetWatch:
     # -- the tick -----------------------------------------------------------------------------
 
     def tick(self) -> None:
-        self._watch_new()
-        self._recheck_waiting()
+        read_now = self._watch_new()
+        self._recheck_waiting(read_now)
         self._reconcile_some()
 
     def _reconcile_some(self) -> None:
@@ -106,10 +112,12 @@ class DatasetWatch:
                 self._next_reconcile = time.monotonic() + interval
                 return
 
-    def _watch_new(self) -> None:
+    def _watch_new(self) -> set[str]:
         """Versions of every watched artifact not judged yet, in as few queries as the floors
         allow: each name is read from the lowest floor of the automations that watch it, by a
-        sweep or a fast read (`core/polling`). Only a sweep moves the stored floors."""
+        sweep or a fast read (`core/polling`). Only a sweep moves the stored floors. The ids
+        of the versions read."""
+        read_now: set[str] = set()
         floors = {
             (automation.name, name): stored_floor(self.ledger, automation.dataset_stream(name))
             for name, automations in self._watchers.items()
@@ -126,6 +134,7 @@ class DatasetWatch:
             batch: list[DatasetVersion] = []
             for version in self.store.dataset_versions_since(group, self._seen, self._judged):
                 batch.append(version)
+                read_now.add(version.id)
                 if len(batch) >= BATCH_SIZE:
                     self._judge_new(batch, floors)
                     batch = []
@@ -136,6 +145,7 @@ class DatasetWatch:
                 self._raise_floors(group.names, floors, newest_before)
         if sweep:
             self._polls.swept()
+        return read_now
 
     def _judged(self, name: str, version_id: str) -> bool:
         """Judged for good by every automation watching `name` (read from the ledger)."""
@@ -192,7 +202,7 @@ class DatasetWatch:
         if prior is None:
             lag = (utc_now() - version.created).total_seconds()
             metrics.LAG.labels(automation.dataset_stream(version.artifact_name)).set(max(0.0, lag))
-        decision = evaluate_dataset(version, automation.required_tags)
+        decision = evaluate_dataset(version, automation.required_tags, first_look=prior is None)
         ids = {
             "dataset_version_id": version.id,
             "artifact": version.artifact_name,
@@ -238,9 +248,14 @@ class DatasetWatch:
             details,
         )
 
-    def _recheck_waiting(self) -> None:
-        """Versions whose producing run was still going: look again (one read per version)."""
-        waiting = self.ledger.subjects_with_status(DATASET, "waiting")
+    def _recheck_waiting(self, read_now: set[str]) -> None:
+        """Versions whose producing run was still going, or whose tags may have followed them:
+        look again (one read per version), those read in this tick at the next."""
+        waiting = [
+            subject
+            for subject in self.ledger.subjects_with_status(DATASET, "waiting")
+            if subject.id not in read_now
+        ]
         versions: dict[str, DatasetVersion | None] = {}
         pairs = []
         for subject in waiting:
@@ -289,7 +304,9 @@ class DatasetWatch:
 
 
 def _log_decision(log: Any, decision: DatasetDecision, ids: dict[str, Any]) -> None:
-    if decision.verdict is Verdict.WAIT:
+    if decision.reason == TAGS_MAY_FOLLOW:  # every untagged version, for one tick: not news
+        log.debug("dataset.waiting", reason=decision.reason, **ids)
+    elif decision.verdict is Verdict.WAIT:
         log.info("dataset.waiting", reason=decision.reason, **ids)
     else:
         extra = {"missing_tags": list(decision.missing_tags)} if decision.missing_tags else {}

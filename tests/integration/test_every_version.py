@@ -177,8 +177,10 @@ def test_a_reconciliation_pass_is_spread_over_ticks_page_by_page(
     monkeypatch.setattr(service.stages.datasets, "RECONCILE_PAGES_PER_TICK", 1)
     old = [str(save_artifact(pd.DataFrame({"x": [1]}), name=DATASET).id) for _ in range(5)]
     engine = make_engine(tmp_path / "state", reconcile_interval_seconds=3600)
-    engine.datasets.tick()  # judged once: skipped, not approved
+    engine.datasets.tick()  # seen untagged: its tags may follow it (ZenML adds them after)
+    engine.datasets.tick()  # looked at again: skipped, not approved
     assert _claimed(engine) == set()
+    assert {engine.ledger.subject("default", id).reason for id in old} == {"missing_tags"}
     for id in old:
         add_tags(tags=["approved"], artifact_version_id=id)
     claimed_per_tick = []
@@ -188,3 +190,32 @@ def test_a_reconciliation_pass_is_spread_over_ticks_page_by_page(
         claimed_per_tick.append(len(_claimed(engine)))
     assert claimed_per_tick[0] <= 2  # one page of two in the first tick
     assert _claimed(engine) == set(old)  # and every one by the end, once
+
+
+def test_a_version_polled_before_zenml_attached_its_tags_is_selected_at_the_next_poll(
+    zenml_store, tmp_path, monkeypatch
+):
+    """ZenML commits a new artifact version, then attaches its tags: a poll in between sees it
+    untagged. The next poll must select it, not the reconciliation pass an interval later."""
+    from zenml import save_artifact
+    from zenml.zen_stores.schemas import ArtifactVersionSchema
+    from zenml.zen_stores.sql_zen_store import SqlZenStore
+
+    engine = make_engine(tmp_path / "state", reconcile_interval_seconds=3600)
+    engine.datasets.tick()  # the reconciliation pass of the first tick, done: next in an hour
+    attach_tags = SqlZenStore._attach_tags_to_resources
+
+    def poll_first(self, tags, resources, session=None):  # ZenML's window, made every time
+        if tags and isinstance(resources, ArtifactVersionSchema):
+            engine.datasets.tick()
+        return attach_tags(self, tags, resources, session=session)
+
+    monkeypatch.setattr(SqlZenStore, "_attach_tags_to_resources", poll_first)
+    version = str(save_artifact(pd.DataFrame({"x": [1]}), name=DATASET, tags=["approved"]).id)
+    monkeypatch.undo()
+    seen_untagged = engine.ledger.subject("default", version)
+    assert seen_untagged is not None and seen_untagged.reason == "tags_may_follow"
+
+    engine.datasets.tick()
+
+    assert _claimed(engine) == {version}

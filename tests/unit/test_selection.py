@@ -1,6 +1,6 @@
 from service.core.actions import AUTOPILOT_TAG
 from service.core.records import RunStatus
-from service.core.selection import SkipReason, Verdict, evaluate_dataset
+from service.core.selection import TAGS_MAY_FOLLOW, SkipReason, Verdict, evaluate_dataset
 from tests.unit.factories import dataset, run
 
 REQUIRED = ["approved"]
@@ -22,6 +22,22 @@ def test_missing_tags_are_named_and_the_version_can_be_approved_later():
     assert decision.reason == SkipReason.MISSING_TAGS
     assert decision.missing_tags == ("validated",)
     assert not decision.final
+
+
+def test_missing_tags_get_a_second_look_before_the_version_is_skipped():
+    # ZenML attaches a new version's tags after committing it: a poll may see it untagged.
+    first = evaluate_dataset(dataset(set(), producer=None), REQUIRED, first_look=True)
+    assert (first.verdict, first.reason, first.missing_tags) == (
+        Verdict.WAIT,
+        TAGS_MAY_FOLLOW,
+        ("approved",),
+    )
+    tagged_since = evaluate_dataset(dataset({"approved"}, producer=None), REQUIRED)
+    assert tagged_since.verdict is Verdict.TRAIN
+    still_untagged = evaluate_dataset(dataset(set(), producer=None), REQUIRED)
+    assert still_untagged.reason == SkipReason.MISSING_TAGS
+    tagged_at_once = evaluate_dataset(dataset({"approved"}, None), REQUIRED, first_look=True)
+    assert tagged_at_once.verdict is Verdict.TRAIN
 
 
 def test_nothing_is_judged_while_its_producing_run_is_still_going():
