@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from service.core import polling
 from service.core.polling import PollGroup, Seen
 from service.core.records import DatasetVersion, ModelVersionInfo, RunInfo, RunStatus
 from service.redact import redact_url
@@ -342,22 +343,40 @@ class StoreAdapter:
     ) -> Iterator[ModelVersionInfo]:
         """Versions of a group of models created at or after its floor, oldest first, in one
         query, read in full; those judged already are left out as in `dataset_versions_since`
-        (a model version always has a number: a fast read is one query)."""
-        (numbers,) = _number_filters("number", group.min_number, nullable=False)
-        pages = self._pages(
-            self._client.list_model_versions,
-            model=_one_of(list(group.names)),
-            sort_by="asc:created",
-            hydrate=False,
-            tie_break=lambda response: (response.created, response.number),
-            **_created_since(group.since),
-            **numbers,
-        )
-        for response in pages:
+        (a model version always has a number: a fast read is one query, or, by numbers alone,
+        one per `NUMBER_AHEAD` new numbers, `core/polling`)."""
+        for response in self._model_responses_since(group):
             if not _unseen(response.model.name, response.number, response, group, seen, judged):
                 continue
             if (full := self.model_version(str(response.id))) is not None:
                 yield full
+
+    def _model_responses_since(self, group: PollGroup) -> Iterator[ModelVersionResponse]:
+        """The unhydrated versions of a group's models a read lists (`core/polling`)."""
+        read: dict[str, Any] = {
+            "sort_by": "asc:created",
+            "hydrate": False,
+            "tie_break": lambda response: (response.created, response.number),
+            **_created_since(group.since),
+        }
+        if group.max_number is None or group.min_number is None:
+            (numbers,) = _number_filters("number", group.min_number, nullable=False)
+            model = _one_of(list(group.names))
+            yield from self._pages(self._client.list_model_versions, model=model, **read, **numbers)
+            return
+        # By numbers alone: SQLite walks the `(number, model_id)` index (a model filter would
+        # make it read every version of the model); other models' versions are dropped here.
+        names, lowest, highest = set(group.names), group.min_number, group.max_number
+        while True:
+            at_highest = False
+            window = [f"gte:{lowest}", f"lte:{highest}"]
+            for response in self._pages(self._client.list_model_versions, number=window, **read):
+                if response.model.name in names:
+                    at_highest = at_highest or response.number == highest
+                    yield response
+            if not at_highest:  # numbers are consecutive above the top: none above `highest`
+                return
+            lowest, highest = highest + 1, highest + polling.NUMBER_AHEAD
 
     def top_model_number(self, model: str) -> int | None:
         """The highest version number of a model (None: no version), as `top_dataset_number`."""

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from service import metrics
+from service.core import polling
 from service.core.actions import ActionKind, ActionState, action_key
 from service.core.automation import Automation
 from service.core.polling import Polls, format_floor, parse_floor, raised_floor
@@ -29,7 +30,11 @@ class ModelJudge:
         self.production = production
         self._by_model = {a.model_name: a for a in context.automations.values()}
         # Sweeps and fast reads (core/polling), and what they read, as for datasets.
-        self._polls = Polls(context.settings.reconcile_interval_seconds)
+        # Models numbered high are read by numbers alone (SQLite's plan for a model filter).
+        self._polls = Polls(
+            context.settings.reconcile_interval_seconds,
+            number_only_from=polling.NUMBER_ONLY_FROM,
+        )
         self._seen = self._polls.seen
 
     # -- start-up -----------------------------------------------------------------------------

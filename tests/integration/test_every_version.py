@@ -188,3 +188,58 @@ def test_a_reconciliation_pass_is_spread_over_ticks_page_by_page(
         claimed_per_tick.append(len(_claimed(engine)))
     assert claimed_per_tick[0] <= 2  # one page of two in the first tick
     assert _claimed(engine) == set(old)  # and every one by the end, once
+
+
+def test_a_model_numbered_high_is_read_through_the_number_index_and_each_version_judged_once(
+    zenml_store, tmp_path, monkeypatch
+):
+    """SQLite reads every version of a model given a model filter, whatever the number bound
+    (its `(model_id, producer_run_id_if_numeric)` index): between sweeps, a model numbered
+    above NUMBER_ONLY_FROM is read by numbers alone, from the `(number, model_id)` index. Every
+    new version is still judged once, more than NUMBER_AHEAD at once too; another model's
+    versions in the same numbers are not judged."""
+    from sqlalchemy import event
+    from zenml.client import Client
+
+    import service.core.polling
+
+    monkeypatch.setattr(service.core.polling, "NUMBER_ONLY_FROM", 3)
+    monkeypatch.setattr(service.core.polling, "NUMBER_AHEAD", 2)
+    monkeypatch.setattr(service.core.polling, "NUMBER_MARGIN", 1)
+    client = Client()
+    client.create_model(MODEL)
+    client.create_model("other_model")
+    first = [client.create_model_version(MODEL, name=f"v{i}").id for i in range(5)]
+    engine = make_engine(tmp_path / "state", reconcile_interval_seconds=3600)
+    engine.models.tick()  # the first tick sweeps
+    subjects = {str(v) for v in first}
+    assert {s.id for s in engine.ledger.subjects_with_status("model", "waiting")} == subjects
+
+    new = [client.create_model_version(MODEL, name=f"w{i}").id for i in range(5)]  # 6 to 10
+    others = [client.create_model_version("other_model", name=f"o{i}").id for i in range(8)]
+    reads: list[tuple[str, object]] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany) -> None:
+        if "model_version.created >=" in statement:  # a read since a floor, not one by id
+            reads.append((statement, parameters))
+
+    sql = client.zen_store.engine
+    event.listen(sql, "before_cursor_execute", note)
+    try:
+        engine.models.tick()  # a fast read: 6 and 7, then 8 and 9, then 10 and 11 (none)
+        engine.models.tick()  # idle
+    finally:
+        event.remove(sql, "before_cursor_execute", note)
+    waiting = engine.ledger.subjects_with_status("model", "waiting")
+    assert sorted(s.id for s in waiting) == sorted(subjects | {str(v) for v in new})
+    assert not any(engine.ledger.subject("default", str(v)) for v in others)
+
+    assert reads
+    with sql.connect() as connection:
+        plans = [
+            str(row[-1])
+            for statement, parameters in reads
+            for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        ]
+    walked = [p for p in plans if p.startswith(("SEARCH model_version", "SCAN model_version"))]
+    assert walked and all("(number>? AND number<?)" in p for p in walked), walked
