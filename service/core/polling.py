@@ -60,12 +60,25 @@ Floors are compared in the store's clock only (`created` values it wrote), never
 Names whose floors are close share one query (`artifact=oneof:[...]`); in a fast read, names
 whose `lowest` are close too (`NUMBER_SPAN`). After a tick every floor has caught up to the same
 point, so an idle daemon makes one query per kind (two for artifacts: numbered, unnumbered).
+
+An idle fast read would still list every version in its window again: its names' last
+`LOOKBACK`, and, for a name in a group read from a lower floor than its own, its versions
+between the two, which it leaves; ZenML builds each listed artifact version with a query for
+its producer (about 1,000 versions a tick with 50 spread floors, BENCHMARKS.md section 6). So
+each query of an artifacts' fast read first asks for its count and newest version (a page of
+one): when the count is that of the versions the daemon read before in that window (`Seen.known`,
+by `created` and number) and the newest is one of them, nothing is new and nothing is listed;
+otherwise the query lists in full as above, and known versions it no longer lists (deleted)
+are forgotten. A version created now is the newest; the check misses only one committed late
+(created before the newest known one) at the moment a known one in the same window was
+deleted, and the next sweep judges it. Model versions are listed without a query per row and
+are not checked so.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -180,12 +193,14 @@ def _close(lowest: datetime | None, floor: datetime | None) -> bool:
 
 class Seen:
     """What the daemon has read of the store: the newest `created` (the store's clock), the
-    highest number per name, and the versions at or above their name's floor that were judged
-    and committed, by id."""
+    highest number per name, and the versions read since their name's floor went below them
+    that were judged (or left below a floor) and committed, by id, with their `created` and
+    number."""
 
     def __init__(self) -> None:
         self.newest: datetime | None = None
-        self._judged: dict[str, dict[str, datetime]] = {}  # name -> version id -> created
+        # name -> version id -> (created, number or None)
+        self._judged: dict[str, dict[str, tuple[datetime, int | None]]] = {}
         self._tops: dict[str, int] = {}  # name -> highest version number read
 
     def observe(
@@ -203,17 +218,36 @@ class Seen:
     def top(self, name: str) -> int | None:
         return self._tops.get(name)
 
-    def add(self, name: str, version_id: str, created: datetime) -> None:
+    def add(self, name: str, version_id: str, created: datetime, number: int | None = None) -> None:
         self.observe(created)
-        self._judged.setdefault(name, {})[version_id] = created
+        self._judged.setdefault(name, {})[version_id] = (created, number)
 
     def knows(self, name: str, version_id: str) -> bool:
         return version_id in self._judged.get(name, {})
 
+    def known(
+        self, names: Iterable[str], since: datetime | None, lowest: int | None
+    ) -> dict[str, str]:
+        """The known versions (id -> name) a read of these names returns: created at or after
+        `since`, and numbered from `lowest` up, or (None) without a number."""
+        return {
+            id: name
+            for name in names
+            for id, (created, number) in self._judged.get(name, {}).items()
+            if (since is None or created >= since)
+            and (number is None if lowest is None else number is not None and number >= lowest)
+        }
+
+    def forget(self, name: str, version_id: str) -> None:
+        """A known version a complete read no longer lists (deleted)."""
+        self._judged.get(name, {}).pop(version_id, None)
+
     def forget_below(self, name: str, floor: datetime | None) -> None:
         """Versions under the floor are never read again: keep memory to the window."""
         if floor is not None and name in self._judged:
-            self._judged[name] = {i: c for i, c in self._judged[name].items() if c >= floor}
+            self._judged[name] = {
+                i: seen for i, seen in self._judged[name].items() if seen[0] >= floor
+            }
 
 
 class Polls:

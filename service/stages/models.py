@@ -117,7 +117,7 @@ class ModelJudge:
                 floor = floors[version.model_name]
                 if (floor is None or version.created >= floor) and self._judge(automation, version):
                     promoted[automation.name] = automation
-                self._seen.add(version.model_name, version.id, version.created)
+                self._seen.add(version.model_name, version.id, version.created, version.number)
             self._polls.read(group, newest_before)
             if sweep:  # only a sweep moves the stored floors (core/polling)
                 self._raise_floors(group.names, floors, newest_before)

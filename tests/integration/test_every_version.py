@@ -243,3 +243,59 @@ def test_a_model_numbered_high_is_read_through_the_number_index_and_each_version
         ]
     walked = [p for p in plans if p.startswith(("SEARCH model_version", "SCAN model_version"))]
     assert walked and all("(number>? AND number<?)" in p for p in walked), walked
+
+
+def test_an_idle_fast_read_lists_no_version_again_however_spread_the_floors(
+    zenml_store, tmp_path, monkeypatch
+):
+    """Two artifacts whose floors lie within LOOKBACK share a fast read from the lower floor;
+    the other artifact's versions between the two floors were read (and left) before. An idle
+    tick asks each query for its count and newest version, sees only versions it read, and
+    lists no more; a new version, or one saved after a known one was deleted, is listed and
+    judged at once, and the deleted one is forgotten."""
+    from zenml import save_artifact
+    from zenml.client import Client
+
+    client = Client()
+
+    def save(name: str, **kwargs: str) -> str:
+        return str(save_artifact(pd.DataFrame({"x": [1]}), name=name, **kwargs).id)
+
+    save("early")
+    late = [save(DATASET) for _ in range(5)]  # after `early`'s floor, before their own
+    store = StoreAdapter()
+    listed: list[int] = []
+    list_call = store._client.list_artifact_versions
+
+    def counting(*args, **kwargs):
+        page = list_call(*args, **kwargs)
+        listed.append(len(page.items))
+        return page
+
+    monkeypatch.setattr(store._client, "list_artifact_versions", counting)
+    engine = make_engine(
+        tmp_path / "state",
+        store=store,
+        start_from="now",  # each floor just above its artifact's newest version
+        dataset_required_tags="",
+        reconcile_interval_seconds=3600,
+        environ={"AUTOPILOT_DATASET_NAMES": f"early,{DATASET}"},
+    )
+    engine.datasets.tick()  # the sweep
+    engine.datasets.tick()  # the first fast read lists `late`, below their own floor
+    for _ in range(3):
+        listed.clear()
+        engine.datasets.tick()
+        assert sum(listed) <= 1, listed  # the numbered query's newest version, no more
+    assert not _claimed(engine)
+
+    new = save(DATASET)
+    engine.datasets.tick()
+    assert _claimed(engine) == {new}
+    client.delete_artifact_version(late[0])
+    again = save("early")
+    engine.datasets.tick()
+    assert _claimed(engine) == {new, again}
+    listed.clear()
+    engine.datasets.tick()
+    assert sum(listed) <= 1, listed

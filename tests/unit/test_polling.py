@@ -173,3 +173,17 @@ def test_names_numbered_above_number_only_from_are_read_by_numbers_alone_in_grou
     polls.plan(floors, _no_store_top)
     polls.swept()
     assert polls.plan(floors, tops.get)[1] == plan_polls(floors, tops, number_only_from=1_000)
+
+
+def test_seen_tells_which_known_versions_a_read_lists_and_forgets_a_deleted_one():
+    seen = Seen()
+    seen.add("a", "old", T - timedelta(minutes=5), 1)
+    seen.add("a", "numbered", T, 7)
+    seen.add("a", "custom", T, None)
+    seen.add("b", "other", T + timedelta(seconds=1), 9)
+    assert seen.known(["a", "b"], T, 5) == {"numbered": "a", "other": "b"}
+    assert seen.known(["a", "b"], T, 8) == {"other": "b"}
+    assert seen.known(["a"], T, None) == {"custom": "a"}  # the unnumbered query's
+    assert seen.known(["a"], None, 0) == {"old": "a", "numbered": "a"}
+    seen.forget("a", "numbered")
+    assert seen.known(["a", "b"], T, 5) == {"other": "b"} and not seen.knows("a", "numbered")
