@@ -299,3 +299,22 @@ def test_an_idle_fast_read_lists_no_version_again_however_spread_the_floors(
     listed.clear()
     engine.datasets.tick()
     assert sum(listed) <= 1, listed
+
+
+def test_a_read_by_numbers_alone_works_over_rest(zenml_rest_store, monkeypatch):
+    """The number window is a list filter (`number=["gte:..", "lte:.."]`), which a ZenML
+    server must take from the query string as SQL does; other models' versions are dropped and
+    the next numbers are read while the window's last is found."""
+    from zenml.client import Client
+
+    import service.core.polling
+
+    monkeypatch.setattr(service.core.polling, "NUMBER_AHEAD", 2)
+    client = Client()
+    for model in (MODEL, "other_model"):
+        client.create_model(model)
+        for index in range(6):
+            client.create_model_version(model, name=f"v{index}")
+    group = PollGroup((MODEL,), None, min_number=2, max_number=3)
+    found = StoreAdapter().model_versions_since(group, Seen(), lambda name, id: False)
+    assert [(v.model_name, v.number) for v in found] == [(MODEL, n) for n in (2, 3, 4, 5, 6)]
