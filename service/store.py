@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from service.core import polling
 from service.core.polling import PollGroup, Seen
 from service.core.records import DatasetVersion, ModelVersionInfo, RunInfo, RunStatus
 from service.redact import redact_url
@@ -117,23 +118,42 @@ class StoreAdapter:
         """Versions of a group of artifacts created at or after its floor, oldest first, in one
         query (`oneof:`), except those judged already (`seen`, else `judged(name, id)`). Every
         `created` and number read goes to `seen`. A fast read (`group.min_number`) is two
-        indexed queries, numbered from `min_number` and unnumbered (`core/polling`), merged."""
-        reads = [
-            self._pages(
-                self._client.list_artifact_versions,
-                artifact=_one_of(list(group.names)),
-                sort_by="asc:created",
-                hydrate=False,
-                tie_break=_dataset_order,
+        indexed queries, numbered from `min_number` and unnumbered (`core/polling`), merged;
+        each first asks for its count and newest version only, and lists nothing when those
+        show it would list only versions read before (`_lists_only_known`)."""
+        reads = []
+        for numbers in _number_filters("version_number", group.min_number, nullable=True):
+            filters: dict[str, Any] = {
+                "artifact": _one_of(list(group.names)),
+                "hydrate": False,
                 **_created_since(group.since),
                 **numbers,
+            }
+            known: dict[str, str] = {}
+            if group.min_number is not None:  # a fast read
+                lowest = None if numbers["version_number"] == "isnull:" else group.min_number
+                known = seen.known(group.names, _whole_second(group.since), lowest)
+                if self._lists_only_known(filters, known):
+                    continue
+            pages = self._pages(
+                self._client.list_artifact_versions,
+                sort_by="asc:created",
+                tie_break=_dataset_order,
+                **filters,
             )
-            for numbers in _number_filters("version_number", group.min_number, nullable=True)
-        ]
+            reads.append(_forgetting_unlisted(pages, known, seen))
         for response in heapq.merge(*reads, key=_dataset_order):
             name, number = response.artifact.name, _version_number(response)
             if _unseen(name, number, response, group, seen, judged):
                 yield self._dataset_record(response)
+
+    def _lists_only_known(self, filters: dict[str, Any], known: dict[str, str]) -> bool:
+        """True when a read would list only the `known` versions (read before): as many, and
+        its newest one of them. One page of one version, not every version of an idle window
+        again (each a producer query in ZenML). A version committed late (created before the
+        newest) in the same moment as a known one was deleted would wait for the next sweep."""
+        page = self._client.list_artifact_versions(sort_by="desc:created", size=1, **filters)
+        return page.total == len(known) and all(str(r.id) in known for r in page.items)
 
     def top_dataset_number(self, name: str) -> int | None:
         """The highest version number of an artifact (None: it has no numbered version). ZenML
@@ -350,22 +370,40 @@ class StoreAdapter:
     ) -> Iterator[ModelVersionInfo]:
         """Versions of a group of models created at or after its floor, oldest first, in one
         query, read in full; those judged already are left out as in `dataset_versions_since`
-        (a model version always has a number: a fast read is one query)."""
-        (numbers,) = _number_filters("number", group.min_number, nullable=False)
-        pages = self._pages(
-            self._client.list_model_versions,
-            model=_one_of(list(group.names)),
-            sort_by="asc:created",
-            hydrate=False,
-            tie_break=lambda response: (response.created, response.number),
-            **_created_since(group.since),
-            **numbers,
-        )
-        for response in pages:
+        (a model version always has a number: a fast read is one query, or, by numbers alone,
+        one per `NUMBER_AHEAD` new numbers, `core/polling`)."""
+        for response in self._model_responses_since(group):
             if not _unseen(response.model.name, response.number, response, group, seen, judged):
                 continue
             if (full := self.model_version(str(response.id))) is not None:
                 yield full
+
+    def _model_responses_since(self, group: PollGroup) -> Iterator[ModelVersionResponse]:
+        """The unhydrated versions of a group's models a read lists (`core/polling`)."""
+        read: dict[str, Any] = {
+            "sort_by": "asc:created",
+            "hydrate": False,
+            "tie_break": lambda response: (response.created, response.number),
+            **_created_since(group.since),
+        }
+        if group.max_number is None or group.min_number is None:
+            (numbers,) = _number_filters("number", group.min_number, nullable=False)
+            model = _one_of(list(group.names))
+            yield from self._pages(self._client.list_model_versions, model=model, **read, **numbers)
+            return
+        # By numbers alone: SQLite walks the `(number, model_id)` index (a model filter would
+        # make it read every version of the model); other models' versions are dropped here.
+        names, lowest, highest = set(group.names), group.min_number, group.max_number
+        while True:
+            at_highest = False
+            window = [f"gte:{lowest}", f"lte:{highest}"]
+            for response in self._pages(self._client.list_model_versions, number=window, **read):
+                if response.model.name in names:
+                    at_highest = at_highest or response.number == highest
+                    yield response
+            if not at_highest:  # numbers are consecutive above the top: none above `highest`
+                return
+            lowest, highest = highest + 1, highest + polling.NUMBER_AHEAD
 
     def top_model_number(self, model: str) -> int | None:
         """The highest version number of a model (None: no version), as `top_dataset_number`."""
@@ -556,11 +594,12 @@ def _unseen(
     created, id = response.created, str(response.id)
     seen.observe(created, name, number)
     if group.since is not None and created < group.since:
+        seen.add(name, id, created, number)  # so that a fast read knows it lists it
         return False  # in the floor's second, which the filter cannot split
     if seen.knows(name, id):
         return False
     if judged(name, id):
-        seen.add(name, id, created)
+        seen.add(name, id, created, number)
         return False
     return True
 
@@ -573,6 +612,23 @@ def _number_filters(field: str, lowest: int | None, nullable: bool) -> list[dict
         return [{}]
     numbered = {field: f"gte:{lowest}"}
     return [numbered, {field: "isnull:"}] if nullable else [numbered]
+
+
+def _forgetting_unlisted(pages: Iterator[Any], known: dict[str, str], seen: Seen) -> Iterator[Any]:
+    """The responses of a complete read; then the `known` versions it did not list (deleted
+    since) are forgotten, so that they do not make every later fast read list in full."""
+    listed: set[str] = set()
+    for response in pages:
+        listed.add(str(response.id))
+        yield response
+    for id, name in known.items():
+        if id not in listed:
+            seen.forget(name, id)
+
+
+def _whole_second(moment: datetime | None) -> datetime | None:
+    """A floor as ZenML's `created` filter applies it (`_created_since`)."""
+    return None if moment is None else moment.replace(microsecond=0)
 
 
 def _dataset_order(response: ArtifactVersionResponse) -> tuple[datetime, int]:

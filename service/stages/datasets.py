@@ -165,7 +165,7 @@ class DatasetWatch:
                     if floor is None or version.created >= floor:
                         self._judge(automation, version)
         for version in versions:  # judged by every watcher, and committed
-            self._seen.add(version.artifact_name, version.id, version.created)
+            self._seen.add(version.artifact_name, version.id, version.created, version.number)
         crashpoint("after_dataset_claimed")
 
     def _raise_floors(

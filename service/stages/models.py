@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from service import metrics
+from service.core import polling
 from service.core.actions import ActionKind, ActionState, action_key
 from service.core.automation import Automation
 from service.core.polling import Polls, format_floor, parse_floor, raised_floor
@@ -29,7 +30,11 @@ class ModelJudge:
         self.production = production
         self._by_model = {a.model_name: a for a in context.automations.values()}
         # Sweeps and fast reads (core/polling), and what they read, as for datasets.
-        self._polls = Polls(context.settings.reconcile_interval_seconds)
+        # Models numbered high are read by numbers alone (SQLite's plan for a model filter).
+        self._polls = Polls(
+            context.settings.reconcile_interval_seconds,
+            number_only_from=polling.NUMBER_ONLY_FROM,
+        )
         self._seen = self._polls.seen
 
     # -- start-up -----------------------------------------------------------------------------
@@ -137,7 +142,7 @@ class ModelJudge:
                 floor = floors[version.model_name]
                 if (floor is None or version.created >= floor) and self._judge(automation, version):
                     promoted[automation.name] = automation
-                self._seen.add(version.model_name, version.id, version.created)
+                self._seen.add(version.model_name, version.id, version.created, version.number)
             self._polls.read(group, newest_before)
             if sweep:  # only a sweep moves the stored floors (core/polling)
                 self._raise_floors(group.names, floors, newest_before)

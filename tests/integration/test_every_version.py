@@ -219,3 +219,133 @@ def test_a_version_polled_before_zenml_attached_its_tags_is_selected_at_the_next
     engine.datasets.tick()
 
     assert _claimed(engine) == {version}
+
+
+def test_a_model_numbered_high_is_read_through_the_number_index_and_each_version_judged_once(
+    zenml_store, tmp_path, monkeypatch
+):
+    """SQLite reads every version of a model given a model filter, whatever the number bound
+    (its `(model_id, producer_run_id_if_numeric)` index): between sweeps, a model numbered
+    above NUMBER_ONLY_FROM is read by numbers alone, from the `(number, model_id)` index. Every
+    new version is still judged once, more than NUMBER_AHEAD at once too; another model's
+    versions in the same numbers are not judged."""
+    from sqlalchemy import event
+    from zenml.client import Client
+
+    import service.core.polling
+
+    monkeypatch.setattr(service.core.polling, "NUMBER_ONLY_FROM", 3)
+    monkeypatch.setattr(service.core.polling, "NUMBER_AHEAD", 2)
+    monkeypatch.setattr(service.core.polling, "NUMBER_MARGIN", 1)
+    client = Client()
+    client.create_model(MODEL)
+    client.create_model("other_model")
+    first = [client.create_model_version(MODEL, name=f"v{i}").id for i in range(5)]
+    engine = make_engine(tmp_path / "state", reconcile_interval_seconds=3600)
+    engine.models.tick()  # the first tick sweeps
+    subjects = {str(v) for v in first}
+    assert {s.id for s in engine.ledger.subjects_with_status("model", "waiting")} == subjects
+
+    new = [client.create_model_version(MODEL, name=f"w{i}").id for i in range(5)]  # 6 to 10
+    others = [client.create_model_version("other_model", name=f"o{i}").id for i in range(8)]
+    reads: list[tuple[str, object]] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany) -> None:
+        if "model_version.created >=" in statement:  # a read since a floor, not one by id
+            reads.append((statement, parameters))
+
+    sql = client.zen_store.engine
+    event.listen(sql, "before_cursor_execute", note)
+    try:
+        engine.models.tick()  # a fast read: 6 and 7, then 8 and 9, then 10 and 11 (none)
+        engine.models.tick()  # idle
+    finally:
+        event.remove(sql, "before_cursor_execute", note)
+    waiting = engine.ledger.subjects_with_status("model", "waiting")
+    assert sorted(s.id for s in waiting) == sorted(subjects | {str(v) for v in new})
+    assert not any(engine.ledger.subject("default", str(v)) for v in others)
+
+    assert reads
+    with sql.connect() as connection:
+        plans = [
+            str(row[-1])
+            for statement, parameters in reads
+            for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        ]
+    walked = [p for p in plans if p.startswith(("SEARCH model_version", "SCAN model_version"))]
+    assert walked and all("(number>? AND number<?)" in p for p in walked), walked
+
+
+def test_an_idle_fast_read_lists_no_version_again_however_spread_the_floors(
+    zenml_store, tmp_path, monkeypatch
+):
+    """Two artifacts whose floors lie within LOOKBACK share a fast read from the lower floor;
+    the other artifact's versions between the two floors were read (and left) before. An idle
+    tick asks each query for its count and newest version, sees only versions it read, and
+    lists no more; a new version, or one saved after a known one was deleted, is listed and
+    judged at once, and the deleted one is forgotten."""
+    from zenml import save_artifact
+    from zenml.client import Client
+
+    client = Client()
+
+    def save(name: str, **kwargs: str) -> str:
+        return str(save_artifact(pd.DataFrame({"x": [1]}), name=name, **kwargs).id)
+
+    save("early")
+    late = [save(DATASET) for _ in range(5)]  # after `early`'s floor, before their own
+    store = StoreAdapter()
+    listed: list[int] = []
+    list_call = store._client.list_artifact_versions
+
+    def counting(*args, **kwargs):
+        page = list_call(*args, **kwargs)
+        listed.append(len(page.items))
+        return page
+
+    monkeypatch.setattr(store._client, "list_artifact_versions", counting)
+    engine = make_engine(
+        tmp_path / "state",
+        store=store,
+        start_from="now",  # each floor just above its artifact's newest version
+        dataset_required_tags="",
+        reconcile_interval_seconds=3600,
+        environ={"AUTOPILOT_DATASET_NAMES": f"early,{DATASET}"},
+    )
+    engine.datasets.tick()  # the sweep
+    engine.datasets.tick()  # the first fast read lists `late`, below their own floor
+    for _ in range(3):
+        listed.clear()
+        engine.datasets.tick()
+        assert sum(listed) <= 1, listed  # the numbered query's newest version, no more
+    assert not _claimed(engine)
+
+    new = save(DATASET)
+    engine.datasets.tick()
+    assert _claimed(engine) == {new}
+    client.delete_artifact_version(late[0])
+    again = save("early")
+    engine.datasets.tick()
+    assert _claimed(engine) == {new, again}
+    listed.clear()
+    engine.datasets.tick()
+    assert sum(listed) <= 1, listed
+
+
+def test_a_read_by_numbers_alone_works_over_rest(zenml_rest_store, monkeypatch):
+    """The number window is a list filter (`number=["gte:..", "lte:.."]`), which a ZenML
+    server must take from the query string as SQL does; other models' versions are dropped and
+    the next numbers are read while the window's last is found."""
+    from zenml.client import Client
+
+    import service.core.polling
+
+    monkeypatch.setattr(service.core.polling, "NUMBER_AHEAD", 2)
+    client = Client()
+    for model in (MODEL, "other_model"):
+        client.create_model(model)
+        for index in range(6):
+            client.create_model_version(model, name=f"v{index}")
+    group = PollGroup((MODEL,), None, min_number=2, max_number=3)
+    found = StoreAdapter().model_versions_since(group, Seen(), lambda name, id: False)
+    assert [(v.model_name, v.number) for v in found] == [(MODEL, n) for n in (2, 3, 4, 5, 6)]

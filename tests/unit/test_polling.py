@@ -2,6 +2,7 @@ from datetime import datetime, timedelta
 
 from service.core.polling import (
     LOOKBACK,
+    NUMBER_AHEAD,
     NUMBER_MARGIN,
     NUMBER_SPAN,
     PollGroup,
@@ -156,3 +157,33 @@ def test_seen_keeps_the_highest_number_read_per_name():
     seen.observe(T, "a", 2)  # a lower number read later (reused, or saved explicitly)
     seen.observe(T, "b", None)  # a custom name
     assert seen.top("a") == 3 and seen.top("b") is None
+
+
+def test_names_numbered_above_number_only_from_are_read_by_numbers_alone_in_groups_of_their_own():
+    """A model numbered high is read without its name (SQLite would read all its versions for
+    a name filter, core/polling): a number window closed NUMBER_AHEAD above the highest top."""
+    tops = {"a": 1_000, "b": 1_001, "c": 1_500}
+    floors = {name: T for name in tops}
+    assert plan_polls(floors, tops) == [PollGroup(("a", "b", "c"), T, 1_000 - NUMBER_MARGIN)]
+    assert plan_polls(floors, tops, number_only_from=1_000) == [
+        PollGroup(("a",), T, 1_000 - NUMBER_MARGIN),  # the name filter reads at most 1,000
+        PollGroup(("b", "c"), T, 1_001 - NUMBER_MARGIN, 1_500 + NUMBER_AHEAD),
+    ]
+    polls = Polls(sweep_interval=60, clock=Clock(), number_only_from=1_000)
+    polls.plan(floors, _no_store_top)
+    polls.swept()
+    assert polls.plan(floors, tops.get)[1] == plan_polls(floors, tops, number_only_from=1_000)
+
+
+def test_seen_tells_which_known_versions_a_read_lists_and_forgets_a_deleted_one():
+    seen = Seen()
+    seen.add("a", "old", T - timedelta(minutes=5), 1)
+    seen.add("a", "numbered", T, 7)
+    seen.add("a", "custom", T, None)
+    seen.add("b", "other", T + timedelta(seconds=1), 9)
+    assert seen.known(["a", "b"], T, 5) == {"numbered": "a", "other": "b"}
+    assert seen.known(["a", "b"], T, 8) == {"other": "b"}
+    assert seen.known(["a"], T, None) == {"custom": "a"}  # the unnumbered query's
+    assert seen.known(["a"], None, 0) == {"old": "a", "numbered": "a"}
+    seen.forget("a", "numbered")
+    assert seen.known(["a", "b"], T, 5) == {"other": "b"} and not seen.knows("a", "numbered")
