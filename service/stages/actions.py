@@ -286,7 +286,8 @@ class ActionRunner:
 
     def settle_worker(self, action: Action, result: WorkerResult) -> RunInfo | None:
         # The run a worker reports is read by its id (a primary key); without one (the worker
-        # failed or was killed) it is found by its tag, which ZenML does not index.
+        # failed or was killed) it is found by its attempt's token (`_attempt_run`). The run is
+        # returned, so that a report can judge the model version it was linked to.
         reported = self.store.run(result.run_id) if result.run_id else None
         run = reported or self._attempt_run(action)
         if result.timed_out:
