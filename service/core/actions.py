@@ -16,6 +16,8 @@ class ActionKind(StrEnum):
     TRAIN = "train"
     PROMOTE = "promote"
     INFER = "infer"
+    EVALUATE = "evaluate"  # a model version scored on an evaluation dataset version
+    DEPLOY = "deploy"  # a production version deployed before its inference
 
 
 class ActionState(StrEnum):
@@ -60,16 +62,29 @@ def check_transition(old: ActionState, new: ActionState) -> None:
         raise IllegalTransition(f"action cannot move from {old} to {new}")
 
 
-def action_key(kind: ActionKind, subject_id: str, automation: str = DEFAULT_AUTOMATION) -> str:
-    """The idempotency key: one action of a kind per dataset or model version, ever.
+# Between a key's subject and its qualifier. A qualifier tells apart several actions of one kind
+# on one subject: a model version's second time in production (`infer:<id>@2`), the scoring
+# dataset an inference scores (`infer:<id>@score:<dataset id>`), the dataset version an
+# evaluation uses (`evaluate:<id>@<dataset id>`), a schedule's fire time. Ids hold no `@`.
+QUALIFIER = "@"
+
+
+def action_key(
+    kind: ActionKind,
+    subject_id: str,
+    automation: str = DEFAULT_AUTOMATION,
+    qualifier: str | None = None,
+) -> str:
+    """The idempotency key: one action of a kind per subject (and qualifier), ever.
 
     One dataset version may feed several automations, so a training key names its automation
     (`train:<automation>:<id>`), except the `default` one's, whose keys predate automations and
     are on runs in the store already. A model belongs to one automation: its keys need none.
     """
+    base = f"{kind.value}:{subject_id}"
     if kind is ActionKind.TRAIN and automation != DEFAULT_AUTOMATION:
-        return f"{kind.value}:{automation}:{subject_id}"
-    return f"{kind.value}:{subject_id}"
+        base = f"{kind.value}:{automation}:{subject_id}"
+    return base if qualifier is None else f"{base}{QUALIFIER}{qualifier}"
 
 
 @dataclass(frozen=True)
@@ -77,11 +92,16 @@ class ParsedKey:
     kind: ActionKind
     subject_id: str
     automation: str | None  # None: not in the key (a promotion or an inference)
+    qualifier: str | None = None
 
 
 def parse_action_key(key: str) -> ParsedKey:
-    """Split a key into its kind, subject id and automation; ValueError for anything else."""
-    prefix, sep, rest = key.partition(":")
+    """Split a key into its kind, subject id, automation and qualifier; ValueError for
+    anything else."""
+    base, at, qualifier = key.partition(QUALIFIER)
+    if at and not qualifier:
+        raise ValueError(f"empty qualifier after {QUALIFIER!r} in {key!r}")
+    prefix, sep, rest = base.partition(":")
     if not sep or not rest:
         raise ValueError(f"not an action key: {key!r} (expected e.g. train:<dataset version id>)")
     try:
@@ -90,10 +110,11 @@ def parse_action_key(key: str) -> ParsedKey:
         kinds = ", ".join(k.value for k in ActionKind)
         raise ValueError(f"unknown action kind {prefix!r} in {key!r} (one of {kinds})") from None
     automation, sep, subject = rest.rpartition(":")
+    extra = qualifier or None
     if kind is not ActionKind.TRAIN or not sep:
         default = DEFAULT_AUTOMATION if kind is ActionKind.TRAIN else None
-        return ParsedKey(kind, rest, default)
-    return ParsedKey(kind, subject, automation)
+        return ParsedKey(kind, rest, default, extra)
+    return ParsedKey(kind, subject, automation, extra)
 
 
 def run_tags(key: str) -> list[str]:

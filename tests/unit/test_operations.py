@@ -49,7 +49,7 @@ def test_running_action_cannot_be_skipped(ledger):
 
 def test_malformed_key_is_refused():
     with pytest.raises(operations.OperationError, match="unknown action kind"):
-        operations.skip(None, "deploy:x")  # type: ignore[arg-type]
+        operations.skip(None, "retrain:x")  # type: ignore[arg-type]
 
 
 def test_status_reports_lag_open_actions_and_failures(ledger):

@@ -60,9 +60,23 @@ def test_a_training_key_names_its_automation_unless_default():
     assert parse_action_key("infer:mv") == ParsedKey(ActionKind.INFER, "mv", None)
 
 
-@pytest.mark.parametrize("bad", ["train", "train:", "deploy:123", ""])
+def test_a_qualifier_tells_apart_several_actions_on_one_subject():
+    again = action_key(ActionKind.INFER, "mv", qualifier="2")
+    assert again == "infer:mv@2"
+    assert parse_action_key(again) == ParsedKey(ActionKind.INFER, "mv", None, "2")
+    scored = action_key(ActionKind.INFER, "mv", qualifier="score:ds")
+    assert parse_action_key(scored) == ParsedKey(ActionKind.INFER, "mv", None, "score:ds")
+    fired = action_key(ActionKind.TRAIN, "ds", "churn", qualifier="fire:2026-12-07T10:00:20Z")
+    assert fired == "train:churn:ds@fire:2026-12-07T10:00:20Z"
+    assert parse_action_key(fired) == ParsedKey(
+        ActionKind.TRAIN, "ds", "churn", "fire:2026-12-07T10:00:20Z"
+    )
+    assert parse_action_key("evaluate:mv@ds") == ParsedKey(ActionKind.EVALUATE, "mv", None, "ds")
+
+
+@pytest.mark.parametrize("bad", ["train", "train:", "retrain:123", "", "infer:mv@"])
 def test_malformed_action_keys_are_refused_with_the_expected_form(bad):
-    with pytest.raises(ValueError, match=r"key|kind"):
+    with pytest.raises(ValueError, match=r"key|kind|qualifier"):
         parse_action_key(bad)
 
 
