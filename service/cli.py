@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from service.redact import redact_text, redact_url, url_password
+from service.credentials import keep_credentials_off_disk
+from service.redact import redact_all, redact_text, redact_url, register_secret, url_password
 from service.settings import ConfigError, Settings, describe, load_settings, read_api_key
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ def run_operation(settings: Settings, args: argparse.Namespace) -> int:
         )
         return EXIT_FAILED
     configure("json", settings.log_level)
+    _zenml_defaults(settings)  # `status` asks the store
+    _register_store_secrets()
     ledger = Ledger(settings.ledger_path)
     try:
         if args.command == "status":
@@ -78,7 +81,8 @@ def run_operation(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_FAILED
     finally:
         ledger.close()
-    print(json.dumps(result, indent=2, default=str))
+    # Also what a ledger written before errors were redacted holds.
+    print(json.dumps(redact_all(result), indent=2, default=str))
     return EXIT_OK
 
 
@@ -98,9 +102,21 @@ def run_check_config(settings: Settings) -> int:
     return EXIT_OK
 
 
-def _zenml_defaults() -> None:
+def _zenml_defaults(settings: Settings | None = None) -> None:
+    """ZenML's environment for this process and every process it starts: the daemon's
+    defaults, the API key from its file, and no credential cached on disk."""
     for name, value in ZENML_DAEMON_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    if settings is not None and settings.zenml_api_key_file is not None:
+        os.environ["ZENML_STORE_API_KEY"] = read_api_key(settings.zenml_api_key_file)
+    keep_credentials_off_disk()
+
+
+def _register_store_secrets() -> None:
+    """The store's credentials in the environment, masked wherever they would be shown."""
+    for name in ("ZENML_STORE_API_KEY", "ZENML_STORE_PASSWORD"):
+        register_secret(os.environ.get(name))
+    register_secret(url_password(os.environ.get("ZENML_STORE_URL")))
 
 
 def _in_store(settings: Settings, ledger: Ledger) -> dict[str, list[str]] | None:
@@ -110,9 +126,6 @@ def _in_store(settings: Settings, ledger: Ledger) -> dict[str, list[str]] | None
     from service.core.polling import parse_floor
     from service.stages.context import DATASET, MODEL
 
-    _zenml_defaults()
-    if settings.zenml_api_key_file is not None:
-        os.environ["ZENML_STORE_API_KEY"] = read_api_key(settings.zenml_api_key_file)
     try:
         store = _connect()
         found = {}
@@ -196,9 +209,7 @@ def _stop_while_starting(signum: int, _: object) -> None:
 
 
 def _run(settings: Settings, once: bool, dry_run: bool, lock: StateDirLock | None) -> int:
-    _zenml_defaults()
-    if settings.zenml_api_key_file is not None:
-        os.environ["ZENML_STORE_API_KEY"] = read_api_key(settings.zenml_api_key_file)
+    _zenml_defaults(settings)  # before any child is started: they inherit it
     from service.runtime.checks import PipelineCheck
 
     check = PipelineCheck(settings.automations)  # in a child process, while this one imports
@@ -221,12 +232,10 @@ def _start(settings: Settings, once: bool, dry_run: bool, template: WorkerTempla
 
     from service.daemon import Daemon
     from service.faults import pausepoint
-    from service.logs import capture_zenml_logs, configure, get_logger, register_secret
+    from service.logs import capture_zenml_logs, configure, get_logger
 
     store_url = os.environ.get("ZENML_STORE_URL")
-    for secret in ("ZENML_STORE_API_KEY", "ZENML_STORE_PASSWORD"):
-        register_secret(os.environ.get(secret))
-    register_secret(url_password(store_url))
+    _register_store_secrets()
     configure(settings.log_format, settings.log_level)
     capture_zenml_logs()
     daemon = Daemon(
