@@ -90,9 +90,12 @@ def run_check_config(settings: Settings) -> int:
     """Print the effective configuration with each automation's pipelines imported and
     checked, or exit 2 naming every bad variable."""
     _zenml_defaults()
+    from service.logs import stdout_held
     from service.runtime.checks import check_pipelines
 
-    problems, resolved = check_pipelines(settings.automations)
+    with stdout_held():  # stdout is the configuration, one JSON document
+        problems, resolved = check_pipelines(settings.automations)
+    _show_held_output()
     if problems:
         _print_config_error(ConfigError(problems))
         return EXIT_CONFIG
@@ -124,25 +127,39 @@ def _in_store(settings: Settings, ledger: Ledger) -> dict[str, list[str]] | None
     floor (the ones `status` checks against the ledger), or None when the store does not
     answer."""
     from service.core.polling import parse_floor
+    from service.logs import stdout_held
     from service.stages.context import DATASET, MODEL
 
     try:
-        store = _connect()
-        found = {}
-        for automation in settings.automations:
-            streams = [(automation.dataset_stream(n), DATASET, n) for n in automation.dataset_names]
-            streams.append((automation.model_stream, MODEL, automation.model_name))
-            for stream, kind, name in streams:
-                floor = parse_floor(ledger.get_cursor(stream))
-                if not isinstance(floor, int):  # a number: the daemon has not upgraded it yet
-                    found[stream] = store.version_ids_since(kind, name, floor)
+        with stdout_held():  # stdout is the status, one JSON document
+            store = _connect()
+            found = {}
+            for automation in settings.automations:
+                streams = [
+                    (automation.dataset_stream(n), DATASET, n) for n in automation.dataset_names
+                ]
+                streams.append((automation.model_stream, MODEL, automation.model_name))
+                for stream, kind, name in streams:
+                    floor = parse_floor(ledger.get_cursor(stream))
+                    if not isinstance(floor, int):  # a number: not upgraded by the daemon yet
+                        found[stream] = store.version_ids_since(kind, name, floor)
     except Exception as error:
+        _show_held_output()
         print(
             redact_text(f"autopilot status: store not reachable, lag unknown: {error}")[:300],
             file=sys.stderr,
         )
         return None
+    _show_held_output()
     return found
+
+
+def _show_held_output() -> None:
+    """What ZenML printed while stdout was held, on stderr for a person to read."""
+    from service.logs import take_held_lines
+
+    for line in take_held_lines():
+        print(line, file=sys.stderr)
 
 
 def run_bootstrap(key_file: Path, account: str) -> int:
@@ -210,13 +227,24 @@ def _stop_while_starting(signum: int, _: object) -> None:
 
 def _run(settings: Settings, once: bool, dry_run: bool, lock: StateDirLock | None) -> int:
     _zenml_defaults(settings)  # before any child is started: they inherit it
+    from service.logs import stdout_held
     from service.runtime.checks import PipelineCheck
 
-    check = PipelineCheck(settings.automations)  # in a child process, while this one imports
-    import zenml  # noqa: F401  - import before configuring logs: it rewires the root logger
+    # What ZenML prints while it is imported, here and in the check child, would break the log's
+    # one JSON event per line: held, and logged as `zenml.log` events once the log is set up.
+    with stdout_held():
+        check = PipelineCheck(settings.automations)  # in a child process, while this one imports
+        # zenml before the log is configured (it rewires the root logger); the daemon's own
+        # modules before the template is forked from this process (their pages are shared).
+        import zenml  # noqa: F401
 
-    problems = check.problems()
+        import service.daemon
+        import service.engine
+        import service.store  # noqa: F401
+
+        problems = check.problems()
     if problems:
+        _show_held_output()
         _print_config_error(ConfigError(problems))
         return EXIT_CONFIG
     template = None if dry_run else _fork_worker_template(lock)
@@ -270,10 +298,6 @@ def _start(settings: Settings, once: bool, dry_run: bool, template: WorkerTempla
 def _fork_worker_template(lock: StateDirLock | None) -> WorkerTemplate:
     """Fork the worker template now: the daemon has imported what it needs (shared with every
     worker) and has neither a store connection nor a second thread yet."""
-    # Its own modules too, before the fork, so that their pages are shared.
-    import service.daemon
-    import service.engine
-    import service.store  # noqa: F401
     from service.runtime.template import WorkerTemplate
 
     fd = None if lock is None else lock.fileno()
