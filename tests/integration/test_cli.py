@@ -130,6 +130,36 @@ def test_run_once_exits_0_when_all_it_launched_succeeded_and_1_otherwise(zenml_s
     assert _journal_mode(zenml_store) == "delete"  # turned off: the store's mode left alone
 
 
+@pytest.mark.integration
+def test_a_project_other_than_the_active_one_is_chosen_by_its_id(zenml_store, tmp_path):
+    """The README's way to run the daemon on another ZenML project: ZENML_ACTIVE_PROJECT_ID in
+    its environment. It watches that project's datasets alone and runs its pipelines there."""
+    from zenml.client import Client
+
+    other = zenml_store.client.create_project("churn-team", description="another team's")
+    in_default = launch_feature_engineering(training_tags=["approved"], random_state=35)
+    os.environ["ZENML_ACTIVE_PROJECT_ID"] = str(other.id)
+    try:
+        in_other = launch_feature_engineering(training_tags=["approved"], random_state=36)
+    finally:
+        del os.environ["ZENML_ACTIVE_PROJECT_ID"]
+    assert Client().active_project.name == "default"
+    env = {
+        "AUTOPILOT_STATE_DIR": str(tmp_path / "state"),
+        "AUTOPILOT_START_FROM": "beginning",
+        "AUTOPILOT_LOG_FORMAT": "json",
+        "ZENML_ACTIVE_PROJECT_ID": str(other.id),
+    }
+    ran = autopilot("run", "--once", env=env)
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+    events = [json.loads(line) for line in ran.stdout.splitlines()]
+    (finished,) = [e for e in events if e["event"] == "once.finished"]
+    assert finished["launched"] == [f"train:{in_other.training_id}"]
+    assert f"train:{in_default.training_id}" not in ran.stdout
+    (succeeded,) = [e for e in events if e["event"] == "training.succeeded"]
+    assert Client().get_pipeline_run(succeeded["run_id"]).project_id == other.id
+
+
 NOISY_ROOT = PROJECT_ROOT / "tests" / "projects" / "noisy"
 
 
