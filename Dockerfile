@@ -56,13 +56,18 @@ RUN mkdir -p /var/lib/autopilot /run/autopilot-secrets /var/lib/zenml-local-stor
         /var/lib/autopilot /run/autopilot-secrets /var/lib/zenml-local-stores \
     && chmod 0700 /run/autopilot-secrets
 
+# The daemon's defaults for this image; its env file (daemon.env in Compose) may override them.
+# DISABLE_CREDENTIALS_DISK_CACHING (ZenML's name, no ZENML_ prefix): no process of the image,
+# a `zenml` command run in a container included, writes the credentials it was given (API key,
+# admin password) in clear to ~/.config/zenml/credentials.yaml.
 ENV AUTOPILOT_LOG_FORMAT=json \
     AUTOPILOT_HTTP_HOST=0.0.0.0 \
     AUTOPILOT_STATE_DIR=/var/lib/autopilot \
     ZENML_LOCAL_STORES_PATH=/var/lib/zenml-local-stores \
     ZENML_ANALYTICS_OPT_IN=false \
     ZENML_LOGGING_VERBOSITY=WARN \
-    ZENML_ENABLE_RICH_TRACEBACK=false
+    ZENML_ENABLE_RICH_TRACEBACK=false \
+    DISABLE_CREDENTIALS_DISK_CACHING=true
 
 USER autopilot
 # No VOLUME instruction: it gave every container that mounts nothing there (bootstrap, the

@@ -26,8 +26,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Daemon in the foreground, producer beside it; Ctrl-C reaches both (same process group).
+# The daemon makes its state dir (.autopilot) itself, private: made here it would be 0755.
 run: $(STAMP)
-	@mkdir -p .zenml-home .autopilot
+	@mkdir -p .zenml-home
 	@$(DEMO_ENV) $(PY) -m pipelines.producer --interval 20 --start-delay 5 & \
 	producer=$$!; \
 	trap 'kill -INT $$producer 2>/dev/null; wait $$producer' EXIT; \

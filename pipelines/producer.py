@@ -46,6 +46,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from service.credentials import keep_credentials_off_disk
+
 APPROVED_TAG = "approved"
 # Without pyarrow this logger warns "stores data as a .csv file" three times per run,
 # which would drown the one line per dataset this demo exists to print.
@@ -201,6 +203,7 @@ def publish(case: Case) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Publish scripted datasets until ``--count`` is reached or a signal arrives."""
     args = parse_args(argv)
+    keep_credentials_off_disk()  # its API key (in Compose) never reaches ZenML's config dir
     logging.getLogger(PANDAS_MATERIALIZER_LOGGER).setLevel(logging.ERROR)
     use_project_source_root()
     stop = threading.Event()

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from service.redact import redact_text, redact_url, url_password
+from service.credentials import keep_credentials_off_disk
+from service.redact import redact_all, redact_text, redact_url, register_secret, url_password
 from service.settings import ConfigError, Settings, describe, load_settings, read_api_key
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ def run_operation(settings: Settings, args: argparse.Namespace) -> int:
         )
         return EXIT_FAILED
     configure("json", settings.log_level)
+    _zenml_defaults(settings)  # `status` asks the store
+    _register_store_secrets()
     ledger = Ledger(settings.ledger_path)
     try:
         if args.command == "status":
@@ -78,7 +81,8 @@ def run_operation(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_FAILED
     finally:
         ledger.close()
-    print(json.dumps(result, indent=2, default=str))
+    # Also what a ledger written before errors were redacted holds.
+    print(json.dumps(redact_all(result), indent=2, default=str))
     return EXIT_OK
 
 
@@ -86,9 +90,12 @@ def run_check_config(settings: Settings) -> int:
     """Print the effective configuration with each automation's pipelines imported and
     checked, or exit 2 naming every bad variable."""
     _zenml_defaults()
+    from service.logs import stdout_held
     from service.runtime.checks import check_pipelines
 
-    problems, resolved = check_pipelines(settings.automations)
+    with stdout_held():  # stdout is the configuration, one JSON document
+        problems, resolved = check_pipelines(settings.automations)
+    _show_held_output()
     if problems:
         _print_config_error(ConfigError(problems))
         return EXIT_CONFIG
@@ -98,9 +105,21 @@ def run_check_config(settings: Settings) -> int:
     return EXIT_OK
 
 
-def _zenml_defaults() -> None:
+def _zenml_defaults(settings: Settings | None = None) -> None:
+    """ZenML's environment for this process and every process it starts: the daemon's
+    defaults, the API key from its file, and no credential cached on disk."""
     for name, value in ZENML_DAEMON_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    if settings is not None and settings.zenml_api_key_file is not None:
+        os.environ["ZENML_STORE_API_KEY"] = read_api_key(settings.zenml_api_key_file)
+    keep_credentials_off_disk()
+
+
+def _register_store_secrets() -> None:
+    """The store's credentials in the environment, masked wherever they would be shown."""
+    for name in ("ZENML_STORE_API_KEY", "ZENML_STORE_PASSWORD"):
+        register_secret(os.environ.get(name))
+    register_secret(url_password(os.environ.get("ZENML_STORE_URL")))
 
 
 def _in_store(settings: Settings, ledger: Ledger) -> dict[str, list[str]] | None:
@@ -108,28 +127,39 @@ def _in_store(settings: Settings, ledger: Ledger) -> dict[str, list[str]] | None
     floor (the ones `status` checks against the ledger), or None when the store does not
     answer."""
     from service.core.polling import parse_floor
+    from service.logs import stdout_held
     from service.stages.context import DATASET, MODEL
 
-    _zenml_defaults()
-    if settings.zenml_api_key_file is not None:
-        os.environ["ZENML_STORE_API_KEY"] = read_api_key(settings.zenml_api_key_file)
     try:
-        store = _connect()
-        found = {}
-        for automation in settings.automations:
-            streams = [(automation.dataset_stream(n), DATASET, n) for n in automation.dataset_names]
-            streams.append((automation.model_stream, MODEL, automation.model_name))
-            for stream, kind, name in streams:
-                floor = parse_floor(ledger.get_cursor(stream))
-                if not isinstance(floor, int):  # a number: the daemon has not upgraded it yet
-                    found[stream] = store.version_ids_since(kind, name, floor)
+        with stdout_held():  # stdout is the status, one JSON document
+            store = _connect()
+            found = {}
+            for automation in settings.automations:
+                streams = [
+                    (automation.dataset_stream(n), DATASET, n) for n in automation.dataset_names
+                ]
+                streams.append((automation.model_stream, MODEL, automation.model_name))
+                for stream, kind, name in streams:
+                    floor = parse_floor(ledger.get_cursor(stream))
+                    if not isinstance(floor, int):  # a number: not upgraded by the daemon yet
+                        found[stream] = store.version_ids_since(kind, name, floor)
     except Exception as error:
+        _show_held_output()
         print(
             redact_text(f"autopilot status: store not reachable, lag unknown: {error}")[:300],
             file=sys.stderr,
         )
         return None
+    _show_held_output()
     return found
+
+
+def _show_held_output() -> None:
+    """What ZenML printed while stdout was held, on stderr for a person to read."""
+    from service.logs import take_held_lines
+
+    for line in take_held_lines():
+        print(line, file=sys.stderr)
 
 
 def run_bootstrap(key_file: Path, account: str) -> int:
@@ -196,16 +226,25 @@ def _stop_while_starting(signum: int, _: object) -> None:
 
 
 def _run(settings: Settings, once: bool, dry_run: bool, lock: StateDirLock | None) -> int:
-    _zenml_defaults()
-    if settings.zenml_api_key_file is not None:
-        os.environ["ZENML_STORE_API_KEY"] = read_api_key(settings.zenml_api_key_file)
+    _zenml_defaults(settings)  # before any child is started: they inherit it
+    from service.logs import stdout_held
     from service.runtime.checks import PipelineCheck
 
-    check = PipelineCheck(settings.automations)  # in a child process, while this one imports
-    import zenml  # noqa: F401  - import before configuring logs: it rewires the root logger
+    # What ZenML prints while it is imported, here and in the check child, would break the log's
+    # one JSON event per line: held, and logged as `zenml.log` events once the log is set up.
+    with stdout_held():
+        check = PipelineCheck(settings.automations)  # in a child process, while this one imports
+        # zenml before the log is configured (it rewires the root logger); the daemon's own
+        # modules before the template is forked from this process (their pages are shared).
+        import zenml  # noqa: F401
 
-    problems = check.problems()
+        import service.daemon
+        import service.engine
+        import service.store  # noqa: F401
+
+        problems = check.problems()
     if problems:
+        _show_held_output()
         _print_config_error(ConfigError(problems))
         return EXIT_CONFIG
     template = None if dry_run else _fork_worker_template(lock)
@@ -221,12 +260,10 @@ def _start(settings: Settings, once: bool, dry_run: bool, template: WorkerTempla
 
     from service.daemon import Daemon
     from service.faults import pausepoint
-    from service.logs import capture_zenml_logs, configure, get_logger, register_secret
+    from service.logs import capture_zenml_logs, configure, get_logger
 
     store_url = os.environ.get("ZENML_STORE_URL")
-    for secret in ("ZENML_STORE_API_KEY", "ZENML_STORE_PASSWORD"):
-        register_secret(os.environ.get(secret))
-    register_secret(url_password(store_url))
+    _register_store_secrets()
     configure(settings.log_format, settings.log_level)
     capture_zenml_logs()
     daemon = Daemon(
@@ -261,10 +298,6 @@ def _start(settings: Settings, once: bool, dry_run: bool, template: WorkerTempla
 def _fork_worker_template(lock: StateDirLock | None) -> WorkerTemplate:
     """Fork the worker template now: the daemon has imported what it needs (shared with every
     worker) and has neither a store connection nor a second thread yet."""
-    # Its own modules too, before the fork, so that their pages are shared.
-    import service.daemon
-    import service.engine
-    import service.store  # noqa: F401
     from service.runtime.template import WorkerTemplate
 
     fd = None if lock is None else lock.fileno()

@@ -4,6 +4,9 @@ SQLite in WAL mode with synchronous=FULL: a committed claim survives a crash or 
 Writes that belong together (a batch of decisions and the cursor behind them) share one
 transaction, so a crash replays the batch instead of losing or doubling it; every write is
 idempotent by key.
+
+Errors and details are stored redacted (`service.redact`), as the log shows them: a run's error
+can quote a URL with its password or a registered secret, and `status` and `explain` print them.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from service.core.actions import ActionKind, ActionState, check_transition
 from service.files import create_private_file, private_dir
+from service.redact import redact, redact_all
 
 SCHEMA_VERSION = 2  # 1: one automation (no automation columns); 2: automations
 SCHEMA = """
@@ -246,7 +250,7 @@ class Ledger:
                 status,
                 reason,
                 int(final),
-                json.dumps(details or {}),
+                _stored(details or {}),
                 _now(),
             ),
         )
@@ -292,7 +296,7 @@ class Ledger:
                 kind.value,
                 subject_id,
                 ActionState.PENDING.value,
-                json.dumps(details),
+                _stored(details),
                 now,
                 now,
             ),
@@ -344,7 +348,9 @@ class Ledger:
                 raise KeyError(f"no action {key!r} in the ledger")
             check_transition(current.state, new)
             if "details" in fields:
-                fields["details"] = json.dumps({**current.details, **fields["details"]})
+                fields["details"] = _stored({**current.details, **fields["details"]})
+            if isinstance(fields.get("error"), str):
+                fields["error"] = redact(fields["error"])
             columns = {"state": new.value, "updated_at": _now(), **fields}
             assignments = ", ".join(f"{name} = ?" for name in columns)
             self._execute(
@@ -360,11 +366,16 @@ class Ledger:
             current = self.action(key)
             if current is None:
                 raise KeyError(f"no action {key!r} in the ledger")
-            merged = json.dumps({**current.details, **details})
+            merged = _stored({**current.details, **details})
             self._execute(
                 "UPDATE actions SET details = ?, updated_at = ? WHERE key = ?",
                 (merged, _now(), key),
             )
+
+
+def _stored(details: dict[str, Any]) -> str:
+    """Details as a ledger column: JSON, secrets masked."""
+    return json.dumps(redact_all(details))
 
 
 def _subject(row: sqlite3.Row) -> Subject:

@@ -3,35 +3,25 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
-from collections.abc import Iterable, MutableMapping
+import tempfile
+from collections.abc import Iterable, Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 import structlog
 
-from service.redact import redact_text
-
-_secrets: set[str] = set()
-
-
-def register_secret(value: str | None) -> None:
-    """Never let this value reach a log line, wherever it appears."""
-    if value and len(value) >= 4:
-        _secrets.add(value)
+from service.redact import redact_all
 
 
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Registered secrets, and credentials in any URL (`service.redact`), out of every field."""
+    """Registered secrets, and credentials in any URL (`service.redact`), out of every field,
+    also inside the dicts and lists of one (a run's filled `parameters`)."""
     for key, value in event.items():
-        if not isinstance(value, str):
-            continue
-        redacted = redact_text(value)
-        for secret in _secrets:
-            if secret in redacted:
-                redacted = redacted.replace(secret, "<redacted>")
-        if redacted != value:
-            event[key] = redacted
+        if isinstance(value, str | dict | list | tuple):
+            event[key] = redact_all(value)
     return event
 
 
@@ -80,7 +70,8 @@ class _ZenMLToStructlog(logging.Handler):
 
 def capture_zenml_logs(level: int = logging.WARNING) -> None:
     """Replace ZenML's coloured console handler on the root logger with one that writes
-    structured events, so the daemon's stdout stays one JSON event per line."""
+    structured events, so the daemon's stdout stays one JSON event per line; and log what was
+    held back before (`stdout_held`)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if type(handler).__name__ in ("ZenMLConsoleHandler", "_ZenMLToStructlog"):
@@ -88,3 +79,38 @@ def capture_zenml_logs(level: int = logging.WARNING) -> None:
     root.addHandler(_ZenMLToStructlog(level))
     # ZenML's REST client retries each call itself; one `store.unavailable` event says it all.
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    for line in take_held_lines():
+        get_logger().warning("zenml.log", logger="stdout", message=line)
+
+
+_held_lines: list[str] = []
+
+
+@contextmanager
+def stdout_held() -> Iterator[None]:
+    """Hold back whatever is written to stdout in the block: ZenML's console handler (warnings
+    of `import zenml`, of a user's pipeline module), a `print`, a child process started in the
+    block (it inherits the file descriptor). Before the log is configured nothing may reach a
+    stdout that must be one JSON event per line; `capture_zenml_logs` logs each held line as a
+    `zenml.log` event, and a command that prints a document instead shows them on stderr
+    (`take_held_lines`). A child must have ended by the end of the block."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 1)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+            held.seek(0)
+            text = _ANSI.sub("", held.read().decode(errors="replace"))
+            _held_lines.extend(line.rstrip() for line in text.splitlines() if line.strip())
+
+
+def take_held_lines() -> list[str]:
+    """The lines `stdout_held` kept (ANSI colours removed), each given out once."""
+    lines = list(_held_lines)
+    _held_lines.clear()
+    return lines

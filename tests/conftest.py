@@ -7,7 +7,9 @@ How ``zenml_store`` isolates a test from the machine's ZenML setup:
   analytics, rich tracebacks and chatty logging are switched off; and every inherited
   ``ZENML_STORE_*`` / ``ZENML_ACTIVE_*`` variable is removed so that a developer's
   server or stack can never be used. This happens before zenml is imported here (the
-  test modules import zenml-dependent code inside the tests for the same reason).
+  test modules import zenml-dependent code inside the tests for the same reason). The
+  test process caches no store credential on disk (``NO_CREDENTIALS_ON_DISK``), so a
+  test can find any that the project's own processes leave.
 * No ZenML repository: ``ZENML_REPOSITORY_PATH`` points at an empty temp directory,
   so the shared ``<repo>/.zen/config.yaml`` (active stack/project ids, rewritten by
   every process that opens it) is neither read nor written. Steps are still resolved
@@ -37,7 +39,13 @@ import pytest
 if TYPE_CHECKING:
     from zenml.client import Client
 
-from tests.support import PROJECT_ROOT, QUIET_ZENML, DaemonProcess, ZenMLServer
+from tests.support import (
+    NO_CREDENTIALS_ON_DISK,
+    PROJECT_ROOT,
+    QUIET_ZENML,
+    DaemonProcess,
+    ZenMLServer,
+)
 
 INHERITED_PREFIXES = ("ZENML_STORE_", "ZENML_ACTIVE_", "ZENML_SERVER")
 
@@ -74,7 +82,7 @@ def _isolated_zenml(
     for name in list(os.environ):
         if name.startswith(INHERITED_PREFIXES):
             monkeypatch.delenv(name)
-    for name, value in {**QUIET_ZENML, **store_environment}.items():
+    for name, value in {**QUIET_ZENML, **NO_CREDENTIALS_ON_DISK, **store_environment}.items():
         monkeypatch.setenv(name, value)
     config_path = tmp_path / "zenml-config"
     no_repository = tmp_path / "no-repository"

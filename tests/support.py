@@ -26,7 +26,36 @@ QUIET_ZENML = {
     "ZENML_ENABLE_RICH_TRACEBACK": "false",
 }
 
+# For the tests' own processes only (ZenML caches the admin's password otherwise, beside the
+# daemon's files): the project's processes must set it themselves, so it is never passed on.
+NO_CREDENTIALS_ON_DISK = {"DISABLE_CREDENTIALS_DISK_CACHING": "true"}
+
 T = TypeVar("T")
+
+
+def project_process_environment(*overrides: dict[str, str]) -> dict[str, str]:
+    """This process's environment for a process of the project, without the store's
+    credentials or the tests' own no-credentials-on-disk setting, plus `overrides`."""
+    inherited = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("ZENML_STORE_") and k not in NO_CREDENTIALS_ON_DISK
+    }
+    for values in overrides:
+        inherited |= values
+    return inherited
+
+
+def files_holding(root: Path, secrets: dict[str, str], skip: tuple[Path, ...] = ()) -> list[str]:
+    """Every file under `root` (but those under `skip`) that holds one of `secrets` (what it
+    is -> its value), as `path: what`."""
+    found = []
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.is_symlink() or any(path.is_relative_to(s) for s in skip):
+            continue
+        data = path.read_bytes()
+        found += [f"{path}: {what}" for what, value in secrets.items() if value.encode() in data]
+    return found
 
 
 def free_port() -> int:
@@ -92,8 +121,9 @@ class DaemonProcess:
 
     def start(self, *args: str) -> DaemonProcess:
         # The daemon gets exactly the store credentials the test gives it, never the admin's.
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith("ZENML_STORE_")}
-        env = {**inherited, **QUIET_ZENML, **self.environment, "AUTOPILOT_LOG_FORMAT": "json"}
+        env = project_process_environment(
+            QUIET_ZENML, self.environment, {"AUTOPILOT_LOG_FORMAT": "json"}
+        )
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [str(Path(sys.executable).parent / "autopilot"), "run", *args],

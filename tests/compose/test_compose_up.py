@@ -29,7 +29,7 @@ from uuid import UUID
 
 import pytest
 
-from tests.support import PROJECT_ROOT, diabetes_automation, free_port, wait_for
+from tests.support import PROJECT_ROOT, diabetes_automation, files_holding, free_port, wait_for
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
 
@@ -58,6 +58,12 @@ IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".zen", ".mypy_cache", 
 # How long each phase may take on a loaded 2-core CI machine (measured runs are far shorter).
 UP_TIMEOUT = 600
 CHAIN_TIMEOUT = 600
+# Fast polls for the test, set where a user sets the daemon's settings: its env file.
+FAST_DAEMON = {
+    "AUTOPILOT_POLL_INTERVAL_SECONDS": "2",
+    "AUTOPILOT_RECONCILE_INTERVAL_SECONDS": "20",
+    "AUTOPILOT_RETRY_BACKOFF_SECONDS": "2",
+}
 
 
 @dataclass
@@ -138,6 +144,19 @@ class Deployment:
     def exec_daemon(self, command: str) -> str:
         return self.compose("exec", "-T", "daemon", "sh", "-c", command).stdout
 
+    def write_daemon_env(self, name: str, variables: dict[str, str]) -> None:
+        """The daemon's env file (DAEMON_ENV_FILE), with the test's fast polls. Compose keeps
+        quotes in an env_file: values go in bare."""
+        values = {**FAST_DAEMON, **variables}
+        text = "".join(f"{key}={value}\n" for key, value in values.items())
+        (self.root / name).write_text(text)
+        self.environment["DAEMON_ENV_FILE"] = f"./{name}"
+
+    def copy_out(self, service: str, path: str, into: Path) -> None:
+        """`path` of the service's container (running or not) copied into the folder `into`."""
+        into.mkdir(parents=True, exist_ok=True)
+        self.podman("cp", f"{self.container(service)['Id']}:{path}", str(into))
+
     def env_value(self, name: str) -> str:
         for line in (self.root / ".env").read_text().splitlines():
             if line.startswith(f"{name}="):
@@ -178,15 +197,13 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     environment = {
         **clean,
         "DOCKER_HOST": DOCKER_HOST,
-        # Variables set in the shell win over .env: a project of its own, free ports, fast polls.
+        # Variables set in the shell win over .env: a project of its own, free ports.
         "COMPOSE_PROJECT_NAME": f"autopilot-test-{os.getpid()}",
         "ZENML_PUBLISH_PORT": str(zenml_port),
         "DAEMON_HTTP_PORT": str(daemon_port),
-        "AUTOPILOT_POLL_INTERVAL_SECONDS": "2",
-        "AUTOPILOT_RECONCILE_INTERVAL_SECONDS": "20",
-        "AUTOPILOT_RETRY_BACKOFF_SECONDS": "2",
     }
     deployment = Deployment(root, environment, zenml_port, daemon_port)
+    deployment.write_daemon_env("test-daemon.env", {})  # daemon.env as shipped, polls fast
     deployment.facts["volumes_before"] = set(deployment.podman("volume", "ls", "-q").split())
     try:
         yield deployment
@@ -514,6 +531,19 @@ def test_no_secret_in_any_log_the_key_file_or_the_image(deployment):
     assert listing.split()[-1] == "1", "the secrets volume holds the key and nothing else"
 
 
+def test_no_credential_on_disk_in_any_container(deployment, tmp_path):
+    """ZenML caches the credentials it is given in clear (~/.config/zenml/credentials.yaml)
+    unless told not to: nothing bootstrap (the admin's password), the daemon, its runs or the
+    producer (the API key) wrote holds one, in their homes, /app (its .zen) or /tmp."""
+    key = deployment.exec_daemon(f"cat {KEY_FILE}").strip()
+    secrets = {"the API key": key} | {name: deployment.env_value(name) for name in PASSWORDS}
+    for service in ("bootstrap", "daemon", "producer"):
+        for path in ("/home/autopilot", "/app", "/tmp"):  # into <service>/autopilot, /app, /tmp
+            deployment.copy_out(service, path, tmp_path / service)
+    assert (tmp_path / "daemon" / "autopilot" / ".config" / "zenml").is_dir()  # ZenML's config
+    assert files_holding(tmp_path, secrets) == []
+
+
 # -- 6. a user's own pipelines in the container ----------------------------------------------------
 
 
@@ -525,11 +555,7 @@ def test_a_users_project_mounted_as_source_root_runs_its_automation(deployment, 
         f"services:\n  daemon:\n    volumes: ['./examples/diabetes:{mount}:ro']\n"
     )
     variables = {"AUTOPILOT_SOURCE_ROOT": mount, **diabetes_automation(SOURCE_ROOT=mount)}
-    # Compose keeps quotes in an env_file: values go in bare.
-    (deployment.root / "diabetes.env").write_text(
-        "".join(f"{name}={value}\n" for name, value in variables.items())
-    )
-    deployment.environment["DAEMON_ENV_FILE"] = "./diabetes.env"
+    deployment.write_daemon_env("diabetes.env", variables)
     deployment.compose("up", "-d", "daemon")  # recreated: new volumes and variables
     deployment.wait_healthy("daemon")
     configured = [e for e in events_of_last_start(deployment) if e["event"] == "daemon.configured"]

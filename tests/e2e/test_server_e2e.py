@@ -19,7 +19,9 @@ from tests.support import (
     DaemonProcess,
     daemon_settings,
     diabetes_automation,
+    files_holding,
     free_port,
+    project_process_environment,
     self_promoting_automation,
 )
 
@@ -29,10 +31,11 @@ AUTOPILOT = str(Path(sys.executable).parent / "autopilot")
 
 def bootstrap(server, key_file: Path) -> subprocess.CompletedProcess[str]:
     """The compose file's bootstrap service: admin credentials in, the daemon's key file out."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZENML_STORE_")}
     return subprocess.run(
         [AUTOPILOT, "bootstrap", "--key-file", str(key_file)],
-        env={**env, **server.admin_environment(), "ZENML_CONFIG_PATH": str(key_file.parent)},
+        env=project_process_environment(
+            server.admin_environment(), {"ZENML_CONFIG_PATH": str(key_file.parent)}
+        ),
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -79,6 +82,27 @@ def test_the_whole_chain_over_rest_with_a_service_account_key(
     for log in tmp_path.glob("daemon*.log"):
         assert key not in log.read_text()
     assert key not in (tmp_path / "state" / "ledger.sqlite").read_bytes().decode(errors="ignore")
+
+    # The other processes that authenticate with the key: `status` and the demo producer.
+    for command in (
+        [AUTOPILOT, "status"],
+        [sys.executable, "-m", "pipelines.producer", "--count", "1", "--interval", "0"],
+    ):
+        with_key = {"ZENML_STORE_API_KEY": key} if "pipelines.producer" in command else {}
+        done = subprocess.run(
+            command,
+            env=project_process_environment(environment, with_key),
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+    # ZenML caches the credentials it is given in clear under its config dir unless told not
+    # to: no file any of them wrote (bootstrap's config dir is the key's folder; every other
+    # process's the test's) holds the key or a password. The server's own files aside.
+    secrets = {"the API key": key, "the admin's password": zenml_server.admin_password}
+    assert files_holding(tmp_path, secrets, skip=(key_file, zenml_server.root)) == []
 
 
 def test_a_users_project_over_rest_beside_a_self_promoting_one(

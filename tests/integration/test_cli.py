@@ -130,6 +130,99 @@ def test_run_once_exits_0_when_all_it_launched_succeeded_and_1_otherwise(zenml_s
     assert _journal_mode(zenml_store) == "delete"  # turned off: the store's mode left alone
 
 
+@pytest.mark.integration
+def test_a_project_other_than_the_active_one_is_chosen_by_its_id(zenml_store, tmp_path):
+    """The README's way to run the daemon on another ZenML project: ZENML_ACTIVE_PROJECT_ID in
+    its environment. It watches that project's datasets alone and runs its pipelines there."""
+    from zenml.client import Client
+
+    other = zenml_store.client.create_project("churn-team", description="another team's")
+    in_default = launch_feature_engineering(training_tags=["approved"], random_state=35)
+    os.environ["ZENML_ACTIVE_PROJECT_ID"] = str(other.id)
+    try:
+        in_other = launch_feature_engineering(training_tags=["approved"], random_state=36)
+    finally:
+        del os.environ["ZENML_ACTIVE_PROJECT_ID"]
+    assert Client().active_project.name == "default"
+    env = {
+        "AUTOPILOT_STATE_DIR": str(tmp_path / "state"),
+        "AUTOPILOT_START_FROM": "beginning",
+        "AUTOPILOT_LOG_FORMAT": "json",
+        "ZENML_ACTIVE_PROJECT_ID": str(other.id),
+    }
+    ran = autopilot("run", "--once", env=env)
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+    events = [json.loads(line) for line in ran.stdout.splitlines()]
+    (finished,) = [e for e in events if e["event"] == "once.finished"]
+    assert finished["launched"] == [f"train:{in_other.training_id}"]
+    assert f"train:{in_default.training_id}" not in ran.stdout
+    (succeeded,) = [e for e in events if e["event"] == "training.succeeded"]
+    assert Client().get_pipeline_run(succeeded["run_id"]).project_id == other.id
+
+
+NOISY_ROOT = PROJECT_ROOT / "tests" / "projects" / "noisy"
+
+
+@pytest.mark.integration
+def test_stdout_stays_one_json_event_per_line_and_errors_are_kept_redacted(zenml_store, tmp_path):
+    """A project that writes to stdout when imported (tests/projects/noisy: ZenML's logger, a
+    Python warning, a print) and whose training fails with an error quoting the store's API
+    key and a URL with its password; ZenML itself warns when imported (a deprecated variable),
+    in the daemon and in every process it starts."""
+    import secrets
+
+    api_key, password = f"ZENKEY_{secrets.token_hex(16)}", secrets.token_hex(8)
+    state = tmp_path / "state"
+    env = {
+        "AUTOPILOT_STATE_DIR": str(state),
+        "AUTOPILOT_START_FROM": "beginning",
+        "AUTOPILOT_MAX_ATTEMPTS": "1",
+        "AUTOPILOT_LOG_FORMAT": "json",
+        "AUTOPILOT_SOURCE_ROOT": str(NOISY_ROOT),
+        "AUTOPILOT_TRAINING_PIPELINE": "noisy_training:noisy_training",
+        "AUTOPILOT_TRAINING_PARAMETERS": json.dumps({"dataset_version_id": "{{ dataset.id }}"}),
+        "ZENML_LOGGING_FORMAT": "%(message)s",
+        # A credential the daemon masks wherever it appears (an embedded store ignores it).
+        "ZENML_STORE_API_KEY": api_key,
+        "NOISY_TRAINING_ERROR": f"no postgresql://etl:{password}@db/x for key {api_key}",
+    }
+    dataset = launch_feature_engineering(training_tags=["approved"], random_state=34)
+    run = autopilot("run", "--once", env=env)
+    assert run.returncode == 1, run.stderr[-2000:]
+    events = [json.loads(line) for line in run.stdout.splitlines()]  # each line one object
+    logged = [e["message"] for e in events if e["event"] == "zenml.log"]
+    for noise in (
+        "noisy project: a warning through ZenML's logger",
+        "noisy project: a Python warning",
+        "noisy project: a print",
+        "The `ZENML_LOGGING_FORMAT` environment variable is deprecated",
+    ):
+        assert any(noise in message for message in logged), (noise, logged)
+    (failed,) = [e for e in events if e["event"] == "training.failed"]
+    assert "no postgresql://etl:***@db/x for key <redacted>" in failed["error"]
+
+    key = f"train:{dataset.training_id}"
+    explained = autopilot("explain", str(dataset.training_id), env=env)
+    assert explained.returncode == 0, explained.stderr
+    (action,) = json.loads(explained.stdout)["actions"]
+    assert action["key"] == key and "postgresql://etl:***@db/x" in action["error"]
+    status = autopilot("status", "--offline", env=env)
+    assert json.loads(status.stdout)["recent_failures"][0]["key"] == key
+    ledger = b"".join(path.read_bytes() for path in state.glob("ledger.sqlite*"))
+    for secret in (api_key, password):
+        in_ledger = secret.encode() in ledger
+        assert not in_ledger, "a secret in the ledger"
+        assert secret not in run.stdout + explained.stdout + status.stdout
+
+    # check-config prints the configuration alone on stdout, what ZenML said on stderr.
+    checked = autopilot("check-config", env=env)
+    assert checked.returncode == 0, checked.stderr
+    assert json.loads(checked.stdout)["pipelines"]["default"]["training"]["name"] == (
+        "noisy_training"
+    )
+    assert "noisy project: a print" in checked.stderr
+
+
 def _journal_mode(store) -> str:
     import sqlite3
 

@@ -21,6 +21,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from service.settings import (
+    EXTRA_KNOWN_VARIABLES,
     SINGLE_FORM_FIELDS,
     Settings,
     env_name,
@@ -50,6 +51,19 @@ REQUIRED = re.compile(r"^\$\{([A-Z0-9_]+):\?([^}]*)\}$")
 PASSWORDS = ("MYSQL_ROOT_PASSWORD", "MYSQL_PASSWORD", "ZENML_ADMIN_PASSWORD")
 TEST_PASSWORDS = "".join(f"{name}=test-{name.lower()}\n" for name in PASSWORDS)
 URL_WITH_PASSWORD = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
+# docker-compose.yml's own wiring of the daemon: its `environment:` (which wins over `env_file:`)
+# sets these and nothing else, so the daemon's env file sets every other setting.
+FIXED_BY_COMPOSE = {
+    "ZENML_STORE_URL": "http://zenml:8080",
+    "AUTOPILOT_ZENML_API_KEY_FILE": KEY_FILE,
+    "AUTOPILOT_STATE_DIR": "/var/lib/autopilot",
+    "AUTOPILOT_HTTP_HOST": "0.0.0.0",
+    "AUTOPILOT_HTTP_PORT": "8765",
+}
+# daemon.env's lines: `# NAME=default` (a setting shown with its default), `#   NAME=value` (the
+# named automations' example).
+SHOWN_DEFAULT = re.compile(r"^# (AUTOPILOT_[A-Z0-9_]+)=(.*)$", re.MULTILINE)
+NAMED_EXAMPLE = re.compile(r"^#   (AUTOPILOT_[A-Z0-9_]+)=(.*)$", re.MULTILINE)
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -298,11 +312,9 @@ def test_every_daemon_setting_can_be_set_from_env():
 
 
 def test_the_daemon_env_file_example_is_a_valid_configuration(tmp_path):
-    """Uncommented, daemon.env's example loads: its variables are the daemon's own."""
-    lines = [line.removeprefix("# ") for line in DAEMON_ENV.read_text().splitlines()]
-    example = dict(
-        line.split("=", 1) for line in lines if line.startswith("AUTOPILOT_") and "=" in line
-    )
+    """Uncommented, daemon.env's example of named automations loads: its variables are the
+    daemon's own."""
+    example = dict(NAMED_EXAMPLE.findall(DAEMON_ENV.read_text()))
     example["AUTOPILOT_SOURCE_ROOT"] = str(tmp_path)  # the user's project, mounted
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "training.yaml").write_text("model: {name: churn_model}\n")
@@ -310,17 +322,38 @@ def test_the_daemon_env_file_example_is_a_valid_configuration(tmp_path):
     assert names == ["churn", "iris"]
 
 
-def test_single_automation_settings_pass_through_only_when_set(tmp_path):
-    """An existing deployment's .env keeps configuring its `default` automation; an unset one
-    reaches the daemon unset (its own default), so named automations in daemon.env can be used."""
-    custom = tmp_path / "custom.env"
-    custom.write_text(ENV_EXAMPLE.read_text() + TEST_PASSWORDS + "AUTOPILOT_MODEL_NAME=churn\n")
-    daemon = docker_compose_config(custom)["services"]["daemon"]
-    assert daemon["environment"]["AUTOPILOT_MODEL_NAME"] == "churn"
-    example = tmp_path / "example.env"
-    example.write_text(ENV_EXAMPLE.read_text() + TEST_PASSWORDS)
-    defaults = docker_compose_config(example)["services"]["daemon"]
-    assert defaults["environment"]["AUTOPILOT_MODEL_NAME"] is None  # not set in the container
+def test_the_daemon_env_file_shows_every_setting_it_may_set_with_its_default():
+    shown = dict(SHOWN_DEFAULT.findall(DAEMON_ENV.read_text()))
+    settable = known_variables() - EXTRA_KNOWN_VARIABLES - set(FIXED_BY_COMPOSE)
+    assert set(shown) | {"AUTOPILOT_SOURCE_ROOT"} == settable  # the root is in the example
+    assert shown.pop("AUTOPILOT_LOG_FORMAT") == "json"  # the image's default (Dockerfile ENV)
+    assert "AUTOPILOT_LOG_FORMAT=json" in " ".join(
+        arguments for keyword, arguments in dockerfile_instructions() if keyword == "ENV"
+    )
+    assert load_settings(shown) == load_settings({})  # every other one: the daemon's own
+
+
+def test_every_daemon_setting_comes_from_the_daemon_env_file_and_none_from_dotenv(tmp_path):
+    """One place for the daemon's settings. Compose's `environment:` wins over `env_file:`, so
+    a setting the compose file passed through from .env (`${AUTOPILOT_STACK:-}`) silently beat
+    the daemon's env file; now whatever that file sets reaches the daemon, but the compose
+    file's own wiring, and an AUTOPILOT_* in .env reaches it not at all."""
+    names = sorted(
+        known_variables() | set(FIXED_BY_COMPOSE) | {"AUTOPILOT_AUTOMATIONS__CHURN__MODEL_NAME"}
+    )
+    daemon_env = tmp_path / "my-daemon.env"
+    daemon_env.write_text("".join(f"{name}=from-daemon-env\n" for name in names))
+    dotenv = tmp_path / "dotenv"
+    dotenv.write_text(
+        ENV_EXAMPLE.read_text()
+        + TEST_PASSWORDS
+        + f"DAEMON_ENV_FILE={daemon_env}\n"
+        + "".join(f"{name}=from-dotenv\n" for name in names if name.startswith("AUTOPILOT_"))
+    )
+    daemon = environment(docker_compose_config(dotenv)["services"]["daemon"])
+    seen = {name: daemon.get(name) for name in names}
+    assert seen == {name: FIXED_BY_COMPOSE.get(name, "from-daemon-env") for name in names}
+    assert environment(raw_compose()["services"]["daemon"]).keys() == FIXED_BY_COMPOSE.keys()
     assert raw_compose()["services"]["daemon"]["env_file"] == ["${DAEMON_ENV_FILE:-./daemon.env}"]
 
 

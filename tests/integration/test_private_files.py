@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from pipelines.feature_engineering import launch_feature_engineering
 from tests.integration.test_cli import autopilot
+from tests.support import PROJECT_ROOT
 
 
 def mode(path: Path) -> int:
@@ -27,6 +31,40 @@ def umask_022():
         yield
     finally:
         os.umask(previous)
+
+
+def test_make_run_leaves_the_daemon_nothing_to_tighten(tmp_path, umask_022):
+    """`make run` on a fresh clone: the Makefile prepares the folder, then the daemon checks its
+    state dir (`secure_state_dir`, run here on what the Makefile left) and found `.autopilot`
+    0755 when the Makefile made it, so the very first start warned `state.permissions_tightened`.
+    The venv is a stand-in: its `autopilot` is that check, its `python` (the producer) exits."""
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy2(PROJECT_ROOT / name, clone / name)
+    bin_dir = clone / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (clone / ".venv" / ".installed").touch()  # newer than pyproject.toml: nothing to install
+    check = (
+        "import json, os, pathlib; from service.files import secure_state_dir; "
+        "state = pathlib.Path(os.environ['AUTOPILOT_STATE_DIR']); "
+        "print(json.dumps(secure_state_dir(state, state / 'ledger.sqlite')))"
+    )
+    (bin_dir / "autopilot").write_text(f'#!/bin/sh\nexec {sys.executable} -c "{check}"\n')
+    (bin_dir / "python").write_text("#!/bin/sh\nexit 0\n")
+    for script in bin_dir.iterdir():
+        script.chmod(0o755)
+    made = subprocess.run(
+        ["make", "-s", "run"],
+        cwd=clone,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout.splitlines()[-1]) == []  # nothing was loose
+    assert mode(clone / ".autopilot") == 0o700
 
 
 @pytest.mark.integration

@@ -1,3 +1,9 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from service import operations
@@ -96,3 +102,31 @@ def test_explain_says_which_tags_were_missing(ledger):
     assert explanation["actions"] == []
     with pytest.raises(operations.OperationError, match="not in the ledger"):
         operations.explain(ledger, "unknown")
+
+
+def test_explain_and_status_mask_the_secrets_an_older_ledger_holds(tmp_path):
+    """A ledger written before errors were stored redacted: what the commands print is masked
+    (a URL's password, the store's API key), the stored text left as it was."""
+    key = "ZENKEY_secret_api_key_value"
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    _failed(ledger)
+    with ledger.transaction():  # as an older daemon wrote it
+        ledger._execute(
+            "UPDATE actions SET error = ? WHERE key = 'train:d1'",
+            (f"OperationalError: mysql://u:pw-in-url@db/x refused {key}",),
+        )
+    ledger.close()
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AUTOPILOT_", "ZENML_"))},
+        "AUTOPILOT_STATE_DIR": str(tmp_path),
+        "ZENML_STORE_API_KEY": key,
+    }
+    autopilot = str(Path(sys.executable).parent / "autopilot")
+    for command in (["explain", "d1"], ["status", "--offline"]):
+        shown = subprocess.run(
+            [autopilot, *command], env=environment, capture_output=True, text=True, timeout=60
+        )
+        assert shown.returncode == 0, shown.stderr
+        text = json.dumps(json.loads(shown.stdout))
+        assert "mysql://u:***@db/x refused <redacted>" in text
+        assert "pw-in-url" not in shown.stdout and key not in shown.stdout

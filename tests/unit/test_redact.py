@@ -7,8 +7,9 @@ import json
 
 import pytest
 
+from service import redact as redact_module
 from service.logs import configure, get_logger
-from service.redact import redact_text, redact_url, url_password
+from service.redact import redact_all, redact_text, redact_url, register_secret, url_password
 
 
 @pytest.mark.parametrize(
@@ -56,3 +57,22 @@ def test_no_log_line_holds_a_urls_password():
     (line,) = stream.getvalue().splitlines()
     assert "s3cr3t" not in line
     assert json.loads(line)["store_url"] == "mysql://autopilot:***@db:3306/zenml"
+
+
+def test_a_registered_secret_is_masked_in_every_field_of_a_log_line_nested_ones_too(monkeypatch):
+    monkeypatch.setattr(redact_module, "_secrets", set())
+    register_secret("ZENKEY_s3cr3t")
+    register_secret("abc")  # too short to mask without masking ordinary words
+    stream = io.StringIO()
+    configure("json", "INFO", stream=stream)
+    get_logger().info(
+        "training.launched",
+        error="abc: rejected ZENKEY_s3cr3t",
+        parameters={"token": "ZENKEY_s3cr3t", "urls": ["mysql://u:pw@db/x"]},
+    )
+    (line,) = stream.getvalue().splitlines()
+    event = json.loads(line)
+    assert "ZENKEY_s3cr3t" not in line and "pw" not in line
+    assert event["error"] == "abc: rejected <redacted>"
+    assert event["parameters"] == {"token": "<redacted>", "urls": ["mysql://u:***@db/x"]}
+    assert redact_all(("ZENKEY_s3cr3t", 3)) == ("<redacted>", 3)
