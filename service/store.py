@@ -418,7 +418,7 @@ class StoreAdapter:
             if not _unseen(name, response.number, response, group, seen, judged):
                 continue
             if (full := self.model_version(str(response.id))) is not None:
-                yield full
+                yield replace(full, model_name=name)
 
     def _model_responses_since(self, group: PollGroup) -> Iterator[ModelVersionResponse]:
         """The unhydrated versions of a group's models a read lists (`core/polling`)."""
