@@ -14,7 +14,7 @@ DEMO_ENV := ZENML_CONFIG_PATH=$(CURDIR)/.zenml-home \
 	AUTOPILOT_POLL_INTERVAL_SECONDS=$${AUTOPILOT_POLL_INTERVAL_SECONDS:-2} \
 	ZENML_ANALYTICS_OPT_IN=false ZENML_LOGGING_VERBOSITY=WARN ZENML_ENABLE_RICH_TRACEBACK=false
 
-.PHONY: install run test test-fast test-e2e soak lint clean compose-tools env container-engine \
+.PHONY: install run test test-fast test-e2e soak lint clean compose-tools mariadb env container-engine \
 	standins test-compose
 
 install: $(STAMP)
@@ -43,7 +43,7 @@ lint: $(STAMP)
 # The 15 slowest tests are listed at the end: the suite's time is a budget (README).
 # Two test processes (pytest-xdist), a test file each at a time: the e2e tests mostly wait on
 # their daemons, so two share this 2-core machine well (15 min serial, under 9 in two).
-test: $(STAMP) lint compose-tools
+test: $(STAMP) lint compose-tools mariadb
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 
 test-fast: $(STAMP)
@@ -61,6 +61,14 @@ compose-tools:
 	@command -v docker-compose >/dev/null 2>&1 || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq docker-compose; }
+
+# Debian's MariaDB server and client binaries, no service (10.11, as the Compose stand-in for
+# MySQL): tests/integration/test_mysql_store.py runs a throw-away server of its own on them.
+mariadb:
+	@command -v mariadb-install-db >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO apt-get install -y -qq --no-install-recommends mariadb-server-core mariadb-client-core; }
 
 # A .env for docker compose with random passwords (Compose refuses to start without them).
 env:

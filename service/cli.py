@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_config_error(error)
         return EXIT_CONFIG
     if args.command == "check-config":
-        return run_check_config(settings)
+        return run_check_config(settings, offline=args.offline)
     if args.command in ("status", "explain", "replay", "skip"):
         return run_operation(settings, args)
     return run(settings, once=args.once, dry_run=args.dry_run)
@@ -86,9 +86,10 @@ def run_operation(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_check_config(settings: Settings) -> int:
+def run_check_config(settings: Settings, offline: bool = False) -> int:
     """Print the effective configuration with each automation's pipelines imported and
-    checked, or exit 2 naming every bad variable."""
+    checked, or exit 2 naming every bad variable. Unless `offline`, also ask the store which
+    watched names it does not hold (warnings: they may be created later)."""
     _zenml_defaults()
     from service.logs import stdout_held
     from service.runtime.checks import check_pipelines
@@ -101,8 +102,45 @@ def run_check_config(settings: Settings) -> int:
         return EXIT_CONFIG
     shown = describe(settings)
     shown["pipelines"] = resolved
+    if not offline:
+        shown["names_not_in_store"] = _names_not_in_store(settings)
     print(json.dumps(shown, indent=2, default=str))
     return EXIT_OK
+
+
+def _names_not_in_store(settings: Settings) -> list[str] | str:
+    """What the store says of the watched names (one line each, also on stderr), or why it
+    could not be asked."""
+    from service.core.names import check_watched
+
+    _zenml_defaults(settings)
+    _zenml_console_quiet()
+    try:
+        store = _connect()
+        found = check_watched(settings.automations, store.artifact_names(), store.model_names())
+    except Exception as error:
+        note = redact_text(f"store not reachable, names not checked: {error}")[:300]
+        print(f"autopilot check-config: {note}", file=sys.stderr)
+        return note
+    for unknown in found:
+        print(f"autopilot check-config: warning: {unknown.message}", file=sys.stderr)
+    return [unknown.message for unknown in found]
+
+
+def _zenml_console_quiet() -> None:
+    """ZenML's console handler writes to stdout, where `check-config` prints one JSON document,
+    and logs a whole traceback when the store cannot be reached: `check-config` says what
+    matters itself, on stderr."""
+    import logging
+
+    import zenml  # noqa: F401  - sets its handler up
+
+    for handler in logging.getLogger().handlers:
+        if type(handler).__name__ == "ZenMLConsoleHandler" and isinstance(
+            handler, logging.StreamHandler
+        ):
+            handler.setStream(sys.stderr)
+            handler.setLevel(logging.CRITICAL)
 
 
 def _zenml_defaults(settings: Settings | None = None) -> None:
@@ -424,7 +462,10 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="log what it would launch or promote; launch and change nothing",
     )
-    commands.add_parser("check-config", help="print the effective configuration, or exit 2")
+    check = commands.add_parser("check-config", help="print the effective configuration, or exit 2")
+    check.add_argument(
+        "--offline", action="store_true", help="do not ask the store which watched names it knows"
+    )
     status = commands.add_parser("status", help="cursors and lag, open actions, failures")
     status.add_argument("--offline", action="store_true", help="read the ledger only")
     explain = commands.add_parser("explain", help="why a dataset/model version was acted on")

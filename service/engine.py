@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from service.core.actions import ActionKind, ActionState
+from service.core.names import check_watched
 from service.files import private_dir
 from service.ledger import Ledger
 from service.logs import get_logger
@@ -101,10 +102,33 @@ class Autopilot:
                 path=str(self.ledger.path),
             )
             self.ledger.upgraded_from = None
+        automations = self.settings.automations
+        self.store.watch_names(
+            {n for a in automations for n in a.dataset_names}, {a.model_name for a in automations}
+        )
+        self._check_watched_names()
         self.datasets.start()
         self.models.start()
         self.actions.recover()
         self.executor.warm_up()
+
+    def _check_watched_names(self) -> None:
+        """Say which watched names the store does not hold as written: a warning when it holds
+        one like it (a typo, or a case that only MySQL ignores), else a note (it may come)."""
+        found = check_watched(
+            self.settings.automations, self.store.artifact_names(), self.store.model_names()
+        )
+        for unknown in found:
+            log = self.log.warning if unknown.likely_typo else self.log.info
+            log(
+                "config.name_not_in_store",
+                kind=unknown.kind,
+                name=unknown.name,
+                variables=list(unknown.variables),
+                store_spelling=unknown.store_spelling,
+                close_matches=list(unknown.close),
+                detail=unknown.message,
+            )
 
     def tick(self, observe: bool = True) -> TickReport:
         """Settle, observe, decide, dispatch. `observe=False` is for a worker's report between

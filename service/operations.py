@@ -13,9 +13,11 @@ from service.core.actions import (
     parse_action_key,
 )
 from service.engine import LAST_POLL_KEY
-from service.ledger import Action, Ledger, epoch
+from service.ledger import Action, Ledger, Subject, epoch
+from service.stages.context import DATASET, MODEL, WAITING_SINCE
 
 OPEN_STATES = (ActionState.PENDING, ActionState.RUNNING, ActionState.RETRY_WAIT)
+WAITING_LISTED = 50  # the versions waiting longest; `waiting_total` counts them all
 
 
 class OperationError(Exception):
@@ -40,10 +42,20 @@ def status(ledger: Ledger, in_store: dict[str, list[str]] | None = None) -> dict
             )
         cursors.append(entry)
     production = {s: v for s, v in ledger.cursors().items() if "/production:" in s}
+    waiting = sorted(
+        (
+            _describe_waiting(s)
+            for kind in (DATASET, MODEL)
+            for s in ledger.subjects_with_status(kind, "waiting")
+        ),
+        key=lambda w: -(w.get("waited_seconds") or 0.0),
+    )
     return {
         "last_successful_poll": ledger.get_meta(LAST_POLL_KEY),
         "production": production,
         "cursors": cursors,
+        "waiting": waiting[:WAITING_LISTED],
+        "waiting_total": len(waiting),
         "actions_by_automation": ledger.count_actions(),
         "open": [_describe(a) for a in ledger.actions_in(*OPEN_STATES)],
         "recent_failures": [_describe(a) for a in ledger.recent_actions(ActionState.FAILED)],
@@ -125,6 +137,23 @@ def _check_key(key: str) -> ParsedKey:
         return parse_action_key(key)
     except ValueError as error:
         raise OperationError(str(error)) from None
+
+
+def _describe_waiting(subject: Subject) -> dict[str, Any]:
+    """A version the daemon waits on (its producing or training run), and for how long: since
+    the daemon first saw it waiting, on the daemon's clock."""
+    described: dict[str, Any] = {
+        "automation": subject.automation,
+        "kind": subject.kind,
+        "id": subject.id,
+        "name": subject.name,
+        "version": subject.version,
+        "reason": subject.reason,
+    }
+    since = subject.details.get(WAITING_SINCE)
+    if isinstance(since, int | float):
+        described["waited_seconds"] = round(max(0.0, epoch() - since), 1)
+    return described
 
 
 def _describe(action: Action) -> dict[str, Any]:

@@ -173,6 +173,12 @@ class Settings(BaseSettings):
     retry_backoff_seconds: float = Field(default=10.0, ge=0, allow_inf_nan=False)
     run_timeout_seconds: float = Field(default=3600.0, gt=0, allow_inf_nan=False)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0, allow_inf_nan=False)
+    producer_wait_seconds: float = Field(
+        default=86400.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="How long a dataset version waits on its producing run before it is skipped.",
+    )
     stack: str | None = Field(default=None, description="ZenML stack to run pipelines on.")
     sqlite_wal: bool = Field(
         default=True,

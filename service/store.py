@@ -14,13 +14,14 @@ import contextlib
 import heapq
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from service.core import polling
+from service.core.names import NameMap
 from service.core.polling import PollGroup, Seen
 from service.core.records import DatasetVersion, ModelVersionInfo, RunInfo, RunStatus
 from service.redact import redact_url
@@ -44,6 +45,28 @@ class StoreAdapter:
         self._client = client or Client()
         # Finished runs never change: the latest ones read are kept (producers of a backlog).
         self._finished_runs: OrderedDict[str, RunInfo] = OrderedDict()
+        # Every record carries the configured name its store name answers to (core/names).
+        self._artifact_names = NameMap()
+        self._model_names = NameMap()
+
+    def watch_names(self, artifacts: Iterable[str], models: Iterable[str]) -> None:
+        """The configured names: on a store that compares names as MySQL does (any but SQLite),
+        a record of a version whose store name differs from one only in case carries the
+        configured name, which the stages know."""
+        database = str(self._client.zen_store.get_store_info().database_type)
+        folds = database != "sqlite"
+        self._artifact_names = NameMap(artifacts, folds)
+        self._model_names = NameMap(models, folds)
+
+    def artifact_names(self) -> set[str]:
+        """The name of every artifact in the store (for the start-up check of watched names)."""
+        pages = self._pages(self._client.list_artifacts, hydrate=False)
+        return {str(response.name) for response in pages}
+
+    def model_names(self) -> set[str]:
+        """The name of every model in the store."""
+        pages = self._pages(self._client.list_models, hydrate=False)
+        return {str(response.name) for response in pages}
 
     # -- connection and stack -----------------------------------------------------------------
 
@@ -143,9 +166,9 @@ class StoreAdapter:
             )
             reads.append(_forgetting_unlisted(pages, known, seen))
         for response in heapq.merge(*reads, key=_dataset_order):
-            name, number = response.artifact.name, _version_number(response)
-            if _unseen(name, number, response, group, seen, judged):
-                yield self._dataset_record(response)
+            name = self._artifact_names.resolve(response.artifact.name, group.names)
+            if _unseen(name, _version_number(response), response, group, seen, judged):
+                yield self._dataset_record(response, name)
 
     def _lists_only_known(self, filters: dict[str, Any], known: dict[str, str]) -> bool:
         """True when a read would list only the `known` versions (read before): as many, and
@@ -197,6 +220,22 @@ class StoreAdapter:
         for items in pages:
             yield [str(response.id) for response in items]
 
+    def dataset_ids_with_tags(
+        self, name: str, tags: list[str]
+    ) -> Iterator[tuple[str, str, datetime]]:
+        """(id, version, created) of every version of `name` carrying every tag (with no tags:
+        every version), oldest first, unhydrated and without producer look-ups."""
+        filters: dict[str, Any] = {"tags": [f"equals:{t}" for t in tags]} if tags else {}
+        pages = self._pages(
+            self._client.list_artifact_versions,
+            artifact=name,
+            sort_by="asc:created",
+            hydrate=False,
+            **filters,
+        )
+        for response in pages:
+            yield str(response.id), str(response.version), response.created
+
     def dataset_version(self, id: str) -> DatasetVersion | None:
         try:
             response = self._client.get_artifact_version(UUID(id), hydrate=False)
@@ -208,11 +247,13 @@ class StoreAdapter:
         for response in self._pages(self._client.list_artifact_versions, hydrate=False, **filters):
             yield self._dataset_record(response)
 
-    def _dataset_record(self, response: ArtifactVersionResponse) -> DatasetVersion:
+    def _dataset_record(
+        self, response: ArtifactVersionResponse, name: str | None = None
+    ) -> DatasetVersion:
         run_id = response.producer_pipeline_run_id
         return DatasetVersion(
             id=str(response.id),
-            artifact_name=response.artifact.name,
+            artifact_name=name or self._artifact_names.resolve(response.artifact.name),
             version=str(response.version),
             number=_version_number(response),
             tags=frozenset(tag.name for tag in response.tags),
@@ -373,10 +414,11 @@ class StoreAdapter:
         (a model version always has a number: a fast read is one query, or, by numbers alone,
         one per `NUMBER_AHEAD` new numbers, `core/polling`)."""
         for response in self._model_responses_since(group):
-            if not _unseen(response.model.name, response.number, response, group, seen, judged):
+            name = self._model_names.resolve(response.model.name, group.names)
+            if not _unseen(name, response.number, response, group, seen, judged):
                 continue
             if (full := self.model_version(str(response.id))) is not None:
-                yield full
+                yield replace(full, model_name=name)
 
     def _model_responses_since(self, group: PollGroup) -> Iterator[ModelVersionResponse]:
         """The unhydrated versions of a group's models a read lists (`core/polling`)."""
@@ -398,7 +440,7 @@ class StoreAdapter:
             at_highest = False
             window = [f"gte:{lowest}", f"lte:{highest}"]
             for response in self._pages(self._client.list_model_versions, number=window, **read):
-                if response.model.name in names:
+                if self._model_names.resolve(response.model.name) in names:
                     at_highest = at_highest or response.number == highest
                     yield response
             if not at_highest:  # numbers are consecutive above the top: none above `highest`
@@ -420,6 +462,15 @@ class StoreAdapter:
     ) -> Iterator[ModelVersionInfo]:
         created = f"lt:{moment:%Y-%m-%d %H:%M:%S}"
         yield from self._model_pages(model=model, created=created, sort_by="asc:number")
+
+    def model_versions_created_since(
+        self, model: str, moment: datetime
+    ) -> Iterator[ModelVersionInfo]:
+        """The versions of a model created at or after `moment` (to the microsecond)."""
+        created = f"gte:{moment:%Y-%m-%d %H:%M:%S}"
+        for version in self._model_pages(model=model, created=created, sort_by="asc:number"):
+            if version.created >= moment:
+                yield version
 
     def model_version(self, id: str, metric_artifact: str | None = None) -> ModelVersionInfo | None:
         """A model version by id; with the run metadata of its linked artifact of that name
@@ -542,7 +593,7 @@ class StoreAdapter:
     ) -> ModelVersionInfo:
         return ModelVersionInfo(
             id=str(response.id),
-            model_name=response.model.name,
+            model_name=self._model_names.resolve(response.model.name),
             number=response.number,
             name=str(response.name),
             stage=str(response.stage) if response.stage else None,

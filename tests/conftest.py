@@ -44,6 +44,7 @@ from tests.support import (
     PROJECT_ROOT,
     QUIET_ZENML,
     DaemonProcess,
+    MariaDB,
     ZenMLServer,
 )
 
@@ -129,6 +130,28 @@ def zenml_rest_store(
     """This test process connected to `zenml_server` over REST, as the admin user."""
     with _isolated_zenml(tmp_path, monkeypatch, zenml_server.admin_environment()) as store:
         assert store.client.zen_store.type.value == "rest"
+        yield store
+
+
+@pytest.fixture(scope="module")
+def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
+    """A throw-away MariaDB server, shared by a module's tests (a database each)."""
+    server = MariaDB(tmp_path_factory.mktemp("mariadb")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def zenml_mysql_store(
+    mariadb: MariaDB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ZenMLStore]:
+    """This test process on a fresh ZenML database in `mariadb` (a MySQL store, as Compose's)."""
+    database = f"zenml_{os.urandom(4).hex()}"
+    environment = {"ZENML_STORE_URL": mariadb.url(database)}
+    with _isolated_zenml(tmp_path, monkeypatch, environment) as store:
+        assert store.client.zen_store.get_store_info().database_type == "mysql"
         yield store
 
 

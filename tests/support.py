@@ -261,6 +261,93 @@ class ZenMLServer:
                 self.process.wait(10)
 
 
+class MariaDB:
+    """A throw-away MariaDB server (Debian's `mariadb-server`, as in the Compose stand-in for
+    MySQL) on loopback, with its own data folder: a MySQL store for ZenML, which compares
+    names ignoring case and keeps `created` to the second, as SQLite does not."""
+
+    USER, PASSWORD = "zenml", "zenml-test-pw"
+
+    def __init__(self, root: Path, port: int | None = None) -> None:
+        self.root = root
+        self.port = port or free_port()
+        self.socket = root / "mysqld.sock"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def url(self, database: str) -> str:
+        return f"mysql://{self.USER}:{self.PASSWORD}@127.0.0.1:{self.port}/{database}"
+
+    def start(self, timeout: float = 60) -> MariaDB:
+        import shutil
+
+        server = shutil.which("mariadbd", path=f"/usr/sbin:{os.environ.get('PATH', '')}")
+        install = shutil.which("mariadb-install-db")
+        if server is None or install is None:
+            raise AssertionError(
+                "MariaDB is not installed, so a MySQL store cannot be tested: run "
+                "`make mariadb` (apt-get install -y mariadb-server)"
+            )
+        data = self.root / "data"
+        self.root.mkdir(parents=True, exist_ok=True)
+        as_user = ["--user=root"] if os.geteuid() == 0 else []  # mariadbd refuses root unasked
+        subprocess.run(
+            [install, "--no-defaults", f"--datadir={data}", *as_user, "--skip-test-db"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        arguments = [
+            f"--datadir={data}",
+            *as_user,
+            f"--port={self.port}",
+            "--bind-address=127.0.0.1",
+            f"--socket={self.socket}",
+            f"--pid-file={self.root / 'mysqld.pid'}",
+            "--skip-name-resolve",
+        ]
+        with open(self.root / "mariadb.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [server, "--no-defaults", *arguments], stdout=log, stderr=subprocess.STDOUT
+            )
+        grant = (  # every privilege: one of ZenML's migrations runs SET GLOBAL
+            f"CREATE USER '{self.USER}'@'127.0.0.1' IDENTIFIED BY '{self.PASSWORD}'; "
+            f"GRANT ALL ON *.* TO '{self.USER}'@'127.0.0.1';"
+        )
+        wait_for(
+            lambda: self._as_root(grant).returncode == 0,
+            timeout=timeout,
+            interval=0.5,
+            what="MariaDB to start",
+        )
+        return self
+
+    def execute(self, database: str, sql: str) -> str:
+        result = self._as_root(sql, database)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def _as_root(self, sql: str, database: str = "") -> subprocess.CompletedProcess[str]:
+        if self.process is not None and self.process.poll() is not None:
+            log = (self.root / "mariadb.log").read_text()[-2000:]
+            raise AssertionError(f"MariaDB exited with {self.process.returncode}: {log}")
+        command = ["mariadb", "--no-defaults", "-uroot", f"--socket={self.socket}", "-N", "-B"]
+        return subprocess.run(
+            [*command, *([database] if database else []), "-e", sql],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
 def echo_launcher(value: str) -> str:
     """A launcher for executor tests: "runs" nothing and reports `value` as its run id."""
     return value

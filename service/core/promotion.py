@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 
 from service.core.records import ModelVersionInfo, RunStatus
@@ -13,18 +13,23 @@ from service.core.records import ModelVersionInfo, RunStatus
 PRODUCTION = "production"
 
 # ZenML creates a run's model version a moment before it links the run to it, so for that moment
-# a run's version looks hand-made. A version with no run is judged once it is this old.
+# a run's version looks hand-made. A version with no run is judged once the daemon has seen it
+# without one for this long.
 UNLINKED_SETTLE = timedelta(seconds=10)
 
 
-def wait_reason(version: ModelVersionInfo, now: datetime) -> str | None:
+def wait_reason(version: ModelVersionInfo, unlinked_for: timedelta) -> str | None:
     """Why a model version cannot be judged yet, or None when it can.
 
-    `now` is naive UTC, like ZenML's timestamps.
+    `unlinked_for`: how long the daemon has watched the version without a run linked to it (a
+    duration on the daemon's own clock; zero at first sight). Never the version's `created`
+    against the daemon's clock: with the daemon's clock ahead of the store's, a run's new
+    version would look old enough at once, be judged before its run is linked, and be rejected
+    for good as hand-made.
     """
     if version.producer is not None and version.producer.status is RunStatus.IN_PROGRESS:
         return "training_run_in_progress"
-    if version.producer is None and now - version.created < UNLINKED_SETTLE:
+    if version.producer is None and unlinked_for < UNLINKED_SETTLE:
         return "no_training_run_linked_yet"
     return None
 

@@ -26,5 +26,17 @@ class StartFrom:
         assert self.since is not None
         return happened_at < self.since
 
+    def first_floor(self, newest: datetime | None) -> datetime | None:
+        """The floor a new stream starts from, given the newest `created` of its versions.
+
+        `now`: that `created` itself, not just above it. A store may keep `created` to the
+        second (MySQL): a version created later in the same second has the very same `created`,
+        and must be at or above the floor to be judged. The versions already there at the floor
+        are noted as predating the start instead (by id), so they are not judged.
+        """
+        if self.mode == "now":
+            return newest
+        return self.since  # None from the beginning
+
     def __str__(self) -> str:
         return self.mode or (self.since.isoformat() if self.since else "?")

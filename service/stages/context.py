@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from service.core.automation import Automation
 from service.core.polling import format_floor, parse_floor
-from service.ledger import Ledger
+from service.ledger import Ledger, Subject
 from service.logs import get_logger
 from service.settings import Settings
 from service.store import StoreAdapter
 
 DATASET, MODEL = "dataset", "model"
+# Kept in a waiting version's ledger details: when the daemon first saw it waiting (its own
+# clock, epoch seconds), so that how long it has waited is a duration on one clock.
+WAITING_SINCE = "waiting_since"
 
 
 @dataclass
@@ -22,10 +26,26 @@ class Context:
     settings: Settings
     ledger: Ledger
     store: StoreAdapter
+    # The daemon's own clock, for durations only (how long a version has waited): epoch seconds,
+    # so that a wait survives a restart. Never compared with the store's timestamps.
+    clock: Callable[[], float] = time.time
     automations: dict[str, Automation] = field(init=False)
+    _unwatched: set[tuple[str, str]] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         self.automations = {a.name: a for a in self.settings.automations}
+
+    def unwatched_name(self, kind: str, name: str) -> None:
+        """A version the store listed under a name no automation watches (the store matched
+        a watched name by its own rules, core/names): left alone, said once per name."""
+        if (kind, name) not in self._unwatched:
+            self._unwatched.add((kind, name))
+            get_logger().warning(
+                "store.unwatched_name_listed",
+                kind=kind,
+                name=name,
+                detail="the store returned it for a watched name; its versions are ignored",
+            )
 
     def log(self, automation: Automation | str) -> Any:
         """The logger of one automation: every event carries its name."""
@@ -36,6 +56,16 @@ class Context:
 def utc_now() -> datetime:
     """Naive UTC, like ZenML's timestamps."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def first_seen(prior: Subject | None, key: str, now: float) -> float:
+    """When the daemon first saw a version in some state, on its own clock, as kept in the
+    version's ledger details under `key`: `now` at first sight (or if the clock went back
+    past it, so that a clock set back delays nothing for long)."""
+    since = prior.details.get(key) if prior is not None and not prior.final else None
+    if isinstance(since, int | float) and not isinstance(since, bool) and since <= now:
+        return float(since)
+    return now
 
 
 def stored_floor(ledger: Ledger, stream: str) -> datetime | None:

@@ -17,9 +17,20 @@ from service.core.promotion import PRODUCTION, PromotionDecision, decide_promoti
 from service.core.records import ModelVersionInfo, RunInfo
 from service.faults import crashpoint
 from service.ledger import Action
-from service.stages.context import MODEL, Context, stored_floor, upgrade_cursor, utc_now
+from service.stages.context import (
+    MODEL,
+    WAITING_SINCE,
+    Context,
+    first_seen,
+    stored_floor,
+    upgrade_cursor,
+)
 from service.stages.production import ProductionWatch, model_ids
 from service.store import DECISION_METADATA_KEY
+
+# Kept in a waiting model version's ledger details: when the daemon first saw it without a run
+# (its own clock, epoch seconds), to measure UNLINKED_SETTLE as a duration.
+UNLINKED_SINCE = "unlinked_since"
 
 
 class ModelJudge:
@@ -59,9 +70,12 @@ class ModelJudge:
             for version in self.store.model_versions_created_before(model, start.since):
                 self._note(automation, version, "skipped", "predates_start_from")
                 skipped += 1
-        floor = start.since
-        if start.mode == "now" and (newest := self.store.newest_model_created(model)):
-            floor = newest + timedelta(microseconds=1)  # after every version there is
+        newest = self.store.newest_model_created(model) if start.mode == "now" else None
+        floor = start.first_floor(newest)
+        if start.mode == "now" and floor is not None:  # those already there at the floor
+            for version in self.store.model_versions_created_since(model, floor):
+                self._note(automation, version, "skipped", "predates_start_from")
+                skipped += 1
         production = self.production.current(automation)
         already_served = production is not None and start.skips(production.updated)
         with self.ledger.transaction():
@@ -138,7 +152,10 @@ class ModelJudge:
             newest_before = self._seen.newest
             for version in self.store.model_versions_since(group, self._seen, self._judged):
                 read_now.add(version.id)
-                automation = self._by_model[version.model_name]
+                automation = self._by_model.get(version.model_name)
+                if automation is None:  # the store answered for another name (core/names)
+                    self.context.unwatched_name("model", version.model_name)
+                    continue
                 floor = floors[version.model_name]
                 if (floor is None or version.created >= floor) and self._judge(automation, version):
                     promoted[automation.name] = automation
@@ -150,7 +167,11 @@ class ModelJudge:
             self._polls.swept()
 
     def _judged(self, model: str, version_id: str) -> bool:
-        prior = self.ledger.subject(self._by_model[model].name, version_id)
+        automation = self._by_model.get(model)
+        if automation is None:  # not a watched model's: nothing to judge (core/names)
+            self.context.unwatched_name("model", model)
+            return True
+        prior = self.ledger.subject(automation.name, version_id)
         return prior is not None and prior.final
 
     def _raise_floors(
@@ -175,13 +196,19 @@ class ModelJudge:
         prior = self.ledger.subject(automation.name, version.id)
         if prior is not None and prior.final:
             return False
-        waiting = wait_reason(version, utc_now())
+        now = self.context.clock()
+        unlinked_since = None if version.producer else first_seen(prior, UNLINKED_SINCE, now)
+        unlinked_for = timedelta(seconds=0 if unlinked_since is None else now - unlinked_since)
+        waiting = wait_reason(version, unlinked_for)
         if waiting is not None:
             if prior is None or prior.reason != waiting:
                 self.context.log(automation).info(
                     "model.waiting", reason=waiting, **model_ids(version)
                 )
-            self._note(automation, version, "waiting", waiting, final=False)
+            seen = {WAITING_SINCE: first_seen(prior, WAITING_SINCE, now)}  # for `status`
+            if unlinked_since is not None:
+                seen[UNLINKED_SINCE] = unlinked_since
+            self._note(automation, version, "waiting", waiting, final=False, details=seen)
             return False
         # Its metadata was read before its run was seen finished, and the run may have logged
         # the metric in between: read it again, now that all the run logged is in the store.
@@ -292,6 +319,7 @@ class ModelJudge:
         status: str,
         reason: str,
         final: bool = True,
+        details: dict[str, Any] | None = None,
     ) -> None:
         self.ledger.note_subject(
             automation.name,
@@ -302,6 +330,7 @@ class ModelJudge:
             status,
             reason,
             final,
+            details,
         )
 
 

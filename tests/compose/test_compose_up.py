@@ -503,6 +503,34 @@ def test_a_restart_of_the_zenml_server_is_ridden_out(deployment, store):
     deployment.facts["counts"] = counts
 
 
+def test_names_spelt_in_another_case_match_on_the_compose_mysql(deployment):
+    """The compose store is MySQL (MariaDB here), which compares names ignoring case: watched as
+    `IRIS_Training_Dataset` and `IRIS_Classifier`, the demo's artifact and model are named with
+    the store's spelling by check-config, and a dry run judges their versions under the names it
+    watches (they once raised KeyError in every tick: `tick.failed`, exit 1)."""
+    names = (
+        "AUTOPILOT_AUTOMATIONS__CASE__DATASET_NAMES=IRIS_Training_Dataset "
+        "AUTOPILOT_AUTOMATIONS__CASE__MODEL_NAME=IRIS_Classifier"
+    )
+    checked = deployment.compose(
+        "exec", "-T", "daemon", "sh", "-c", f"{names} autopilot check-config", timeout=300
+    )
+    assert "the store's artifact is spelt 'iris_training_dataset'" in checked.stderr
+    assert "the store's model is spelt 'iris_classifier'" in checked.stderr
+    dry = deployment.compose(
+        "exec", "-T", "daemon", "sh", "-c",
+        f"{names} AUTOPILOT_START_FROM=beginning autopilot run --once --dry-run",
+        check=False, timeout=600,
+    )  # fmt: skip
+    events = [json.loads(line) for line in dry.stdout.splitlines() if line.startswith("{")]
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
+    assert not [e for e in events if e["event"] == "tick.failed"]
+    selected = [e for e in events if e["event"] == "dataset.selected"]
+    assert selected and {e["artifact"] for e in selected} == {"IRIS_Training_Dataset"}
+    decided = [e for e in events if e["event"] == "model.decision_found_in_store"]
+    assert decided and {e["automation"] for e in decided} == {"case"}
+
+
 # -- 5. secrets -------------------------------------------------------------------------------
 
 

@@ -66,6 +66,7 @@ def test_daemon_refuses_to_start_on_bad_configuration_too(tmp_path):
 def test_check_config_prints_the_effective_configuration_without_secrets():
     result = autopilot(
         "check-config",
+        "--offline",  # no store here to ask about the watched names
         env={"ZENML_STORE_API_KEY": "ZENKEY_very_secret_value", "AUTOPILOT_MODEL_NAME": "m"},
     )
     assert result.returncode == 0, result.stderr
@@ -73,6 +74,25 @@ def test_check_config_prints_the_effective_configuration_without_secrets():
     assert shown["automations"]["default"]["model_name"] == "m"
     assert shown["ZENML_STORE_API_KEY"] == "<redacted>"
     assert "ZENKEY_very_secret_value" not in result.stdout + result.stderr
+
+
+@pytest.mark.integration
+def test_check_config_names_the_watched_names_the_store_does_not_hold(zenml_store):
+    """A typo watches nothing on SQLite (it compares names exactly): check-config says so, with
+    the store's close match, and that the model does not exist yet (warnings: exit 0)."""
+    from zenml import save_artifact
+
+    save_artifact(pd.DataFrame({"x": [1]}), name="iris_training_dataset")
+    result = autopilot("check-config", env={"AUTOPILOT_DATASET_NAMES": "iris_trainig_dataset"})
+    assert result.returncode == 0, result.stderr
+    typo = (
+        "AUTOPILOT_DATASET_NAMES: the store has no artifact named 'iris_trainig_dataset' (yet): "
+        "nothing is watched until one is created; did you mean 'iris_training_dataset'?"
+    )
+    model = "AUTOPILOT_MODEL_NAME: the store has no model named 'iris_classifier' (yet)"
+    assert f"warning: {typo}" in result.stderr and model in result.stderr
+    shown = json.loads(result.stdout)["names_not_in_store"]
+    assert len(shown) == 2 and typo in shown
 
 
 @pytest.mark.integration
@@ -263,7 +283,9 @@ def test_dry_run_logs_what_it_would_do_and_changes_nothing(zenml_store, tmp_path
 
 def test_check_config_imports_each_projects_own_pipelines_side_by_side():
     """The example project has its own `pipelines` package: both resolve, neither shadows."""
-    result = autopilot("check-config", env={**iris_automation(), **diabetes_automation()})
+    result = autopilot(
+        "check-config", "--offline", env={**iris_automation(), **diabetes_automation()}
+    )
     assert result.returncode == 0, result.stderr
     resolved = json.loads(result.stdout)["pipelines"]
     assert resolved["iris"]["training"]["file"] == str(PROJECT_ROOT / "pipelines" / "training.py")

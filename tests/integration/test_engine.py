@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 from uuid import UUID
 
@@ -15,7 +14,7 @@ import pytest
 from pipelines.feature_engineering import launch_feature_engineering
 from service.core.actions import ActionState
 from service.core.polling import PollGroup, Seen
-from service.core.records import ModelVersionInfo, RunStatus
+from service.core.records import ModelVersionInfo, RunInfo, RunStatus
 from service.store import DECISION_METADATA_KEY, StoreAdapter
 from tests.integration.engine_harness import make_engine, runs_for, tick_until
 
@@ -187,8 +186,8 @@ def test_a_metric_logged_while_the_version_was_being_read_is_used(zenml_store, t
         ) -> Iterator[ModelVersionInfo]:
             for listed in list(super().model_versions_since(group, seen, judged)):
                 log_metadata({"accuracy": 0.97}, model_version_id=UUID(listed.id))
-                # old enough to be judged although no run is linked to it
-                yield replace(listed, created=listed.created - timedelta(minutes=1))
+                # from a finished run, so that it is judged at once
+                yield replace(listed, producer=RunInfo(id="its-run", status=RunStatus.SUCCEEDED))
 
     engine = make_engine(tmp_path / "state", store=ListedJustBeforeTheMetric())
 

@@ -5,13 +5,16 @@ reconciliation pass could find them later)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import pandas as pd
 import pytest
 
 from service.core.actions import ActionState
 from service.core.polling import PollGroup, Seen
+from service.core.promotion import UNLINKED_SETTLE
 from service.core.records import DatasetVersion
 from service.store import StoreAdapter
 from tests.integration.engine_harness import make_engine
@@ -129,6 +132,16 @@ def test_fast_reads_see_custom_names_and_reused_numbers_and_sweeps_see_the_rest(
     assert len(engine.ledger.actions_in(ActionState.PENDING)) == 6
 
 
+class Clock:
+    """The daemon's clock for durations (`Context.clock`), moved by hand."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_two_promotions_in_one_tick_each_get_their_inference(zenml_store, tmp_path):
     """v1 is promoted, then v2 beats it in the same tick: production never shows v1 to the
     daemon, yet v1 was in production and gets its one inference."""
@@ -140,8 +153,10 @@ def test_two_promotions_in_one_tick_each_get_their_inference(zenml_store, tmp_pa
     versions = [client.create_model_version(MODEL, name=name) for name in ("a", "b")]
     for version, accuracy in zip(versions, (0.95, 0.97), strict=True):
         log_metadata({"accuracy": accuracy}, model_version_id=version.id)
-    _made_long_ago(zenml_store)  # hand-made versions are judged once a minute old
     engine = make_engine(tmp_path / "state")
+    engine.context.clock = clock = Clock(time.time())
+    engine.models.tick()  # hand-made versions: judged once the daemon has seen them for 10 s
+    clock.now += UNLINKED_SETTLE.total_seconds()
     engine.models.tick()
     engine.production.tick()
     assert client.get_model_version(MODEL, versions[1].id).stage == "production"
@@ -151,16 +166,39 @@ def test_two_promotions_in_one_tick_each_get_their_inference(zenml_store, tmp_pa
     assert len(engine.ledger.actions_in(ActionState.PENDING)) == 2
 
 
-def _made_long_ago(zenml_store) -> None:
-    import sqlite3
-    from pathlib import Path
+def test_a_version_without_a_run_is_not_judged_before_its_settle_whatever_the_daemons_clock(
+    zenml_store, tmp_path, monkeypatch
+):
+    """ZenML links a run to its new model version a moment after creating it. The daemon waits
+    UNLINKED_SETTLE for that on its own clock, as a duration since it first saw the version
+    unlinked: with the daemon's clock an hour ahead of the store's, a version just created is
+    still not judged before then (it was at once, and rejected for good as hand-made)."""
+    from zenml.client import Client
 
-    database = Path(zenml_store) / "local_stores" / "default_zen_store" / "zenml.db"
-    with sqlite3.connect(database) as db:
-        db.execute(  # keeping the microseconds, so the order of creation stays
-            "UPDATE model_version "
-            "SET created = datetime(created, '-5 minutes') || substr(created, 20)"
-        )
+    import service.stages.context
+    import service.stages.models
+
+    real_utc_now = service.stages.context.utc_now
+    ahead = lambda: real_utc_now() + timedelta(hours=1)  # noqa: E731
+    for module in (service.stages.context, service.stages.models):
+        monkeypatch.setattr(module, "utc_now", ahead, raising=False)
+    client = Client()
+    client.create_model(MODEL)
+    engine = make_engine(tmp_path / "state")
+    engine.context.clock = clock = Clock(time.time() + 3600)
+    version = str(client.create_model_version(MODEL, name="made-by-a-run").id)
+
+    waited = []
+    for step in (0.0, 5.0, UNLINKED_SETTLE.total_seconds() - 5.0 - 0.1):
+        clock.now += step
+        engine.models.tick()
+        waited.append(engine.ledger.subject("default", version).reason)
+    assert waited == ["no_training_run_linked_yet"] * 3
+    assert engine.ledger.action(f"promote:{version}") is None
+
+    clock.now += 0.1
+    engine.models.tick()
+    assert engine.ledger.subject("default", version).status == "decided"
 
 
 def test_a_reconciliation_pass_is_spread_over_ticks_page_by_page(

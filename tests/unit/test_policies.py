@@ -30,6 +30,19 @@ def test_start_from_a_time_skips_only_what_came_before_it():
     assert not start.skips(datetime(2026, 6, 1))
 
 
+def test_a_first_start_from_now_floors_at_the_newest_version_itself():
+    """A store that keeps `created` to the second (MySQL) gives a version created later in the
+    newest one's second the very same `created`: it must be at or above the first floor."""
+    newest = datetime(2026, 6, 1, 12, 0, 5)
+    floor = StartFrom(mode="now").first_floor(newest)
+    same_second_later = datetime(2026, 6, 1, 12, 0, 5)
+    assert floor is not None and same_second_later >= floor
+    assert StartFrom(mode="now").first_floor(None) is None  # nothing yet: from the beginning
+    assert StartFrom(mode="beginning").first_floor(newest) is None
+    since = datetime(2026, 1, 1)
+    assert StartFrom(since=since).first_floor(newest) == since
+
+
 def test_retry_backoff_doubles_and_stops_after_the_last_attempt():
     policy = RetryPolicy(max_attempts=4, base_delay_seconds=5)
     assert [policy.delay_after(n) for n in (1, 2, 3, 4)] == [5, 10, 20, None]

@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -139,18 +140,26 @@ def test_single_production_needs_no_repair():
 
 def test_version_is_not_judged_while_its_training_run_is_going():
     version = model_version({"accuracy": 0.99}, producer=run(RunStatus.IN_PROGRESS))
-    assert wait_reason(version, T0 + timedelta(hours=1)) == "training_run_in_progress"
+    assert wait_reason(version, timedelta(hours=1)) == "training_run_in_progress"
 
 
 def test_version_without_a_run_waits_a_moment_for_zenml_to_link_its_run():
     version = model_version({"accuracy": 0.99}, producer=None)
-    assert wait_reason(version, T0 + timedelta(seconds=2)) == "no_training_run_linked_yet"
-    assert wait_reason(version, T0 + timedelta(seconds=11)) is None
+    assert wait_reason(version, timedelta(0)) == "no_training_run_linked_yet"
+    assert wait_reason(version, timedelta(seconds=9)) == "no_training_run_linked_yet"
+    assert wait_reason(version, timedelta(seconds=10)) is None
+
+
+def test_how_long_a_version_waits_for_its_run_never_reads_its_creation_time():
+    """The settle is how long the daemon has watched the version unlinked: a version created
+    long ago by the store's clock (or the daemon's clock far ahead of it) still waits it out."""
+    long_ago = replace(model_version({"accuracy": 0.99}), created=T0 - timedelta(days=365))
+    assert wait_reason(long_ago, timedelta(0)) == "no_training_run_linked_yet"
 
 
 def test_version_from_a_finished_run_is_judged_at_once():
     version = model_version({"accuracy": 0.99}, producer=run(RunStatus.SUCCEEDED))
-    assert wait_reason(version, T0) is None
+    assert wait_reason(version, timedelta(0)) is None
 
 
 RMSE = PromotionPolicy(

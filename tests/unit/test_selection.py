@@ -1,6 +1,14 @@
 from service.core.actions import AUTOPILOT_TAG
 from service.core.records import RunStatus
-from service.core.selection import TAGS_MAY_FOLLOW, SkipReason, Verdict, evaluate_dataset
+from service.core.selection import (
+    LOOK_EVERY_TICK_FOR,
+    LOOK_INTERVAL,
+    TAGS_MAY_FOLLOW,
+    SkipReason,
+    Verdict,
+    evaluate_dataset,
+    look_again,
+)
 from tests.unit.factories import dataset, run
 
 REQUIRED = ["approved"]
@@ -74,3 +82,30 @@ def test_a_step_output_whose_producer_is_not_reported_yet_waits_not_hand_made():
     assert decision.verdict is Verdict.WAIT
     assert decision.reason == "producer_not_reported_yet"
     assert not decision.final
+
+
+def test_a_wait_on_the_producer_is_bounded_and_then_final():
+    """A producing run deleted (never reported) or stuck `running` is waited for
+    `producer_wait` seconds, then the version is skipped for good."""
+    for version in (
+        dataset({"approved"}, producer=None, from_step=True),  # its run deleted
+        dataset({"approved"}, run(RunStatus.IN_PROGRESS)),  # its run stuck
+    ):
+        waiting = evaluate_dataset(version, REQUIRED, producer_waited=99.0, producer_wait=100.0)
+        assert waiting.verdict is Verdict.WAIT and not waiting.final
+        over = evaluate_dataset(version, REQUIRED, producer_waited=100.0, producer_wait=100.0)
+        assert (over.verdict, over.reason) == (Verdict.SKIP, SkipReason.PRODUCER_WAIT_EXCEEDED)
+        assert over.final
+    done = evaluate_dataset(dataset({"approved"}, run()), REQUIRED, 10**9, producer_wait=1.0)
+    assert done.verdict is Verdict.TRAIN  # the bound is on waiting, nothing else
+
+
+def test_a_version_waiting_on_its_producer_is_read_every_tick_then_once_a_minute():
+    bound = 3600.0
+    assert look_again(LOOK_EVERY_TICK_FOR - 1, since_last_look=0.1, producer_wait=bound)
+    assert not look_again(
+        LOOK_EVERY_TICK_FOR, since_last_look=LOOK_INTERVAL - 1, producer_wait=bound
+    )
+    assert look_again(LOOK_EVERY_TICK_FOR * 10, since_last_look=LOOK_INTERVAL, producer_wait=bound)
+    assert look_again(bound, since_last_look=0.1, producer_wait=bound)  # its wait is over
+    assert look_again(LOOK_EVERY_TICK_FOR * 10, since_last_look=None, producer_wait=bound)
