@@ -1,0 +1,156 @@
+"""What a run sees of what changed while the daemon runs: the stack as the store holds it, and
+the code as it is on disk, all of it (a user's project in a temp source root, real runs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from service.core.actions import ActionState
+from tests.integration.engine_harness import make_engine, tick_until
+
+pytestmark = pytest.mark.integration
+
+AUTOMATION = "reload"
+DATASET = "reload_data"
+TRAINING = """
+import json
+import os
+
+from zenml import pipeline, step
+
+VERSION = "{version}"
+
+
+@step(enable_cache=False)
+def report(dataset_id: str) -> str:
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
+    components = Client().active_stack_model.components
+    seen = {{
+        "pipeline": VERSION,
+        "stack_env": os.environ.get("RELOAD_STACK_ENV"),
+        "artifact_store": components[StackComponentType.ARTIFACT_STORE][0].name,
+    }}
+    print("REPORT " + json.dumps(seen), flush=True)
+    return VERSION
+
+
+@pipeline(enable_cache=False)
+def training(dataset_id: str) -> None:
+    report(dataset_id)
+"""
+
+
+def write_project(root: Path, version: str = "1", body: str = TRAINING) -> Path:
+    (root / "pipelines").mkdir(parents=True, exist_ok=True)
+    (root / "pipelines" / "__init__.py").write_text("")
+    (root / "pipelines" / "train.py").write_text(body.format(version=version))
+    return root
+
+
+def automation(root: Path, **fields: str) -> dict[str, str]:
+    prefix = f"AUTOPILOT_AUTOMATIONS__{AUTOMATION.upper()}__"
+    values = {
+        "SOURCE_ROOT": str(root),
+        "DATASET_NAMES": DATASET,
+        "MODEL_NAME": "reload_model",
+        "TRAINING_PIPELINE": "pipelines.train:training",
+        "TRAINING_PARAMETERS": json.dumps({"dataset_id": "{{ dataset.id }}"}),
+        **fields,
+    }
+    return {f"{prefix}{name}": value for name, value in values.items()}
+
+
+def publish() -> str:
+    """An approved dataset version, saved by hand."""
+    from zenml import save_artifact
+
+    return str(save_artifact({"rows": 1}, name=DATASET, tags=["approved"]).id)
+
+
+def key(dataset_id: str) -> str:
+    return f"train:{AUTOMATION}:{dataset_id}"
+
+
+def trained(engine, dataset_id: str):
+    """The action once it succeeded (ticking until then)."""
+
+    def done():
+        action = engine.ledger.action(key(dataset_id))
+        assert action is None or action.state is not ActionState.FAILED, action.error
+        return action if action is not None and action.state is ActionState.SUCCEEDED else None
+
+    return tick_until(engine, done, f"{key(dataset_id)} to succeed")
+
+
+def reported(engine, action) -> dict:
+    """What the run's step printed (`REPORT {...}`), from the run's own log."""
+    log = engine.settings.state_dir / "runs" / f"{action.key.replace(':', '_')}.log"
+    (line,) = [line for line in log.read_text().splitlines() if line.startswith("REPORT ")]
+    return dict(json.loads(line.removeprefix("REPORT ")))
+
+
+def output_uri(run_id: str) -> str:
+    from zenml.client import Client
+
+    (output,) = Client().get_pipeline_run(UUID(run_id)).steps["report"].outputs["output"]
+    return str(output.uri)
+
+
+def test_each_run_uses_the_stack_as_the_store_holds_it_when_the_run_starts(zenml_store, tmp_path):
+    """The template read the stack at start-up; a component's new configuration (the stack
+    itself unchanged) and a stack given another component and environment are both seen by the
+    next run."""
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
+    client = Client()
+    store_a, store_b, store_c = (tmp_path / name for name in ("store-a", "store-b", "store-c"))
+    client.create_stack_component(
+        "store", "local", StackComponentType.ARTIFACT_STORE, {"path": str(store_a)}
+    )
+    client.create_stack_component(
+        "other_store", "local", StackComponentType.ARTIFACT_STORE, {"path": str(store_c)}
+    )
+    client.create_stack(
+        "swap",
+        components={
+            StackComponentType.ORCHESTRATOR: "default",
+            StackComponentType.ARTIFACT_STORE: "store",
+        },
+    )
+    root = write_project(tmp_path / "project")
+    engine = make_engine(
+        tmp_path / "state", environ={**automation(root), "AUTOPILOT_STACK": "swap"}
+    )
+
+    first = trained(engine, publish())
+    assert output_uri(first.run_id).startswith(str(store_a))
+
+    # The component changes, not the stack: ZenML's Stack cache is keyed by the stack's `updated`.
+    client.update_stack_component(
+        "store", StackComponentType.ARTIFACT_STORE, configuration={"path": str(store_b)}
+    )
+    second = trained(engine, publish())
+    assert output_uri(second.run_id).startswith(str(store_b))
+
+    assert reported(engine, second)["stack_env"] is None
+
+    # The stack changes: the template's cached model of the active stack is stale (its
+    # environment comes from that model, its components are listed again).
+    client.update_stack(
+        "swap",
+        component_updates={StackComponentType.ARTIFACT_STORE: ["other_store"]},
+        environment={"RELOAD_STACK_ENV": "set later"},
+    )
+    third = trained(engine, publish())
+    assert output_uri(third.run_id).startswith(str(store_c))
+    assert reported(engine, third)["stack_env"] == "set later"
+    # What ZenML's client says the active stack is, as image builds and
+    # `get_stack_component` read it.
+    assert reported(engine, third)["artifact_store"] == "other_store"
