@@ -22,6 +22,11 @@ import os
 
 from zenml import pipeline, step
 
+try:
+    import mylib  # the editable library, in the tests that install one
+except ImportError:
+    mylib = None
+
 VERSION = "{version}"
 
 
@@ -33,6 +38,7 @@ def report(dataset_id: str) -> str:
     components = Client().active_stack_model.components
     seen = {{
         "pipeline": VERSION,
+        "library": mylib.VERSION if mylib else None,
         "stack_env": os.environ.get("RELOAD_STACK_ENV"),
         "artifact_store": components[StackComponentType.ARTIFACT_STORE][0].name,
     }}
@@ -51,6 +57,24 @@ def write_project(root: Path, version: str = "1", body: str = TRAINING) -> Path:
     (root / "pipelines" / "__init__.py").write_text("")
     (root / "pipelines" / "train.py").write_text(body.format(version=version))
     return root
+
+
+def install_editable_library(tmp_path: Path, monkeypatch, version: str) -> Path:
+    """`mylib`, a `src/` layout project installed in editable mode, as pip leaves one: its
+    `.dist-info` (with `direct_url.json` saying `editable`) in a site folder, its `src` on
+    the path. Returns its module file."""
+    project = tmp_path / "mylib"
+    module = project / "src" / "mylib" / "__init__.py"
+    module.parent.mkdir(parents=True)
+    module.write_text(f'VERSION = "{version}"\n')
+    info = tmp_path / "site" / "mylib-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mylib\nVersion: 0.1\n")
+    direct_url = {"url": project.as_uri(), "dir_info": {"editable": True}}
+    (info / "direct_url.json").write_text(json.dumps(direct_url))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.syspath_prepend(str(project / "src"))  # what its `.pth` file adds
+    return module
 
 
 def automation(root: Path, **fields: str) -> dict[str, str]:
@@ -154,3 +178,29 @@ def test_each_run_uses_the_stack_as_the_store_holds_it_when_the_run_starts(zenml
     # What ZenML's client says the active stack is, as image builds and
     # `get_stack_component` read it.
     assert reported(engine, third)["artifact_store"] == "other_store"
+
+
+def test_a_run_after_an_edit_sees_the_new_pipeline_and_the_new_editable_library_together(
+    zenml_store, tmp_path, monkeypatch, capsys
+):
+    """The template imported `mylib` (an editable install, outside the source root) when it
+    warmed up; a pipeline module is imported again by each run. Both edited: the next run must
+    see both new versions, not the new pipeline on the old library."""
+    library = install_editable_library(tmp_path, monkeypatch, "1")
+    root = write_project(tmp_path / "project", version="1")
+    engine = make_engine(tmp_path / "state", environ=automation(root))
+
+    first = reported(engine, trained(engine, publish()))
+    assert (first["pipeline"], first["library"]) == ("1", "1")
+
+    library.write_text('VERSION = "2, edited"\n')
+    write_project(root, version="2, edited")
+    second = reported(engine, trained(engine, publish()))
+    assert (second["pipeline"], second["library"]) == ("2, edited", "2, edited")
+    (changed,) = [
+        json.loads(line)
+        for line in capsys.readouterr().out.splitlines()
+        if '"executor.code_changed"' in line
+    ]
+    assert str(library) in changed["changed"]
+    assert str(root / "pipelines" / "train.py") in changed["changed"]
