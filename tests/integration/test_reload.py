@@ -204,3 +204,65 @@ def test_a_run_after_an_edit_sees_the_new_pipeline_and_the_new_editable_library_
     ]
     assert str(library) in changed["changed"]
     assert str(root / "pipelines" / "train.py") in changed["changed"]
+
+
+DOES_NOT_IMPORT = TRAINING.replace("import json\n", "import json\nimport no_such_module\n", 1)
+DROPS_A_PARAMETER = TRAINING.replace(
+    "def training(dataset_id: str) -> None:\n    report(dataset_id)",
+    'def training() -> None:\n    report("no dataset")',
+)
+
+
+def _events(capsys, seen: list[dict]) -> list[dict]:
+    """Every event the engine logged so far in this test (its log is this test's stdout)."""
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith("{"):
+            seen.append(json.loads(line))
+    return seen
+
+
+@pytest.mark.parametrize(
+    "broken", [DOES_NOT_IMPORT, DROPS_A_PARAMETER], ids=["import", "signature"]
+)
+def test_a_pipeline_broken_while_the_daemon_runs_is_held_with_one_error_and_burns_no_attempt(
+    zenml_store, tmp_path, capsys, broken
+):
+    root = write_project(tmp_path / "project")
+    engine = make_engine(
+        tmp_path / "state", environ=automation(root), max_concurrent_runs=2, max_attempts=3
+    )
+    engine.tick()  # running: its template warms up on the code as it was
+    write_project(root, body=broken)
+    datasets = [publish() for _ in range(3)]
+    seen: list[dict] = []
+
+    tick_until(engine, lambda: engine.holds.held(AUTOMATION), "the automation held")
+    for _ in range(10):  # held: nothing more is launched, nothing more is said
+        engine.tick()
+    events = _events(capsys, seen)
+    (broken_event,) = [e for e in events if e["event"] == "automation.pipeline_broken"]
+    problem = " ".join(broken_event["problems"])
+    assert f"AUTOPILOT_AUTOMATIONS__{AUTOMATION.upper()}__TRAINING_" in problem
+    assert ("no_such_module" if broken is DOES_NOT_IMPORT else "'dataset_id'") in problem
+    assert not [e for e in events if e["event"] in ("training.failed", "tick.failed")]
+    for dataset in datasets:
+        action = engine.ledger.action(key(dataset))
+        assert (action.state, action.attempts) == (ActionState.PENDING, 0)
+        assert engine.store.runs_for_key(key(dataset)) == []
+    launched = [e for e in events if e["event"] == "training.launched"]
+    assert 1 <= len(launched) <= 2  # what was launched before the first failure came back
+    assert sorted(broken_event["attempts_given_back"]) == sorted(e["key"] for e in launched)
+    from service import operations
+
+    assert AUTOMATION in operations.status(engine.ledger)["pipelines_broken"]
+
+    write_project(root, version="fixed")
+    for dataset in datasets:
+        action = trained(engine, dataset)
+        assert action.attempts == 1
+        assert len(engine.store.runs_for_key(key(dataset))) == 1
+        assert reported(engine, action)["pipeline"] == "fixed"
+    events = _events(capsys, seen)
+    assert [e["event"] for e in events].count("automation.pipeline_fixed") == 1
+    assert [e["event"] for e in events].count("automation.pipeline_broken") == 1
+    assert operations.status(engine.ledger)["pipelines_broken"] == {}
