@@ -9,13 +9,17 @@ compares this fingerprint before each launch with the one taken when its templat
 warming, and replaces a stale template (`executor.code_changed`).
 
 What it covers (the modification time and size of each file, or of each folder):
-- every `.py` file under what an automation's source root defines at its top level (the
-  bundled root: its `pipelines` package only);
-- every `.py` file of each project installed in editable mode (`pip install -e`: the
-  `dir_info.editable` of its `direct_url.json`), such as a library in a `src/` layout; the
+- every `.py` file of the packages an automation's source root defines at its top level (the
+  bundled root: its `pipelines` package only), and its top-level modules;
+- every `.py` file of the packages of each project installed in editable mode (`pip install
+  -e`: the `dir_info.editable` of its `direct_url.json`), at its top or under its `src/`; the
   daemon's own project is not one of them (its code is the daemon's: a restart loads it);
 - each site-packages folder itself, whose modification time changes when a distribution is
   installed, upgraded or removed (its `.dist-info` folder comes or goes).
+A package is a folder with an `__init__.py` or a `.py` file of its own; the walk goes down
+packages only, so a project's `data/`, `mlruns/` or `outputs/` folders are listed once at most,
+never walked (a folder of hidden name, `__pycache__`, `node_modules` or a virtual environment is
+not looked into at all).
 
 Not covered: a file edited in place inside site-packages, and non-Python files a module reads
 when imported; those reach runs when the daemon restarts (or the template is replaced for
@@ -49,6 +53,8 @@ class CodeFingerprint:
 
     def changes(self, newer: CodeFingerprint) -> list[str]:
         """The paths added, removed or modified between this fingerprint and `newer`."""
+        if self.entries == newer.entries:  # the usual answer, compared in C
+            return []
         paths = self.entries.keys() | newer.entries.keys()
         return sorted(p for p in paths if self.entries.get(p) != newer.entries.get(p))
 
@@ -68,9 +74,10 @@ class CodeWatch:
             self._editable_seen_with = folders
         entries = dict(folders)
         for root in self.source_roots:
-            entries.update(_stat_python(_source_root_entries(root)))
+            entries.update(_source_root(root))
         for project in self._editable:
-            entries.update(_stat_python([project]))
+            for top in (project, os.path.join(project, "src")):
+                entries.update(_walk(top))
         return CodeFingerprint(entries)
 
 
@@ -116,47 +123,57 @@ def _site_folders() -> dict[str, tuple[int, int]]:
     return folders
 
 
-def _source_root_entries(root: str) -> list[str]:
+def _source_root(root: str) -> Iterator[tuple[str, tuple[int, int]]]:
+    """What `sources.activate` takes out of `sys.modules` for this root: its top-level modules
+    and packages."""
     try:
         names = top_level_names(root)
     except OSError:
-        return []
-    return [
-        str(path)
-        for name in names
-        for path in (Path(root) / name, Path(root) / f"{name}.py")
-        if path.exists()
-    ]
-
-
-def _stat_python(paths: Iterable[str]) -> Iterator[tuple[str, tuple[int, int]]]:
-    """(path, (mtime_ns, size)) of each `.py` file at or under `paths`."""
-    for path in paths:
-        if path.endswith(".py"):
-            try:
-                stat = os.stat(path)
-            except OSError:
-                continue
-            yield path, (stat.st_mtime_ns, stat.st_size)
-        else:
-            yield from _walk(path)
+        return
+    for name in sorted(names):
+        module = os.path.join(root, f"{name}.py")
+        if os.path.isfile(module):
+            yield from _stat(module)
+        package = os.path.join(root, name)
+        if _is_package(package):
+            yield from _walk(package)
 
 
 def _walk(folder: str) -> Iterator[tuple[str, tuple[int, int]]]:
+    """(path, (mtime_ns, size)) of each `.py` file in `folder` and its packages."""
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return
-    if any(entry.name == "pyvenv.cfg" for entry in entries):
-        return  # a virtual environment kept inside the project
     for entry in entries:
         if entry.name.startswith(".") or entry.name in SKIPPED_FOLDERS:
             continue
         try:
             if entry.is_dir(follow_symlinks=False):
-                yield from _walk(entry.path)
-            elif entry.name.endswith(".py") and entry.is_file():
-                stat = entry.stat()
-                yield entry.path, (stat.st_mtime_ns, stat.st_size)
+                if _is_package(entry.path):
+                    yield from _walk(entry.path)
+            elif entry.name.endswith(".py"):
+                yield from _stat(entry.path)
         except OSError:
             continue
+
+
+def _is_package(folder: str) -> bool:
+    """A folder Python imports code from: with an `__init__.py`, or a `.py` file of its own (a
+    namespace package). Listed up to its first `.py` file at most (a virtual environment has
+    none at its top)."""
+    if os.path.isfile(os.path.join(folder, "__init__.py")):
+        return True
+    try:
+        with os.scandir(folder) as entries:
+            return any(entry.name.endswith(".py") for entry in entries)
+    except OSError:
+        return False
+
+
+def _stat(path: str) -> Iterator[tuple[str, tuple[int, int]]]:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return
+    yield path, (stat.st_mtime_ns, stat.st_size)

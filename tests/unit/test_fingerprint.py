@@ -44,11 +44,12 @@ def site_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def test_a_source_roots_python_files_count_and_nothing_else_there_does(tmp_path, site_folder):
+def test_a_source_roots_packages_count_and_nothing_else_there_does(tmp_path, site_folder):
     root = tmp_path / "project"
     module = _touch(root / "pipelines" / "training.py")
     helper = _touch(root / "helpers.py")
     data = _touch(root / "data" / "rows.csv", "a,b\n")
+    logged = _touch(root / "mlruns" / "0" / "artifacts" / "train.py")  # not a package: not walked
     cached = _touch(root / "pipelines" / "__pycache__" / "training.cpython-311.py")
     hidden = _touch(root / ".git" / "hooks" / "hook.py")
     kept_venv = root / "venv"
@@ -57,7 +58,7 @@ def test_a_source_roots_python_files_count_and_nothing_else_there_does(tmp_path,
     watch = CodeWatch([str(root)])
     before = watch.take()
 
-    for ignored in (data, cached, hidden, in_venv):
+    for ignored in (data, logged, cached, hidden, in_venv):
         _later(ignored)
     assert before.changes(watch.take()) == []
 
