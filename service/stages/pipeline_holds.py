@@ -143,7 +143,7 @@ class PipelineHolds:
 
     def _verdict(self, automation: Automation, review: _Review, problems: list[str]) -> None:
         review.check = None
-        was_held, review.problems = review.held, problems
+        was_held, before, review.problems = review.held, review.problems, problems
         log = self.context.log(automation)
         failed, review.failed = review.failed, {}
         first_error, review.first_error = review.first_error, None
@@ -157,6 +157,9 @@ class PipelineHolds:
                     run_error=first_error,
                     attempts_given_back=given_back,
                 )
+            elif problems != before:  # edited, and broken another way: said once more
+                self.ledger.set_meta(HELD_PREFIX + automation.name, _record(problems))
+                log.warning("automation.pipeline_still_broken", problems=problems)
         elif was_held:
             self.ledger.delete_meta(HELD_PREFIX + automation.name)
             log.info("automation.pipeline_fixed")
@@ -184,7 +187,7 @@ def _watch(automation: Automation) -> CodeWatch:
 def _problems(check: PipelineCheck) -> list[str]:
     try:
         return check.problems()
-    except Exception as error:  # the check's own process died, or the import did not return
+    except Exception as error:  # its process died, or a user's module raised SystemExit
         return [f"the check of its pipelines failed: {describe_error(error)}"]
 
 

@@ -117,6 +117,13 @@ def test_a_broken_pipeline_is_held_its_attempts_given_back_until_a_check_passes(
     _edit(root / "pipelines" / "train.py")
     holds.tick()
     assert len(FakeCheck.started) == 2 and holds.held("a")  # held until the check passes
+    FakeCheck.verdict = ["AUTOPILOT_AUTOMATIONS__A__TRAINING_PARAMETERS: does not accept 'x'"]
+    holds.tick()
+    (record,) = ledger.meta_with_prefix(HELD_PREFIX).values()
+    assert json.loads(record)["problems"] == FakeCheck.verdict  # what is wrong now
+    FakeCheck.verdict = None
+    _edit(root / "pipelines" / "train.py")
+    holds.tick()
     FakeCheck.verdict = []
     holds.tick()
     assert not holds.blocks("a")
