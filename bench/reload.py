@@ -48,11 +48,12 @@ def fingerprint(repeats: int = 200) -> None:
             started = time.perf_counter()
             first = watch.take()
             cold = time.perf_counter() - started
-            samples, compare = [], []
+            samples, cpu, compare = [], [], []
             for _ in range(repeats):
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.process_time()
                 again = watch.take()
                 samples.append(time.perf_counter() - started)
+                cpu.append(time.process_time() - started_cpu)
                 started = time.perf_counter()
                 assert not first.changes(again)
                 compare.append(time.perf_counter() - started)
@@ -63,6 +64,7 @@ def fingerprint(repeats: int = 200) -> None:
                 first_ms=round(cold * 1000, 2),
                 median_ms=round(statistics.median(samples) * 1000, 2),
                 p95_ms=round(sorted(samples)[int(0.95 * (repeats - 1))] * 1000, 2),
+                cpu_median_ms=round(statistics.median(cpu) * 1000, 2),
                 compare_median_ms=round(statistics.median(compare) * 1000, 3),
             )
 
