@@ -8,6 +8,7 @@ zenml takes about a second and reconfigures logging).
 TRAINING_DATASET = "iris_training_dataset"
 TESTING_DATASET = "iris_testing_dataset"
 INFERENCE_DATASET = "iris_inference_dataset"
+SCORING_DATASET = "iris_scoring_dataset"  # new data to score (the demo's producer saves it)
 TRAINED_MODEL = "trained_model"
 PREDICTIONS = "predictions"
 DEFAULT_MODEL_NAME = "iris_classifier"
@@ -16,6 +17,7 @@ __all__ = [
     "DEFAULT_MODEL_NAME",
     "INFERENCE_DATASET",
     "PREDICTIONS",
+    "SCORING_DATASET",
     "TESTING_DATASET",
     "TRAINED_MODEL",
     "TRAINING_DATASET",

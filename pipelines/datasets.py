@@ -77,6 +77,13 @@ def split_frame(
     return train, test
 
 
+def scoring_frame(rows: int = 30, random_state: int = 0) -> pd.DataFrame:
+    """New unlabelled data to score: ``rows`` iris rows (features only), drawn by
+    ``random_state``, as a batch arriving in production would be."""
+    features = load_iris_frame().drop(columns=[LABEL_COLUMN])
+    return features.sample(n=rows, random_state=random_state)
+
+
 def add_label_noise(frame: pd.DataFrame, fraction: float, random_state: int = 0) -> pd.DataFrame:
     """Return a copy where ``fraction`` of the labels are replaced by a *different* class.
 

@@ -60,8 +60,12 @@ def predict(
     enable_cache=False,
     model=Model(name=DEFAULT_MODEL_NAME, version=ModelStages.PRODUCTION),
 )
-def do_predictions(inference_dataset_name: str = INFERENCE_DATASET) -> None:
-    """Score the latest version of ``inference_dataset_name`` with the pipeline's model.
+def do_predictions(
+    inference_dataset_name: str = INFERENCE_DATASET, inference_dataset_id: str | None = None
+) -> None:
+    """Score the latest version of ``inference_dataset_name`` with the pipeline's model, or
+    exactly the artifact version ``inference_dataset_id`` when given (the autopilot gives it
+    the scoring dataset version it was launched for).
 
     The default model is the production version of ``iris_classifier``; the launcher
     replaces it with an explicit version number. Both look-ups below are lazy inside a
@@ -72,7 +76,8 @@ def do_predictions(inference_dataset_name: str = INFERENCE_DATASET) -> None:
     if model is None:
         raise RuntimeError("do_predictions needs a Model configured on the pipeline")
     classifier = model.get_model_artifact(TRAINED_MODEL)
-    data = Client().get_artifact_version(inference_dataset_name)
+    # A version id is looked up by id, a name gives the latest version of that name.
+    data = Client().get_artifact_version(inference_dataset_id or inference_dataset_name)
     predict(classifier=classifier, data=data)
 
 

@@ -1,4 +1,5 @@
-"""Demo producer: publishes a new dataset every few seconds by running feature engineering.
+"""Demo producer: publishes a new dataset every few seconds by running feature engineering,
+and now and then a batch of new data to score.
 
 It cycles through a fixed script of cases so that a watching autopilot (default rule:
 ``accuracy`` >= 0.9 and strictly above production's) sees production move several times
@@ -12,17 +13,23 @@ measured below. First cycle, one dataset per ``--interval``:
 1. ``approved-noise-13``: promoted, 0.921 becomes production (there was none).
 2. ``unapproved-clean``: skipped, ``missing_tags``.
 3. ``approved-noise-10``: promoted, 0.947 > 0.921.
-4. ``approved-poor``: trained and rejected, ``below_threshold`` (0.079).
-5. ``approved-noise-6``: promoted, 0.974 > 0.947.
-6. ``approved-other-split``: trained and rejected, ``not_better_than_production``
+4. ``scoring-batch-a``: 30 new unlabelled rows saved as ``iris_scoring_dataset``; an
+   autopilot that scores it (``SCORING_DATASET_NAMES``, as ``make run``'s does) runs
+   inference on it at once, pinned to the production version.
+5. ``approved-poor``: trained and rejected, ``below_threshold`` (0.079).
+6. ``approved-noise-6``: promoted, 0.974 > 0.947.
+7. ``approved-other-split``: trained and rejected, ``not_better_than_production``
    (0.921 clears the threshold but is a different test split and not above 0.974).
-7. ``approved-clean``: promoted, 1.0 > 0.974.
+8. ``approved-clean``: promoted, 1.0 > 0.974.
+9. ``scoring-batch-b``: another batch, scored by that last production version.
 
-Production moves four times, inference runs after each move. Later cycles repeat the
-cases with every ``random_state`` shifted by ``CYCLE_SEED_STRIDE`` per cycle, so each
-publishes data it never published before; nothing can beat 1.0, so from then on every
-approved dataset is rejected (``below_threshold`` or ``not_better_than_production``),
-the unapproved one is skipped, and production stays where the first cycle left it.
+Production moves four times, inference runs after each move (on the newest scoring batch,
+for an autopilot that scores them; before the first batch, it has nothing to score), and
+after each scoring batch. Later cycles repeat the cases with every ``random_state``
+shifted by ``CYCLE_SEED_STRIDE`` per cycle, so each publishes data it never published
+before; nothing can beat 1.0, so from then on every approved dataset is rejected
+(``below_threshold`` or ``not_better_than_production``), the unapproved one is skipped,
+production stays where the first cycle left it, and it scores each new batch.
 The same holds when ``make run`` is restarted on a store that has been through this
 once; ``make clean`` replays the demo from the start.
 
@@ -59,16 +66,20 @@ DEMO_RANDOM_STATE = 10
 OTHER_RANDOM_STATE = 3
 POOR_LABEL_NOISE = 0.7
 CYCLE_SEED_STRIDE = 100
+SCORING_RANDOM_STATE = 50  # the scoring batches' draws (any seed: they are not judged)
+SCORING_ROWS = 30
 
 
 @dataclass(frozen=True)
 class Case:
-    """One scripted dataset: how to build it and whether to approve it."""
+    """One scripted dataset: how to build it and whether to approve it (a training dataset),
+    or a batch of data to score (``scoring``)."""
 
     name: str
     random_state: int = 0
     label_noise: float = 0.0
     tags: tuple[str, ...] = field(default_factory=tuple)
+    scoring: bool = False
 
 
 APPROVED = (APPROVED_TAG,)
@@ -93,7 +104,7 @@ APPROVED = (APPROVED_TAG,)
 # from pipelines.producer import SCRIPT, use_project_source_root
 # from pipelines.training import launch_training
 # use_project_source_root()
-# for case in SCRIPT:
+# for case in [case for case in SCRIPT if not case.scoring]:
 #     data = launch_feature_engineering(
 #         random_state=case.random_state, label_noise=case.label_noise)
 #     run = Client().get_pipeline_run(launch_training(str(data.training_id), "iris_classifier", []))
@@ -103,10 +114,12 @@ SCRIPT: tuple[Case, ...] = (
     Case("approved-noise-13", DEMO_RANDOM_STATE, label_noise=0.13, tags=APPROVED),
     Case("unapproved-clean", 1),
     Case("approved-noise-10", DEMO_RANDOM_STATE, label_noise=0.10, tags=APPROVED),
+    Case("scoring-batch-a", SCORING_RANDOM_STATE, scoring=True),
     Case("approved-poor", DEMO_RANDOM_STATE, label_noise=POOR_LABEL_NOISE, tags=APPROVED),
     Case("approved-noise-6", DEMO_RANDOM_STATE, label_noise=0.06, tags=APPROVED),
     Case("approved-other-split", OTHER_RANDOM_STATE, tags=APPROVED),
     Case("approved-clean", DEMO_RANDOM_STATE, tags=APPROVED),
+    Case("scoring-batch-b", SCORING_RANDOM_STATE + 1, scoring=True),
 )
 
 
@@ -185,7 +198,10 @@ def publish_in_worker(case: Case) -> str:
 
 
 def publish(case: Case) -> str:
-    """Run feature engineering for ``case`` and describe the training version it wrote."""
+    """Run feature engineering for ``case`` and describe the training version it wrote, or
+    save its batch of data to score."""
+    if case.scoring:
+        return publish_scoring(case)
     from pipelines.feature_engineering import launch_feature_engineering
 
     published = launch_feature_engineering(
@@ -197,6 +213,23 @@ def publish(case: Case) -> str:
         f"{case.name}: iris_training_dataset version {published.training_version} "
         f"id {published.training_id} "
         f"(random_state {case.random_state}, label_noise {case.label_noise:g})"
+    )
+
+
+def publish_scoring(case: Case) -> str:
+    """Save a batch of new unlabelled rows as a new version of ``iris_scoring_dataset``, as a
+    team's daily data would arrive, with the case's tags (none in the script: the demo's
+    autopilot scores every version)."""
+    from zenml import save_artifact
+
+    from pipelines import SCORING_DATASET
+    from pipelines.datasets import scoring_frame
+
+    frame = scoring_frame(SCORING_ROWS, case.random_state)
+    saved = save_artifact(frame, name=SCORING_DATASET, tags=list(case.tags) or None)
+    return (
+        f"{case.name}: {SCORING_DATASET} version {saved.version} id {saved.id} "
+        f"({len(frame)} rows, random_state {case.random_state})"
     )
 
 

@@ -180,6 +180,7 @@ def _in_store(settings: Settings, ledger: Ledger) -> dict[str, list[str]] | None
     """Per dataset and model stream, the ids of the versions in the store at or above its
     floor (the ones `status` checks against the ledger), or None when the store does not
     answer."""
+    from service.core.automation import DatasetRole
     from service.core.polling import parse_floor
     from service.logs import stdout_held
     from service.stages.context import DATASET, MODEL
@@ -190,7 +191,9 @@ def _in_store(settings: Settings, ledger: Ledger) -> dict[str, list[str]] | None
             found = {}
             for automation in settings.automations:
                 streams = [
-                    (automation.dataset_stream(n), DATASET, n) for n in automation.dataset_names
+                    (automation.dataset_stream(n, role), DATASET, n)
+                    for role in DatasetRole
+                    for n in automation.dataset_names_in(role)
                 ]
                 streams.append((automation.model_stream, MODEL, automation.model_name))
                 for stream, kind, name in streams:
@@ -393,6 +396,7 @@ def _run_daemon(
         automations={
             a.name: {
                 "datasets": list(a.dataset_names),
+                "scoring_datasets": list(a.scoring_dataset_names),
                 "model": a.model_name,
                 "training_pipeline": a.training.reference,
                 "inference_pipeline": a.inference.reference,

@@ -106,7 +106,8 @@ class Autopilot:
             self.ledger.upgraded_from = None
         automations = self.settings.automations
         self.store.watch_names(
-            {n for a in automations for n in a.dataset_names}, {a.model_name for a in automations}
+            {n for a in automations for n in (*a.dataset_names, *a.scoring_dataset_names)},
+            {a.model_name for a in automations},
         )
         self._check_watched_names()
         self.datasets.start()
@@ -143,9 +144,12 @@ class Autopilot:
         ended = self.actions.settle()
         clock.lap("settle")
         if observe:
+            # A person's change is seen before the daemon promotes, and before scoring data
+            # is selected: a new scoring version is scored by the production of this tick.
+            self.production.tick()
+            clock.lap("production")
             self.datasets.tick()
             clock.lap("datasets")
-            self.production.tick()  # a person's change is seen before the daemon promotes
         trainings = [run.run for run in ended if run.kind is ActionKind.TRAIN]
         promoted = self.models.tick(observe, trainings)
         if promoted:

@@ -340,6 +340,15 @@ class Ledger:
         ).fetchall()
         return [_action(row) for row in rows]
 
+    def actions_scoring(self, dataset_version_id: str) -> list[Action]:
+        """The inferences that score one scoring dataset version (their details name it)."""
+        rows = self._execute(
+            "SELECT * FROM actions WHERE kind = ? AND "
+            "json_extract(details, '$.scoring_dataset_version_id') = ? ORDER BY rowid",
+            (ActionKind.INFER.value, dataset_version_id),
+        ).fetchall()
+        return [_action(row) for row in rows]
+
     def count_actions(self) -> dict[str, dict[str, int]]:
         """Actions by automation, then by state."""
         rows = self._execute(

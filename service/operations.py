@@ -17,6 +17,7 @@ from service.engine import LAST_POLL_KEY
 from service.ledger import Action, Ledger, Subject, epoch
 from service.stages.context import DATASET, MODEL, WAITING_SINCE
 from service.stages.pipeline_holds import HELD_PREFIX
+from service.stages.scoring import NEWEST_KEY as NEWEST_SCORING_KEY
 
 OPEN_STATES = (ActionState.PENDING, ActionState.RUNNING, ActionState.RETRY_WAIT)
 WAITING_LISTED = 50  # the versions waiting longest; `waiting_total` counts them all
@@ -56,10 +57,15 @@ def status(ledger: Ledger, in_store: dict[str, list[str]] | None = None) -> dict
         key.removeprefix(HELD_PREFIX): json.loads(record)
         for key, record in ledger.meta_with_prefix(HELD_PREFIX).items()
     }
+    newest_scoring = {
+        key.removeprefix(NEWEST_SCORING_KEY): json.loads(stored)
+        for key, stored in ledger.meta_with_prefix(NEWEST_SCORING_KEY).items()
+    }
     return {
         "last_successful_poll": ledger.get_meta(LAST_POLL_KEY),
         "pipelines_broken": held,  # automations held until their pipelines pass their check
         "production": production,
+        "newest_scoring_dataset": newest_scoring,  # what a production change scores
         "cursors": cursors,
         "waiting": waiting[:WAITING_LISTED],
         "waiting_total": len(waiting),
@@ -74,7 +80,8 @@ def explain(ledger: Ledger, subject_id: str) -> dict[str, Any]:
     """Why a dataset or model version was or wasn't acted on, by each automation that judged
     it, and how each action ended."""
     subjects = ledger.subjects(subject_id)
-    actions = ledger.actions_for_subject(subject_id)
+    # A scoring dataset version's inferences are the production version's actions.
+    actions = ledger.actions_for_subject(subject_id) + ledger.actions_scoring(subject_id)
     if not subjects and not actions:
         raise OperationError(
             f"{subject_id} is not in the ledger: the daemon has not seen it (not a watched "
@@ -191,7 +198,7 @@ def _describe(action: Action) -> dict[str, Any]:
     decision = action.details.get("decision")
     if decision is not None:
         described["decision"] = decision
-    for name in ("replayed_at", "skipped_at", "claimed_by"):
+    for name in ("replayed_at", "skipped_at", "claimed_by", "scoring_dataset_version_id"):
         if name in action.details:
             described[name] = action.details[name]
     return described

@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.core import templates
 from service.core.automation import DEFAULT_AUTOMATION, Automation, PipelineSpec
+from service.core.names import folded
 from service.core.promotion import Goal, PromotionPolicy
 from service.core.retry import RetryPolicy
 from service.core.startup import StartFrom
@@ -41,6 +42,8 @@ INFERENCE_DATASET = "iris_inference_dataset"
 BUNDLED_TRAINING = "pipelines.training:training_pipeline"
 BUNDLED_INFERENCE = "pipelines.inference:do_predictions"
 BUNDLED_TRAINING_PARAMETERS = {"dataset_version_id": "{{ dataset.id }}"}
+# The bundled inference of an automation with scoring datasets scores exactly that version.
+BUNDLED_SCORING_PARAMETERS = {"inference_dataset_id": "{{ scoring_dataset.id }}"}
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -53,6 +56,8 @@ class AutomationSettings(BaseModel):
 
     dataset_names: CommaList = Field(default=["iris_training_dataset"])
     dataset_required_tags: CommaList = Field(default=["approved"])
+    scoring_dataset_names: CommaList = Field(default=[])
+    scoring_dataset_required_tags: CommaList = Field(default=[])
     model_name: str = Field(default="iris_classifier", min_length=1)
     training_pipeline: str | None = None
     training_config: str | None = None
@@ -68,7 +73,13 @@ class AutomationSettings(BaseModel):
     inference_dataset_name: str = Field(default=INFERENCE_DATASET, min_length=1)  # single form
     source_root: str | None = None  # named form; the single form uses AUTOPILOT_SOURCE_ROOT
 
-    @field_validator("dataset_names", "dataset_required_tags", mode="before")
+    @field_validator(
+        "dataset_names",
+        "dataset_required_tags",
+        "scoring_dataset_names",
+        "scoring_dataset_required_tags",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -417,7 +428,13 @@ def _automation(
         problems.append(f"{variable}={str(root)!r}: no such folder")
         return None
     root = root.resolve()
-    bundled_inference = {"inference_dataset_name": parsed.inference_dataset_name}
+    if _scoring_problems(prefix, parsed, problems):
+        return None
+    bundled_inference = (
+        BUNDLED_SCORING_PARAMETERS
+        if parsed.scoring_dataset_names
+        else {"inference_dataset_name": parsed.inference_dataset_name}
+    )
     training = _pipeline_spec(
         prefix, "training", parsed, root, problems, (BUNDLED_TRAINING, BUNDLED_TRAINING_PARAMETERS)
     )
@@ -441,7 +458,32 @@ def _automation(
             metric_artifact=parsed.promotion_metric_artifact,
         ),
         env_prefix=prefix,
+        scoring_dataset_names=tuple(parsed.scoring_dataset_names),
+        scoring_required_tags=tuple(parsed.scoring_dataset_required_tags),
     )
+
+
+def _scoring_problems(prefix: str, parsed: AutomationSettings, problems: list[str]) -> bool:
+    """A name watched both to train on and to score (compared as MySQL compares names: one
+    artifact there), or `{{ scoring_dataset.* }}` asked for without scoring datasets. True if
+    there was one."""
+    found = []
+    training = {folded(name): name for name in parsed.dataset_names}
+    for name in parsed.scoring_dataset_names:
+        if folded(name) in training:
+            found.append(
+                f"{prefix}SCORING_DATASET_NAMES: {name!r} is also in {prefix}DATASET_NAMES "
+                f"({training[folded(name)]!r}): an artifact is either trained on or scored by "
+                "one automation, not both"
+            )
+    parameters = parsed.inference_parameters or {}
+    if not parsed.scoring_dataset_names and templates.uses_scoring_dataset(parameters):
+        found.append(
+            f"{prefix}INFERENCE_PARAMETERS: uses {{{{ scoring_dataset.* }}}} but "
+            f"{prefix}SCORING_DATASET_NAMES is unset: name the artifacts to score"
+        )
+    problems += found
+    return bool(found)
 
 
 def _pipeline_spec(
@@ -523,6 +565,8 @@ def describe_automation(automation: Automation) -> dict[str, object]:
     return {
         "dataset_names": list(automation.dataset_names),
         "dataset_required_tags": list(automation.required_tags),
+        "scoring_dataset_names": list(automation.scoring_dataset_names),
+        "scoring_dataset_required_tags": list(automation.scoring_required_tags),
         "model_name": automation.model_name,
         "training": _describe_pipeline(automation.training),
         "promotion": {

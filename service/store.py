@@ -307,6 +307,19 @@ class StoreAdapter:
             filters["model_version_id"] = UUID(model_version_id)
         return self._newest_run(tags=f"equals:{key}", **filters)
 
+    def completed_run_tagged(
+        self, tag: str, model: str | None = None, model_version_id: str | None = None
+    ) -> RunInfo | None:
+        """A completed run carrying `tag`, on a version of `model` or on one model version
+        (the store's record that something was done whatever the key, e.g. a scoring dataset
+        version scored)."""
+        filters: dict[str, Any] = {"status": f"oneof:{json.dumps(SUCCESSFUL)}"}
+        if model is not None:
+            filters["model"] = model
+        if model_version_id is not None:
+            filters["model_version_id"] = UUID(model_version_id)
+        return self._newest_run(tags=f"equals:{tag}", **filters)
+
     def _newest_run(self, **filters: Any) -> RunInfo | None:
         page = self._client.list_pipeline_runs(
             sort_by="desc:created", size=1, hydrate=True, **filters

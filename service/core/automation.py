@@ -8,11 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from service.core.promotion import PromotionPolicy
 
 DEFAULT_AUTOMATION = "default"
+
+
+class DatasetRole(StrEnum):
+    """What an automation does with a new selected version of an artifact it watches."""
+
+    TRAINING = "training"  # trains on it (`DATASET_NAMES`)
+    SCORING = "scoring"  # scores it with the production version (`SCORING_DATASET_NAMES`)
 
 
 @dataclass(frozen=True)
@@ -39,9 +47,27 @@ class Automation:
     inference: PipelineSpec
     promotion: PromotionPolicy
     env_prefix: str = "AUTOPILOT_"  # its variables: AUTOPILOT_AUTOMATIONS__<NAME>__ when named
+    # Artifacts whose new versions are data to score; none: inference on production changes only.
+    scoring_dataset_names: tuple[str, ...] = ()
+    scoring_required_tags: tuple[str, ...] = ()
 
-    def dataset_stream(self, artifact: str) -> str:
-        return f"{self.name}/dataset:{artifact}"
+    def dataset_names_in(self, role: DatasetRole) -> tuple[str, ...]:
+        return self.dataset_names if role is DatasetRole.TRAINING else self.scoring_dataset_names
+
+    def required_tags_in(self, role: DatasetRole) -> tuple[str, ...]:
+        return self.required_tags if role is DatasetRole.TRAINING else self.scoring_required_tags
+
+    def role_of(self, artifact: str) -> DatasetRole | None:
+        """The role of a watched artifact (a name has one role per automation)."""
+        for role in DatasetRole:
+            if artifact in self.dataset_names_in(role):
+                return role
+        return None
+
+    def dataset_stream(self, artifact: str, role: DatasetRole = DatasetRole.TRAINING) -> str:
+        """`<automation>/dataset:<name>` (training, named before roles) or `/scoring:<name>`."""
+        kind = "dataset" if role is DatasetRole.TRAINING else role.value
+        return f"{self.name}/{kind}:{artifact}"
 
     @property
     def model_stream(self) -> str:

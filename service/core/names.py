@@ -113,6 +113,8 @@ def check_watched(
     for automation in automations:
         for name in automation.dataset_names:
             datasets.setdefault(name, []).append(f"{automation.env_prefix}DATASET_NAMES")
+        for name in automation.scoring_dataset_names:
+            datasets.setdefault(name, []).append(f"{automation.env_prefix}SCORING_DATASET_NAMES")
         owners.setdefault(automation.model_name, []).append(f"{automation.env_prefix}MODEL_NAME")
     return [
         *unknown_names("artifact", datasets, artifacts),

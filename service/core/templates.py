@@ -16,6 +16,15 @@ PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
 
 DATASET_FIELDS = ("dataset.id", "dataset.name", "dataset.version", "dataset.run_id")
 DATASET_PREFIXES = ("dataset.run_outputs.",)
+# The scoring dataset version an inference scores (automations with SCORING_DATASET_NAMES).
+SCORING = "scoring_dataset"
+SCORING_FIELDS = (
+    "scoring_dataset.id",
+    "scoring_dataset.name",
+    "scoring_dataset.version",
+    "scoring_dataset.run_id",
+)
+SCORING_PREFIXES = (f"{SCORING}.run_outputs.",)
 TRAINING_PLACEHOLDERS = (*DATASET_FIELDS, "model.name")
 INFERENCE_PLACEHOLDERS = (
     "model.name",
@@ -23,8 +32,9 @@ INFERENCE_PLACEHOLDERS = (
     "model_version.number",
     "model_version.name",
     *DATASET_FIELDS,
+    *SCORING_FIELDS,
 )
-INFERENCE_PREFIXES = ("model_version.metadata.", *DATASET_PREFIXES)
+INFERENCE_PREFIXES = ("model_version.metadata.", *DATASET_PREFIXES, *SCORING_PREFIXES)
 
 
 class PlaceholderMissing(LookupError):
@@ -49,6 +59,11 @@ def unknown_placeholders(parameters: Mapping[str, Any], training: bool) -> list[
         for name in placeholders(parameters)
         if name not in names and not any(_has_suffix(name, p) for p in prefixes)
     )
+
+
+def uses_scoring_dataset(parameters: Mapping[str, Any]) -> bool:
+    """Whether the parameters ask for the scoring dataset (`{{ scoring_dataset.* }}`)."""
+    return any(name.startswith(f"{SCORING}.") for name in placeholders(parameters))
 
 
 def render(parameters: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from service.settings import BUNDLED_INFERENCE, BUNDLED_TRAINING, automation_var
 # The bundled pipelines' parameters (tests/integration/test_cli.py checks them against the code).
 BUNDLED_PARAMETERS = {
     BUNDLED_TRAINING: {"dataset_version_id"},
-    BUNDLED_INFERENCE: {"inference_dataset_name"},
+    BUNDLED_INFERENCE: {"inference_dataset_name", "inference_dataset_id"},
 }
 
 

@@ -15,6 +15,7 @@ from service.core import templates
 from service.core.actions import ActionKind, ActionState, run_tags
 from service.core.automation import Automation, PipelineSpec
 from service.core.records import RunInfo, RunStatus
+from service.core.scoring import SCORING_ID, ScoringVersion, scored_tag, scored_tags
 from service.errors import describe_error
 from service.faults import crashpoint
 from service.ledger import Action, epoch
@@ -156,9 +157,13 @@ class ActionRunner:
         """A run of this key completed already (the ledger was lost, or restored from an
         older backup): the action is recorded as done with that run, and nothing is launched.
         An inference counts only if it ran on its model version (the launcher rejects one that
-        did not, and ZenML cannot mark a completed run failed)."""
+        did not, and ZenML cannot mark a completed run failed). An inference of a scoring
+        version counts as done, whatever its key, if that model version scored it already."""
         pinned = action.subject_id if action.kind is ActionKind.INFER else None
         run = self.store.completed_run_for_key(action.key, pinned)
+        scored = action.details.get(SCORING_ID) if pinned else None
+        if run is None and scored:
+            run = self.store.completed_run_tagged(scored_tag(str(scored)), model_version_id=pinned)
         if run is None:
             return False
         self._succeeded(action, run, outcome="found_in_store")
@@ -179,7 +184,7 @@ class ActionRunner:
             "config_path": spec.config_path,
             "parameters": templates.render(spec.parameters, values),
             "model_name": automation.model_name,
-            "tags": run_tags(action.key),
+            "tags": [*run_tags(action.key), *scored_tags(action.details)],
             **pinned,
         }
 
@@ -233,7 +238,26 @@ class ActionRunner:
                         needed, dataset.id, dataset.artifact_name, dataset.version, producer
                     )
                 )
+        values.update(self._scoring_values(action, needed))
         return values, {"model_version": version.name, "model_version_id": version.id}
+
+    def _scoring_values(self, action: Action, needed: set[str]) -> dict[str, Any]:
+        """`scoring_dataset.*`: the scoring dataset version the inference was claimed for."""
+        asked = [name for name in needed if name.startswith(f"{templates.SCORING}.")]
+        if not asked:
+            return {}
+        scored = ScoringVersion.from_details(action.details)
+        if scored is None:
+            why = "this inference scores no scoring dataset version (none was selected)"
+            return {name: templates.PlaceholderMissing(name, why) for name in asked}
+        return self._dataset_values(
+            asked,
+            scored.id,
+            scored.artifact,
+            scored.version,
+            scored.producer_run_id,
+            prefix=templates.SCORING,
+        )
 
     def _dataset_values(
         self,
@@ -242,20 +266,24 @@ class ActionRunner:
         name: str | None,
         version: str | None,
         run_id: str | None,
+        prefix: str = "dataset",
     ) -> dict[str, Any]:
+        """`<prefix>.*` placeholders of one dataset version: `dataset` (trained on) or
+        `scoring_dataset` (scored)."""
         values: dict[str, Any] = {
-            "dataset.id": dataset_id,
-            "dataset.name": name,
-            "dataset.version": version,
-            "dataset.run_id": run_id
+            f"{prefix}.id": dataset_id,
+            f"{prefix}.name": name,
+            f"{prefix}.version": version,
+            f"{prefix}.run_id": run_id
             or templates.PlaceholderMissing(
-                "dataset.run_id", "the dataset was not produced by a pipeline run"
+                f"{prefix}.run_id", "the dataset was not produced by a pipeline run"
             ),
         }
-        siblings = [n for n in needed if n.startswith(templates.DATASET_PREFIXES)]
+        outputs_prefix = f"{prefix}.run_outputs."
+        siblings = [n for n in needed if n.startswith(outputs_prefix)]
         outputs = self.store.run_outputs(run_id, dataset_id) if siblings and run_id else {}
         for placeholder in siblings:
-            artifact = placeholder.removeprefix(templates.DATASET_PREFIXES[0])
+            artifact = placeholder.removeprefix(outputs_prefix)
             values[placeholder] = outputs.get(artifact) or templates.PlaceholderMissing(
                 placeholder,
                 f"the run that produced dataset {dataset_id} has no output named {artifact!r}"
@@ -530,7 +558,7 @@ def subject_ids(action: Action) -> dict[str, Any]:
     if action.kind is ActionKind.TRAIN:
         return {"dataset_version_id": action.subject_id}
     ids = {"model_version_id": action.subject_id}
-    for name in ("model_version_number", "dataset_version_id"):
+    for name in ("model_version_number", "dataset_version_id", SCORING_ID):
         if action.details.get(name) is not None:
             ids[name] = action.details[name]
     return ids

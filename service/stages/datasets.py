@@ -1,18 +1,21 @@
 """Watching datasets: new versions of the watched artifacts, versions whose producing run was
-still going, and old versions that gained the required tags. A selected version is claimed as
-`train:...` once per automation that watches its artifact."""
+still going, and old versions that gained the required tags. An automation watches a name in
+one role (`DatasetRole`): a selected version of a training dataset is claimed as `train:...`
+once per automation that trains on it; one of a scoring dataset is scored by the production
+version (`stages/scoring.py`). Both roles share every read, rule and guarantee below."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from service import metrics
 from service.core.actions import ActionKind, action_key
-from service.core.automation import Automation
+from service.core.automation import Automation, DatasetRole
 from service.core.polling import Polls, format_floor, parse_floor, raised_floor
 from service.core.records import DatasetVersion
 from service.core.selection import (
@@ -27,6 +30,7 @@ from service.core.selection import (
 )
 from service.faults import crashpoint
 from service.ledger import Subject
+from service.stages import scoring
 from service.stages.context import (
     DATASET,
     WAITING_SINCE,
@@ -43,6 +47,26 @@ REQUIRED_TAGS_KEY = "required_tags/"  # ledger meta, per automation: the tags it
 RECONCILE_PAGES_PER_TICK = 5  # pages of 100 tagged versions a tick reads for reconciliation
 
 
+@dataclass(frozen=True)
+class Watcher:
+    """One automation watching its names of one role. A name has one role per automation,
+    so a version has one ledger row per automation, whatever the role."""
+
+    automation: Automation
+    role: DatasetRole
+
+    @property
+    def required_tags(self) -> tuple[str, ...]:
+        return self.automation.required_tags_in(self.role)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.automation.dataset_names_in(self.role)
+
+    def stream(self, name: str) -> str:
+        return self.automation.dataset_stream(name, self.role)
+
+
 class DatasetWatch:
     def __init__(self, context: Context) -> None:
         self.context = context
@@ -57,11 +81,19 @@ class DatasetWatch:
         # numbers, judged versions above the floors.
         self._polls = Polls(context.settings.reconcile_interval_seconds)
         self._seen = self._polls.seen
-        # One store query per watched artifact name, whichever automations watch it.
-        self._watchers: dict[str, list[Automation]] = {}
-        for automation in context.automations.values():
-            for name in automation.dataset_names:
-                self._watchers.setdefault(name, []).append(automation)
+        # One store query per watched artifact name, whichever automations watch it, in
+        # whichever role.
+        self._watchers: dict[str, list[Watcher]] = {}
+        for watcher in self._every_watcher():
+            for name in watcher.names:
+                self._watchers.setdefault(name, []).append(watcher)
+
+    def _every_watcher(self) -> Iterator[Watcher]:
+        """Each automation in each role it watches names in."""
+        for automation in self.context.automations.values():
+            for role in DatasetRole:
+                if automation.dataset_names_in(role):
+                    yield Watcher(automation, role)
 
     # -- start-up -----------------------------------------------------------------------------
 
@@ -69,20 +101,20 @@ class DatasetWatch:
         """Initialise the streams a new automation or dataset name brings, per the start policy;
         turn cursors written before floors (version numbers) into floors; carry out a change of
         an automation's required tags."""
-        for name, automations in self._watchers.items():
-            for automation in automations:
-                stream = automation.dataset_stream(name)
+        for name, watchers in self._watchers.items():
+            for watcher in watchers:
+                stream = watcher.stream(name)
                 if not self.ledger.has_cursor(stream):
-                    self._init_stream(automation, name)
+                    self._init_stream(watcher, name)
                     continue
                 number = parse_floor(self.ledger.get_cursor(stream))
                 if isinstance(number, int):
                     floor = self.store.dataset_created_at_number(name, number) if number else None
-                    upgrade_cursor(self.context, automation, stream, number, floor)
-        for automation in self.context.automations.values():
-            self._required_tags_changed(automation)
+                    upgrade_cursor(self.context, watcher.automation, stream, number, floor)
+        for watcher in self._every_watcher():
+            self._required_tags_changed(watcher)
 
-    def _required_tags_changed(self, automation: Automation) -> None:
+    def _required_tags_changed(self, watcher: Watcher) -> None:
         """When an automation's required tags differ from those its versions were judged with
         (kept in the ledger), the start policy decides, as on a first start, what becomes of
         the versions that carry the new tags and were skipped for missing tags, or passed over
@@ -90,9 +122,13 @@ class DatasetWatch:
         `predates_required_tags_change`), `beginning` judges them again under the new tags, a
         time judges again those created at or after it. The same whether the tags were relaxed
         or emptied: without this, relaxing them trained every version ever skipped (the
-        reconciliation pass found them approved), and emptying them none."""
+        reconciliation pass found them approved), and emptying them none. Per role: the
+        training tags are kept under the key they had before roles."""
+        automation = watcher.automation
         key = f"{REQUIRED_TAGS_KEY}{automation.name}"
-        tags = sorted(set(automation.required_tags))
+        if watcher.role is not DatasetRole.TRAINING:
+            key = f"{key}/{watcher.role.value}"
+        tags = sorted(set(watcher.required_tags))
         recorded = self.ledger.get_meta(key)
         before = None if recorded is None else sorted(json.loads(recorded))
         if before == tags:
@@ -103,8 +139,8 @@ class DatasetWatch:
         start = self.context.settings.start
         kept = again = 0
         with self.ledger.transaction():
-            for name in automation.dataset_names:
-                stream = automation.dataset_stream(name)
+            for name in watcher.names:
+                stream = watcher.stream(name)
                 floor = (
                     stored_floor(self.ledger, stream) if self.ledger.has_cursor(stream) else None
                 )
@@ -132,6 +168,7 @@ class DatasetWatch:
             self.ledger.set_meta(key, json.dumps(tags))
         self.context.log(automation).info(
             "datasets.required_tags_changed",
+            role=watcher.role.value,
             before=before,
             after=tags,
             start_from=str(start),
@@ -139,7 +176,7 @@ class DatasetWatch:
             judged_again=again,
         )
 
-    def _init_stream(self, automation: Automation, name: str) -> None:
+    def _init_stream(self, watcher: Watcher, name: str) -> None:
         start = self.context.settings.start
         # Read before the versions are listed below: every version at or above the floor that
         # exists now is among them (start.first_floor).
@@ -148,14 +185,14 @@ class DatasetWatch:
         if start.mode != "beginning":
             before = start.since  # None for `now`: every selected version so far predates it
             for version in self.store.dataset_versions_with_tags(
-                name, list(automation.required_tags), created_before=before
+                name, list(watcher.required_tags), created_before=before
             ):
-                self._note(automation, version, "skipped", SkipReason.PREDATES_START, final=True)
+                self._note(watcher, version, "skipped", SkipReason.PREDATES_START, final=True)
                 skipped += 1
         floor = start.first_floor(newest)
-        stream = automation.dataset_stream(name)
+        stream = watcher.stream(name)
         self.ledger.set_cursor(stream, format_floor(floor))
-        self.context.log(automation).info(
+        self.context.log(watcher.automation).info(
             "startup.stream_initialised",
             stream=stream,
             start_from=str(start),
@@ -191,14 +228,14 @@ class DatasetWatch:
         of the versions read."""
         read_now: set[str] = set()
         floors = {
-            (automation.name, name): stored_floor(self.ledger, automation.dataset_stream(name))
-            for name, automations in self._watchers.items()
-            for automation in automations
+            (watcher.automation.name, name): stored_floor(self.ledger, watcher.stream(name))
+            for name, watchers in self._watchers.items()
+            for watcher in watchers
         }
         crashpoint("after_cursor_read")
         lowest = {
-            name: lowest_floor(floors[(a.name, name)] for a in automations)
-            for name, automations in self._watchers.items()
+            name: lowest_floor(floors[(w.automation.name, name)] for w in watchers)
+            for name, watchers in self._watchers.items()
         }
         sweep, groups = self._polls.plan(lowest, self.store.top_dataset_number)
         for group in groups:
@@ -227,8 +264,9 @@ class DatasetWatch:
             self.context.unwatched_name("artifact", name)
             return True
         return all(
-            (prior := self.ledger.subject(automation.name, version_id)) is not None and prior.final
-            for automation in watching
+            (prior := self.ledger.subject(watcher.automation.name, version_id)) is not None
+            and prior.final
+            for watcher in watching
         )
 
     def _judge_new(
@@ -237,10 +275,10 @@ class DatasetWatch:
         """Judge a batch for every watcher whose floor is below it, in one ledger transaction."""
         with self.ledger.transaction():
             for version in versions:
-                for automation in self._watchers.get(version.artifact_name, ()):
-                    floor = floors[(automation.name, version.artifact_name)]
+                for watcher in self._watchers.get(version.artifact_name, ()):
+                    floor = floors[(watcher.automation.name, version.artifact_name)]
                     if floor is None or version.created >= floor:
-                        self._judge(automation, version)
+                        self._judge(watcher, version)
         for version in versions:  # judged by every watcher, and committed
             self._seen.add(version.artifact_name, version.id, version.created, version.number)
         crashpoint("after_dataset_claimed")
@@ -254,36 +292,36 @@ class DatasetWatch:
         """After a complete read of these names, move their floors up (see `core/polling`)."""
         with self.ledger.transaction():
             for name in names:
-                for automation in self._watchers[name]:
-                    floor = floors[(automation.name, name)]
+                for watcher in self._watchers[name]:
+                    floor = floors[(watcher.automation.name, name)]
                     raised = raised_floor(floor, newest_before)
                     if raised != floor:
-                        floors[(automation.name, name)] = raised
-                        self.ledger.set_cursor(
-                            automation.dataset_stream(name), format_floor(raised)
-                        )
+                        floors[(watcher.automation.name, name)] = raised
+                        self.ledger.set_cursor(watcher.stream(name), format_floor(raised))
         for name in names:
             self._seen.forget_below(
-                name, lowest_floor(floors[(a.name, name)] for a in self._watchers[name])
+                name,
+                lowest_floor(floors[(w.automation.name, name)] for w in self._watchers[name]),
             )
 
-    def _judge_again(self, pairs: Iterable[tuple[Automation, DatasetVersion]]) -> None:
+    def _judge_again(self, pairs: Iterable[tuple[Watcher, DatasetVersion]]) -> None:
         with self.ledger.transaction():
-            for automation, version in pairs:
-                self._judge(automation, version)
+            for watcher, version in pairs:
+                self._judge(watcher, version)
 
-    def _judge(self, automation: Automation, version: DatasetVersion) -> None:
+    def _judge(self, watcher: Watcher, version: DatasetVersion) -> None:
+        automation = watcher.automation
         prior = self.ledger.subject(automation.name, version.id)
         if prior is not None and prior.final:
             return
         if prior is None:
             lag = (utc_now() - version.created).total_seconds()
-            metrics.LAG.labels(automation.dataset_stream(version.artifact_name)).set(max(0.0, lag))
+            metrics.LAG.labels(watcher.stream(version.artifact_name)).set(max(0.0, lag))
         now = self.context.clock()
         since = first_seen(prior, WAITING_SINCE, now)  # kept while it waits
         decision = evaluate_dataset(
             version,
-            automation.required_tags,
+            watcher.required_tags,
             first_look=prior is None,
             producer_waited=now - since,
             producer_wait=self.context.settings.producer_wait_seconds,
@@ -292,14 +330,26 @@ class DatasetWatch:
             "dataset_version_id": version.id,
             "artifact": version.artifact_name,
             "version": version.version,
+            "role": watcher.role.value,
         }
         log = self.context.log(automation)
+        if decision.verdict is Verdict.TRAIN and watcher.role is DatasetRole.SCORING:
+            selected = scoring.select(self.context, automation, version)
+            if selected.claimed or selected.key is None:  # not when claimed before
+                log.info("dataset.selected", **selected.log_fields(), **ids)
+            self._note(watcher, version, "selected", decision.reason, True, selected.seen())
+            return
         if decision.verdict is Verdict.TRAIN:
             key = action_key(ActionKind.TRAIN, version.id, automation.name)
-            details = {**ids, "producer_run_id": version.producer.id if version.producer else None}
+            details = {
+                "dataset_version_id": version.id,
+                "artifact": version.artifact_name,
+                "version": version.version,
+                "producer_run_id": version.producer.id if version.producer else None,
+            }
             if self.ledger.claim(key, ActionKind.TRAIN, version.id, details, automation.name):
                 log.info("dataset.selected", key=key, **ids)
-            self._note(automation, version, "selected", decision.reason, final=True)
+            self._note(watcher, version, "selected", decision.reason, final=True)
             return
         status = "waiting" if decision.verdict is Verdict.WAIT else "skipped"
         changed = prior is None or (prior.status, prior.reason) != (status, decision.reason)
@@ -313,13 +363,13 @@ class DatasetWatch:
         elif decision.reason == SkipReason.PRODUCER_WAIT_EXCEEDED:
             waited_for = prior.reason if prior is not None else None
             seen |= {"waited_seconds": round(now - since, 1), "waited_for": waited_for}
-        self._note(automation, version, status, decision.reason, decision.final, seen)
+        self._note(watcher, version, status, decision.reason, decision.final, seen)
         if changed:
             _log_decision(log, decision, ids, seen)
 
     def _note(
         self,
-        automation: Automation,
+        watcher: Watcher,
         version: DatasetVersion,
         status: str,
         reason: str,
@@ -327,7 +377,7 @@ class DatasetWatch:
         details: dict[str, Any] | None = None,
     ) -> None:
         self.ledger.note_subject(
-            automation.name,
+            watcher.automation.name,
             version.id,
             DATASET,
             version.artifact_name,
@@ -358,7 +408,9 @@ class DatasetWatch:
                 self._looked_at[subject.id] = now
             found = versions[subject.id]
             if found is not None:
-                pairs.append((automation, found))
+                # A name no longer watched is judged as training data, as before roles.
+                role = automation.role_of(subject.name) or DatasetRole.TRAINING
+                pairs.append((Watcher(automation, role), found))
         if pairs:
             self._judge_again(pairs)
 
@@ -379,18 +431,19 @@ class DatasetWatch:
         the versions that carry every required tag and judge those the ledger has not settled
         for good (read in full only those).
         """
-        for name, automations in self._watchers.items():
-            by_tags: dict[tuple[str, ...], list[Automation]] = {}
-            for automation in automations:
-                if automation.required_tags:
-                    by_tags.setdefault(automation.required_tags, []).append(automation)
+        for name, watchers in self._watchers.items():
+            by_tags: dict[tuple[str, ...], list[Watcher]] = {}
+            for watcher in watchers:
+                if watcher.required_tags:
+                    by_tags.setdefault(watcher.required_tags, []).append(watcher)
             for tags, watching in by_tags.items():
                 for ids in self.store.dataset_id_pages_with_tags(name, list(tags)):
-                    for automation in watching:
-                        self._reconcile_page(automation, name, ids)
+                    for watcher in watching:
+                        self._reconcile_page(watcher, name, ids)
                     yield True
 
-    def _reconcile_page(self, automation: Automation, name: str, ids: list[str]) -> None:
+    def _reconcile_page(self, watcher: Watcher, name: str, ids: list[str]) -> None:
+        automation = watcher.automation
         fresh = [
             version
             for id in ids
@@ -401,7 +454,7 @@ class DatasetWatch:
             self.context.log(automation).info(
                 "reconcile.approved_found", artifact=name, count=len(fresh)
             )
-            self._judge_again((automation, version) for version in fresh)
+            self._judge_again((watcher, version) for version in fresh)
 
 
 def _log_decision(

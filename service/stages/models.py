@@ -302,7 +302,7 @@ class ModelJudge:
             ):
                 self.ledger.transition(key, ActionState.SUCCEEDED)
             if decision["outcome"] == "promoted":
-                self.production.claim_inference(automation, version)
+                self.production.claim_inference(automation, version, adopted=True)
             self._note(automation, version, "decided", str(decision.get("reason")))
         self.context.log(automation).info(
             "model.decision_found_in_store",

@@ -1,5 +1,6 @@
 """Watching production: when a model's production version changes (the daemon's promotion, a
-person's, or the model's own pipeline's), claim one inference pinned to that exact version."""
+person's, or the model's own pipeline's), claim one inference pinned to that exact version (on
+the newest selected scoring version, for an automation with scoring datasets)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from service.core.automation import Automation
 from service.core.promotion import repair_duplicate_production
 from service.core.records import ModelVersionInfo, RunStatus
 from service.faults import crashpoint
+from service.stages import scoring
 from service.stages.context import Context
 
 
@@ -63,6 +65,7 @@ class ProductionWatch:
                 return
             current = full
         infer_key = action_key(ActionKind.INFER, current_id or "")
+        nothing_to_score = scoring.production_change_details(self.ledger, automation) is None
         with self.ledger.transaction():
             self.ledger.set_cursor(stream, current_id)
             claimed = current is not None and self.claim_inference(automation, current)
@@ -77,16 +80,36 @@ class ProductionWatch:
             changed_by="autopilot" if by_autopilot else "external",
             **(model_ids(current) if current else {"model_version_id": None}),
         )
-        if current is not None and not claimed:
+        if current is not None and nothing_to_score:
+            log.info("inference.nothing_to_score", key=infer_key, **model_ids(current))
+        elif current is not None and not claimed:
             log.info("inference.already_claimed", key=infer_key)
 
-    def claim_inference(self, automation: Automation, version: ModelVersionInfo) -> bool:
-        """Claim the one inference pinned to a version; False if it was claimed before."""
+    def claim_inference(
+        self, automation: Automation, version: ModelVersionInfo, adopted: bool = False
+    ) -> bool:
+        """Claim the one inference pinned to a version; False if it was claimed before, or
+        if the automation scores scoring datasets and has selected none yet.
+
+        `adopted`: its promotion was found in the store, not made with this ledger (lost or
+        restored). An automation with scoring datasets then claims it only for the version
+        production is on: one production has moved past scored what it scored in its time,
+        and the store's `score:` tags say what (`stages/scoring.py`), whereas the newest
+        scoring version now is not what it scored."""
+        scores = scoring.production_change_details(self.ledger, automation)
+        if scores is None:
+            return False
+        if (
+            adopted
+            and scores
+            and self.ledger.get_cursor(automation.production_stream) != version.id
+        ):
+            return False
         return self.ledger.claim(
             action_key(ActionKind.INFER, version.id),
             ActionKind.INFER,
             version.id,
-            {"model_version_number": version.number, **model_ids(version)},
+            {"model_version_number": version.number, **model_ids(version), **scores},
             automation.name,
         )
 

@@ -15,6 +15,7 @@ import pytest
 from pipelines import (
     INFERENCE_DATASET,
     PREDICTIONS,
+    SCORING_DATASET,
     TESTING_DATASET,
     TRAINED_MODEL,
     TRAINING_DATASET,
@@ -225,26 +226,35 @@ def test_producer_publishes_the_scripted_cases(zenml_store, capsys):
     import signal
 
     before = signal.getsignal(signal.SIGINT)
-    from pipelines.producer import CYCLE_SEED_STRIDE, SCRIPT, main
+    from pipelines.producer import CYCLE_SEED_STRIDE, SCORING_ROWS, SCRIPT, main
 
     assert main(["--interval", "0", "--count", str(len(SCRIPT) + 1)]) == 0
 
     expected = [*SCRIPT, SCRIPT[0]]
     lines = [line for line in capsys.readouterr().out.splitlines() if "version" in line]
     assert [line.split(":")[0] for line in lines] == [case.name for case in expected]
+    training = [case for case in expected if not case.scoring]
     versions = zenml_store.client.list_artifact_versions(
         artifact=TRAINING_DATASET, sort_by="asc:version_number", hydrate=True
     ).items
     assert [sorted(tag.name for tag in v.tags) for v in versions] == [
-        sorted(case.tags) for case in expected
+        sorted(case.tags) for case in training
     ]
     assert [v.run_metadata["label_noise"] for v in versions] == [
-        case.label_noise for case in expected
+        case.label_noise for case in training
     ]
     seeds = [v.run_metadata["random_state"] for v in versions]
-    assert seeds == [case.random_state for case in SCRIPT] + [
+    assert seeds == [case.random_state for case in SCRIPT if not case.scoring] + [
         SCRIPT[0].random_state + CYCLE_SEED_STRIDE
     ]
+    # The batches to score: new versions of their own artifact, unlabelled, untagged.
+    batches = zenml_store.client.list_artifact_versions(
+        artifact=SCORING_DATASET, sort_by="asc:version_number", hydrate=True
+    ).items
+    assert len(batches) == sum(case.scoring for case in SCRIPT)
+    assert all(not batch.tags for batch in batches)
+    frame = batches[0].load()
+    assert LABEL_COLUMN not in frame.columns and len(frame) == SCORING_ROWS
     assert signal.getsignal(signal.SIGINT) == before
 
 

@@ -48,7 +48,7 @@ def test_the_promoting_cases_climb_a_ladder_of_falling_label_noise():
 
 
 def test_every_other_branch_appears_exactly_once():
-    unapproved = [case for case in SCRIPT if not _approved(case)]
+    unapproved = [case for case in SCRIPT if not _approved(case) and not case.scoring]
     poor = [case for case in SCRIPT if _approved(case) and case.label_noise >= POOR_LABEL_NOISE]
     other = [
         case
@@ -82,5 +82,16 @@ def test_later_cycles_repeat_the_script_on_new_splits():
         assert [c.random_state for c in cycle] == [
             c.random_state + number * CYCLE_SEED_STRIDE for c in SCRIPT
         ]
-    datasets = {(c.random_state, c.label_noise) for c in cases}
+    datasets = {(c.random_state, c.label_noise, c.scoring) for c in cases}
     assert len(datasets) == len(cases), "no cycle republishes an earlier dataset"
+
+
+def test_scoring_batches_arrive_while_a_version_is_in_production_and_after_the_last_move():
+    """`make run` shows an inference a new scoring batch set off: one arrives after the first
+    promotion (production scores it at once) and one after the last (the version that stays
+    in production scores every batch of the later cycles)."""
+    scoring = [i for i, case in enumerate(SCRIPT) if case.scoring]
+    promotions = [i for i, case in enumerate(SCRIPT) if _promoting(case)]
+    assert len(scoring) >= 2
+    assert promotions[0] < scoring[0] < promotions[-1] < scoring[-1]
+    assert all(not SCRIPT[i].tags for i in scoring), "the demo scores every batch, untagged"

@@ -2,6 +2,7 @@ from datetime import datetime
 
 import pytest
 
+from service.core.automation import DatasetRole
 from service.settings import ConfigError, describe, load_settings
 
 
@@ -211,3 +212,53 @@ def test_a_config_file_that_does_not_exist_or_is_not_a_mapping_is_refused(tmp_pa
 def test_a_pipeline_reference_needs_module_and_attribute():
     with pytest.raises(ConfigError, match=r"AUTOPILOT_TRAINING_PIPELINE='training'.*module:attr"):
         load_settings({"AUTOPILOT_TRAINING_PIPELINE": "training"})
+
+
+def test_scoring_datasets_are_per_automation_with_no_tags_required_by_default(tmp_path):
+    settings = load_settings(
+        {
+            f"{CHURN}DATASET_NAMES": "churn_train",
+            f"{CHURN}MODEL_NAME": "churn",
+            f"{CHURN}SCORING_DATASET_NAMES": "churn_daily, churn_weekly",
+            f"{CHURN}INFERENCE_PIPELINE": "pipelines.inference:inference",
+            f"{CHURN}INFERENCE_PARAMETERS": '{"rows": "{{ scoring_dataset.id }}"}',
+            f"{IRIS}DATASET_NAMES": "iris_training_dataset",
+            f"{IRIS}MODEL_NAME": "iris_classifier",
+            f"{IRIS}SCORING_DATASET_NAMES": "iris_scoring_dataset",
+            f"{IRIS}SCORING_DATASET_REQUIRED_TAGS": "checked",
+        }
+    )
+    churn, iris = settings.automations
+    assert churn.scoring_dataset_names == ("churn_daily", "churn_weekly")
+    assert churn.scoring_required_tags == ()
+    assert churn.dataset_stream("churn_daily", DatasetRole.SCORING) == "churn/scoring:churn_daily"
+    assert churn.role_of("churn_daily") is DatasetRole.SCORING
+    assert churn.role_of("churn_train") is DatasetRole.TRAINING
+    assert iris.scoring_required_tags == ("checked",)
+    # The bundled inference pipeline scores exactly the version it was launched for.
+    assert iris.inference.parameters == {"inference_dataset_id": "{{ scoring_dataset.id }}"}
+    # Without scoring datasets, nothing changes.
+    (default,) = load_settings({}).automations
+    assert default.scoring_dataset_names == () and default.role_of("x") is None
+    single = load_settings({"AUTOPILOT_SCORING_DATASET_NAMES": "iris_scoring_dataset"})
+    assert single.automations[0].scoring_dataset_names == ("iris_scoring_dataset",)
+
+
+def test_a_name_trained_on_and_scored_or_scoring_placeholders_without_scoring_are_refused():
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            {
+                f"{CHURN}DATASET_NAMES": "churn_train",
+                f"{CHURN}MODEL_NAME": "churn",
+                f"{CHURN}SCORING_DATASET_NAMES": "other, Churn_Train",  # one artifact on MySQL
+                f"{IRIS}DATASET_NAMES": "iris_training_dataset",
+                f"{IRIS}MODEL_NAME": "iris_classifier",
+                f"{IRIS}INFERENCE_PARAMETERS": '{"rows": "{{ scoring_dataset.run_outputs.x }}"}',
+            }
+        )
+    assert caught.value.problems == [
+        f"{CHURN}SCORING_DATASET_NAMES: 'Churn_Train' is also in {CHURN}DATASET_NAMES "
+        "('churn_train'): an artifact is either trained on or scored by one automation, not both",
+        f"{IRIS}INFERENCE_PARAMETERS: uses {{{{ scoring_dataset.* }}}} but "
+        f"{IRIS}SCORING_DATASET_NAMES is unset: name the artifacts to score",
+    ]

@@ -53,3 +53,19 @@ def test_names_no_event_of_that_kind_has_are_unknown():
         "dataset.run_outputs."
     ]
     assert templates.placeholders({"x": ["{{ a.b }}", {"y": "{{c}}"}]}) == {"a.b", "c"}
+
+
+def test_an_inference_may_ask_for_the_scoring_dataset_it_scores():
+    inference = {
+        "rows": "{{ scoring_dataset.id }}",
+        "name": "{{ scoring_dataset.name }}@{{ scoring_dataset.version }}",
+        "run": "{{ scoring_dataset.run_id }}",
+        "labels": "{{ scoring_dataset.run_outputs.labels }}",
+    }
+    assert unknown_placeholders(inference, training=False) == []
+    assert templates.uses_scoring_dataset(inference)
+    assert not templates.uses_scoring_dataset({"a": "{{ dataset.id }}"})
+    # Training has no scoring dataset.
+    assert unknown_placeholders({"a": "{{ scoring_dataset.id }}"}, training=True) == [
+        "scoring_dataset.id"
+    ]
