@@ -11,6 +11,7 @@
     .venv/bin/python bench/bench.py reconcile  # 1b. reconciliation pass, 10,000 approved versions
     .venv/bin/python bench/bench.py memory    # 5. RSS after start and after 10,000 idle ticks
     .venv/bin/python bench/bench.py automations  # 6. idle tick with 1, 10 and 50 automations
+    .venv/bin/python bench/bench.py automations-scoring  # 6. the same with scoring streams
     .venv/bin/python bench/bench.py burst     # 7. bursts of 30 and 100 datasets, CPU per run
     .venv/bin/python bench/bench.py sustained  # 7. steady arrivals, trainings (5 min a rate)
     .venv/bin/python bench/bench.py sustained-chain  # 7. the same, the whole chain
@@ -636,12 +637,40 @@ def automations(counts: tuple[int, ...] = (1, 10, 50), repeat: int = 30) -> None
             server.stop()
 
 
-def _idle_with_automations(transport: str, cursors: str, count: int, repeat: int) -> None:
+def automations_scoring(counts: tuple[int, ...] = (1, 10, 50), repeat: int = 30) -> None:
+    """6. The idle tick with 1, 10 and 50 automations as in `automations` (equal cursors),
+    each watching a scoring artifact too (`dataset_s<i>`, 3 versions written by pipeline runs,
+    no tags required): the same store, measured without and then with the scoring streams."""
+    from tests.support import ZenMLServer
+
+    _zenml_ready()
+    for transport in ("sqlite", "rest"):
+        server = None
+        if transport == "rest":
+            server = ZenMLServer(Path(tempfile.mkdtemp(prefix="bench-server-"))).start()
+            os.environ.update(server.admin_environment())
+            os.environ["ZENML_CONFIG_PATH"] = tempfile.mkdtemp(prefix="bench-client-")
+            _reset()
+        _projects(max(counts), scoring=True)
+        for count in counts:
+            for scoring in (False, True):
+                _idle_with_automations(transport, "equal", count, repeat, scoring=scoring)
+        if server is not None:
+            server.stop()
+            for name in server.admin_environment():
+                os.environ.pop(name)
+
+
+def _idle_with_automations(
+    transport: str, cursors: str, count: int, repeat: int, scoring: bool = False
+) -> None:
     environ = {}
     for index in range(count):
         prefix = f"AUTOPILOT_AUTOMATIONS__P{index}__"
         environ[f"{prefix}DATASET_NAMES"] = f"dataset_{index}"
         environ[f"{prefix}MODEL_NAME"] = f"model_{index}"
+        if scoring:
+            environ[f"{prefix}SCORING_DATASET_NAMES"] = f"dataset_s{index}"
     engine = _engine(
         Path(tempfile.mkdtemp()), environ, start_from="now", reconcile_interval_seconds="3600"
     )
@@ -652,6 +681,7 @@ def _idle_with_automations(transport: str, cursors: str, count: int, repeat: int
         transport=transport,
         cursors=cursors,
         automations=count,
+        scoring_streams=count if scoring else 0,
         median_ms=median_ms(samples),
         p95_ms=round(percentile(samples, 0.95) * 1000, 2),
         repeat=repeat,
@@ -659,9 +689,10 @@ def _idle_with_automations(transport: str, cursors: str, count: int, repeat: int
     engine.ledger.close()
 
 
-def _projects(count: int, versions: int = 3) -> None:
+def _projects(count: int, versions: int = 3, scoring: bool = False) -> None:
     """`count` projects: each a dataset artifact with `versions` tagged versions written by a
-    pipeline run, and a model with one version in production."""
+    pipeline run, and a model with one version in production; with `scoring`, a second
+    artifact each (`dataset_s<i>`) with as many versions, data to score."""
     from projects import produce  # bench/projects.py: this folder is the script's
     from zenml import Model
     from zenml.client import Client
@@ -673,6 +704,8 @@ def _projects(count: int, versions: int = 3) -> None:
     for index in range(count):
         for value in range(versions):
             produce(index, value)
+            if scoring:
+                produce(f"s{index}", value)
         version = Model(name=f"model_{index}")._get_or_create_model_version()
         client.update_model_version(
             f"model_{index}", version.id, stage=ModelStages.PRODUCTION, force=True
@@ -916,6 +949,7 @@ BENCHES: dict[str, Callable[[], None]] = {
     "reconcile": reconcile,
     "memory": memory,
     "automations": automations,
+    "automations-scoring": automations_scoring,
     "burst": lambda: _throughput("burst"),
     "burst-30": lambda: _throughput("burst", counts=(30,)),
     "sustained": lambda: _throughput("sustained"),

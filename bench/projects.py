@@ -19,5 +19,5 @@ def project_producer(value: int) -> None:
     publish(value=value)
 
 
-def produce(project: int, value: int) -> None:
+def produce(project: int | str, value: int) -> None:
     project_producer.with_options(substitutions={"project": str(project)})(value=value)
