@@ -12,7 +12,7 @@ from service.core.records import DatasetVersion, RunStatus
 
 
 class Verdict(StrEnum):
-    TRAIN = "train"  # selected: claim a training run
+    TRAIN = "train"  # selected: claim a training run (for scoring data, its inference)
     WAIT = "wait"  # look again next tick (its producing run is still going)
     SKIP = "skip"
 

@@ -330,9 +330,8 @@ class DatasetWatch:
             "dataset_version_id": version.id,
             "artifact": version.artifact_name,
             "version": version.version,
-            "role": watcher.role.value,
         }
-        log = self.context.log(automation)
+        log = self.context.log(automation).bind(role=watcher.role.value)
         if decision.verdict is Verdict.TRAIN and watcher.role is DatasetRole.SCORING:
             selected = scoring.select(self.context, automation, version)
             if selected.claimed or selected.key is None:  # not when claimed before
@@ -341,12 +340,7 @@ class DatasetWatch:
             return
         if decision.verdict is Verdict.TRAIN:
             key = action_key(ActionKind.TRAIN, version.id, automation.name)
-            details = {
-                "dataset_version_id": version.id,
-                "artifact": version.artifact_name,
-                "version": version.version,
-                "producer_run_id": version.producer.id if version.producer else None,
-            }
+            details = {**ids, "producer_run_id": version.producer.id if version.producer else None}
             if self.ledger.claim(key, ActionKind.TRAIN, version.id, details, automation.name):
                 log.info("dataset.selected", key=key, **ids)
             self._note(watcher, version, "selected", decision.reason, final=True)
