@@ -15,7 +15,7 @@ from service.core import templates
 from service.core.actions import ActionKind, ActionState, run_tags
 from service.core.automation import Automation, PipelineSpec
 from service.core.records import RunInfo, RunStatus
-from service.core.scoring import SCORING_ID, ScoringVersion, scored_tag, scored_tags
+from service.core.scoring import SCORING_ID, ScoringVersion, scored_tags
 from service.errors import describe_error
 from service.faults import crashpoint
 from service.ledger import Action, epoch
@@ -157,13 +157,9 @@ class ActionRunner:
         """A run of this key completed already (the ledger was lost, or restored from an
         older backup): the action is recorded as done with that run, and nothing is launched.
         An inference counts only if it ran on its model version (the launcher rejects one that
-        did not, and ZenML cannot mark a completed run failed). An inference of a scoring
-        version counts as done, whatever its key, if that model version scored it already."""
+        did not, and ZenML cannot mark a completed run failed)."""
         pinned = action.subject_id if action.kind is ActionKind.INFER else None
         run = self.store.completed_run_for_key(action.key, pinned)
-        scored = action.details.get(SCORING_ID) if pinned else None
-        if run is None and scored:
-            run = self.store.completed_run_tagged(scored_tag(str(scored)), model_version_id=pinned)
         if run is None:
             return False
         self._succeeded(action, run, outcome="found_in_store")

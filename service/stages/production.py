@@ -4,10 +4,13 @@ the newest selected scoring version, for an automation with scoring datasets).""
 
 from __future__ import annotations
 
+from typing import Any
+
 from service.core.actions import ActionKind, action_key, parse_action_key
 from service.core.automation import Automation
 from service.core.promotion import repair_duplicate_production
 from service.core.records import ModelVersionInfo, RunStatus
+from service.core.scoring import SCORING_ID, scored_tag
 from service.faults import crashpoint
 from service.stages import scoring
 from service.stages.context import Context
@@ -93,17 +96,14 @@ class ProductionWatch:
 
         `adopted`: its promotion was found in the store, not made with this ledger (lost or
         restored). An automation with scoring datasets then claims it only for the version
-        production is on: one production has moved past scored what it scored in its time,
-        and the store's `score:` tags say what (`stages/scoring.py`), whereas the newest
-        scoring version now is not what it scored."""
+        production is on, and only if that version has not scored the newest scoring version
+        already, under whichever key (the store's `score:` tags say, `stages/scoring.py`): a
+        version production has moved past scored what it scored in its time, not what is
+        newest now."""
         scores = scoring.production_change_details(self.ledger, automation)
         if scores is None:
             return False
-        if (
-            adopted
-            and scores
-            and self.ledger.get_cursor(automation.production_stream) != version.id
-        ):
+        if adopted and scores and not self._adopted_scores(automation, version, scores):
             return False
         return self.ledger.claim(
             action_key(ActionKind.INFER, version.id),
@@ -112,6 +112,15 @@ class ProductionWatch:
             {"model_version_number": version.number, **model_ids(version), **scores},
             automation.name,
         )
+
+    def _adopted_scores(
+        self, automation: Automation, version: ModelVersionInfo, scores: dict[str, Any]
+    ) -> bool:
+        """Whether an adopted promotion's inference is still to score the newest version."""
+        if self.ledger.get_cursor(automation.production_stream) != version.id:
+            return False
+        tag = scored_tag(str(scores[SCORING_ID]))
+        return self.store.completed_run_tagged(tag, model_version_id=version.id) is None
 
 
 def model_ids(version: ModelVersionInfo) -> dict[str, object]:
