@@ -148,6 +148,9 @@ class Autopilot:
         if promoted:
             self.production.tick(promoted)  # and the daemon's own promotion in the same tick
         clock.lap("models")
+        self.gate.tick()  # after the datasets it queues, before the dispatch of what it releases
+        self.inference_schedule.tick()  # after production, which its fires pin to
+        clock.lap("gate")
         launched = self.actions.dispatch()
         self.ledger.set_meta(LAST_POLL_KEY, datetime.now(UTC).isoformat(timespec="seconds"))
         clock.lap("dispatch")

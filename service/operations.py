@@ -60,6 +60,7 @@ def status(ledger: Ledger, in_store: dict[str, list[str]] | None = None) -> dict
         "open": [_describe(a) for a in ledger.actions_in(*OPEN_STATES)],
         "recent_failures": [_describe(a) for a in ledger.recent_actions(ActionState.FAILED)],
         "recently_skipped": [_describe(a) for a in ledger.recent_actions(ActionState.SKIPPED)],
+        **describe_gates(ledger),  # training gates' queues, schedules' last fires (issue 20)
     }
 
 
@@ -68,7 +69,8 @@ def explain(ledger: Ledger, subject_id: str) -> dict[str, Any]:
     it, and how each action ended."""
     subjects = ledger.subjects(subject_id)
     actions = ledger.actions_for_subject(subject_id)
-    if not subjects and not actions:
+    gates = explain_queue(ledger, subject_id)
+    if not subjects and not actions and not gates:
         raise OperationError(
             f"{subject_id} is not in the ledger: the daemon has not seen it (not a watched "
             "artifact or model, created before the daemon's start-from point and never "
@@ -89,6 +91,8 @@ def explain(ledger: Ledger, subject_id: str) -> dict[str, Any]:
         }
         for subject in subjects
     ]
+    if gates:  # queued at a training gate: what it waits for, and until when
+        explanation["training_gate"] = gates
     explanation["actions"] = [_describe(a) for a in actions]
     return explanation
 
@@ -99,8 +103,10 @@ def replay(ledger: Ledger, key: str) -> Action:
     action = ledger.action(key)
     if action is None:
         raise OperationError(f"no action {key} in the ledger")
-    if action.state not in (ActionState.FAILED, ActionState.SKIPPED):
-        raise OperationError(f"{key} is {action.state}: only failed or skipped actions replay")
+    if action.state not in (ActionState.FAILED, ActionState.SKIPPED, ActionState.SUPERSEDED):
+        raise OperationError(
+            f"{key} is {action.state}: only failed, skipped or superseded actions replay"
+        )
     return ledger.transition(
         key,
         ActionState.PENDING,
@@ -172,7 +178,7 @@ def _describe(action: Action) -> dict[str, Any]:
     decision = action.details.get("decision")
     if decision is not None:
         described["decision"] = decision
-    for name in ("replayed_at", "skipped_at", "claimed_by"):
+    for name in ("replayed_at", "skipped_at", "claimed_by", SUPERSEDED_BY, "fire"):
         if name in action.details:
             described[name] = action.details[name]
     return described
