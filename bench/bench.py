@@ -16,6 +16,8 @@
     .venv/bin/python bench/bench.py sustained-chain  # 7. the same, the whole chain
     .venv/bin/python bench/bench.py footprint  # 7. PSS of daemon and workers, 1,000 runs
     .venv/bin/python bench/bench.py candidates  # 7. spawn, reuse or fork: CPU per run
+    .venv/bin/python bench/bench.py fingerprint  # 7. what a launch pays to see changed code
+    .venv/bin/python bench/bench.py rewarm    # 7. the first run after an edit: a new template
 
 Each prints one JSON line per measurement. Every store is a fresh temporary one; the global
 ZenML config is never touched. Bulk versions are inserted with SQL (copies of one real version),
@@ -920,7 +922,21 @@ BENCHES: dict[str, Callable[[], None]] = {
     "sustained-chain": lambda: _throughput("sustained", rates=(30, 45), chain=True),
     "footprint": lambda: _throughput("footprint"),
     "candidates": lambda: _throughput("candidates"),
+    "fingerprint": lambda: _reload("fingerprint"),
+    "rewarm": lambda: _reload("rewarm"),
 }
+
+
+def echo(value: str) -> str:
+    """A launcher that runs nothing (`rewarm`): what is measured is the template, not a run."""
+    return value
+
+
+def _reload(name: str) -> None:
+    sys.modules.setdefault("bench", sys.modules[__name__])
+    import reload  # bench/reload.py, beside this file
+
+    getattr(reload, name)()
 
 
 def _throughput(name: str, **arguments: Any) -> None:

@@ -17,7 +17,7 @@ from service.settings import ConfigError, Settings, describe, load_settings, rea
 if TYPE_CHECKING:
     from service.daemon import Daemon
     from service.http import HealthServer
-    from service.ledger import Ledger
+    from service.ledger import Action, Ledger
     from service.lock import StateDirLock
     from service.runtime.template import WorkerTemplate
     from service.store import StoreAdapter
@@ -71,10 +71,9 @@ def run_operation(settings: Settings, args: argparse.Namespace) -> int:
         elif args.command == "explain":
             result = operations.explain(ledger, args.id)
         else:
-            change = operations.replay if args.command == "replay" else operations.skip
-            action = change(ledger, args.key)
-            event = "action.replayed" if args.command == "replay" else "action.skipped"
-            get_logger().info(event, key=action.key, state=action.state.value, by="operator")
+            for action in _change(ledger, args):
+                event = "action.replayed" if args.command == "replay" else "action.skipped"
+                get_logger().info(event, key=action.key, state=action.state.value, by="operator")
             return EXIT_OK
     except operations.OperationError as error:
         print(f"autopilot {args.command}: {error}", file=sys.stderr)
@@ -84,6 +83,23 @@ def run_operation(settings: Settings, args: argparse.Namespace) -> int:
     # Also what a ledger written before errors were redacted holds.
     print(json.dumps(redact_all(result), indent=2, default=str))
     return EXIT_OK
+
+
+def _change(ledger: Ledger, args: argparse.Namespace) -> list[Action]:
+    """`replay KEY`, `replay --automation NAME --failed`, `skip KEY`: the actions changed."""
+    from service import operations
+
+    if args.command == "replay" and args.automation is not None:
+        if not args.failed or args.key is not None:
+            raise operations.OperationError("--automation needs --failed, and no key")
+        replayed = operations.replay_failed(ledger, args.automation)
+        if not replayed:
+            print(f"autopilot replay: {args.automation} has no failed action", file=sys.stderr)
+        return replayed
+    if args.key is None:
+        raise operations.OperationError("give an action key (or --automation NAME --failed)")
+    change = operations.replay if args.command == "replay" else operations.skip
+    return [change(ledger, args.key)]
 
 
 def run_check_config(settings: Settings, offline: bool = False) -> int:
@@ -475,7 +491,11 @@ def _parser() -> argparse.ArgumentParser:
         ("skip", "mark an action as not to be done"),
     ):
         command = commands.add_parser(name, help=text)
-        command.add_argument("key", help="action key, e.g. train:<dataset version id>")
+        key_help = "action key, e.g. train:<dataset version id>"
+        command.add_argument("key", nargs="?" if name == "replay" else None, help=key_help)
+    replay = commands.choices["replay"]
+    replay.add_argument("--automation", help="with --failed: every failed action of it")
+    replay.add_argument("--failed", action="store_true", help="with --automation")
     boot = commands.add_parser(
         "bootstrap", help="create the daemon's service account and API key on a ZenML server"
     )

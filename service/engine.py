@@ -24,6 +24,7 @@ from service.stages.actions import ActionRunner
 from service.stages.context import Context
 from service.stages.datasets import DatasetWatch
 from service.stages.models import ModelJudge
+from service.stages.pipeline_holds import PipelineHolds
 from service.stages.production import ProductionWatch
 from service.store import StoreAdapter
 
@@ -89,7 +90,8 @@ class Autopilot:
         self.datasets = DatasetWatch(self.context)
         self.production = ProductionWatch(self.context)
         self.models = ModelJudge(self.context, self.production)
-        self.actions = ActionRunner(self.context, executor, runs_in_process=True)
+        self.holds = PipelineHolds(self.context)
+        self.actions = ActionRunner(self.context, executor, runs_in_process=True, holds=self.holds)
 
     def start(self) -> None:
         """Initialise new streams per the start policy, then resolve what a crash left open."""
@@ -109,6 +111,7 @@ class Autopilot:
         self._check_watched_names()
         self.datasets.start()
         self.models.start()
+        self.holds.start()
         self.actions.recover()
         self.executor.warm_up()
 
@@ -163,13 +166,17 @@ class Autopilot:
         return self.actions.dispatch()
 
     def shutdown(self, grace_seconds: float) -> None:
+        self.holds.close()
         self.actions.shutdown(grace_seconds)
 
     def busy(self, keys: Iterable[str]) -> bool:
-        """True while any of these actions may still run (for `run --once`)."""
+        """True while any of these actions may still run (for `run --once`). One whose
+        pipeline is broken waits for a fix, which `run --once` does not wait for."""
         open_states = {ActionState.PENDING, ActionState.RUNNING, ActionState.RETRY_WAIT}
         return any(
-            (action := self.ledger.action(key)) is not None and action.state in open_states
+            (action := self.ledger.action(key)) is not None
+            and action.state in open_states
+            and not self.holds.held(action.automation)
             for key in keys
         )
 

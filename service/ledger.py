@@ -230,6 +230,16 @@ class Ledger:
             (key, value),
         )
 
+    def meta_with_prefix(self, prefix: str) -> dict[str, str]:
+        rows = self._execute(
+            "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ? ORDER BY key",
+            (len(prefix), prefix),
+        ).fetchall()
+        return {str(row["key"]): str(row["value"]) for row in rows}
+
+    def delete_meta(self, key: str) -> None:
+        self._execute("DELETE FROM meta WHERE key = ?", (key,))
+
     # -- cursors ------------------------------------------------------------------------------
 
     def get_cursor(self, stream: str) -> str | None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from service.core.actions import (
@@ -15,6 +16,7 @@ from service.core.actions import (
 from service.engine import LAST_POLL_KEY
 from service.ledger import Action, Ledger, Subject, epoch
 from service.stages.context import DATASET, MODEL, WAITING_SINCE
+from service.stages.pipeline_holds import HELD_PREFIX
 
 OPEN_STATES = (ActionState.PENDING, ActionState.RUNNING, ActionState.RETRY_WAIT)
 WAITING_LISTED = 50  # the versions waiting longest; `waiting_total` counts them all
@@ -50,8 +52,13 @@ def status(ledger: Ledger, in_store: dict[str, list[str]] | None = None) -> dict
         ),
         key=lambda w: -(w.get("waited_seconds") or 0.0),
     )
+    held = {
+        key.removeprefix(HELD_PREFIX): json.loads(record)
+        for key, record in ledger.meta_with_prefix(HELD_PREFIX).items()
+    }
     return {
         "last_successful_poll": ledger.get_meta(LAST_POLL_KEY),
+        "pipelines_broken": held,  # automations held until their pipelines pass their check
         "production": production,
         "cursors": cursors,
         "waiting": waiting[:WAITING_LISTED],
@@ -115,6 +122,18 @@ def replay(ledger: Ledger, key: str) -> Action:
         error=None,
         details={"replayed_at": epoch(), "replayed_from": action.state.value},
     )
+
+
+def replay_failed(ledger: Ledger, automation: str) -> list[Action]:
+    """Do every failed action of an automation again, each from its first attempt (after a
+    fix to its pipeline, say)."""
+    automation = automation.strip().lower()  # automation names are case-insensitive
+    known = ledger.count_actions()
+    if automation not in known:
+        names = ", ".join(sorted(name for name in known if name)) or "none"
+        raise OperationError(f"no action of automation {automation!r} in the ledger ({names})")
+    failed = [a for a in ledger.actions_in(ActionState.FAILED) if a.automation == automation]
+    return [replay(ledger, action.key) for action in failed]
 
 
 def skip(ledger: Ledger, key: str) -> Action:

@@ -36,6 +36,15 @@ class PipelineCheck:
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
             self._result = self._pool.submit(check_pipelines, automations)
 
+    def done(self) -> bool:
+        """The check has finished: `problems` answers at once."""
+        return self._result is None or self._result.done()
+
+    def abandon(self) -> None:
+        """Not waited for (the daemon stops): its process ends when its check does."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
     def problems(self) -> list[str]:
         if self._pool is None or self._result is None:
             return []  # only the bundled pipelines, as shipped: nothing to check

@@ -5,6 +5,12 @@ Every worker is a fork of one warm template process (`template.py`), so a run st
 milliseconds without a warm-up of its own, and starts from the same clean state as every other
 run. The executor only reports how a worker ended; the engine reads the run's real outcome
 from the store, so the same code works when the orchestrator runs pipelines elsewhere.
+
+A run uses the code as it is on disk when it starts: before each launch the executor compares
+a fingerprint of the code (`fingerprint.py`) with the one taken when its template began
+warming; if the code changed, a new template is warmed for this run and the next ones, and
+the old one is stopped once the runs it started have ended (they finish on the code they
+started with).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from service.logs import get_logger
+from service.runtime.fingerprint import CodeWatch, describe_changes
 from service.runtime.template import WorkerTemplate
 from service.runtime.worker import Job, Report
 
@@ -51,6 +58,7 @@ class _Worker:
     job: Job
     ticket: int
     started: float
+    template: WorkerTemplate
     pid: int | None = None
     report: Report | None = None
     exited: bool = False
@@ -79,6 +87,8 @@ class Executor:
         self._warmup_log = warmup_log
         self._template = template  # forked by `autopilot run` at start-up; else spawned here
         self._warmed = False  # the warm message has been sent to the current template
+        self._retired: list[WorkerTemplate] = []  # replaced, until the runs they started end
+        self._code = CodeWatch(root for root, _ in warm_imports)
         self._workers: dict[str, _Worker] = {}
         self._tickets = itertools.count(1)
         self._rewarm_at = 0.0
@@ -114,10 +124,12 @@ class Executor:
         None if the template is still warming (the worker starts once it is warm)."""
         if job.key in self._workers:
             raise RuntimeError(f"{job.key} already has a worker")
+        self._replace_if_code_changed()
         template = self._current_template()
-        worker = _Worker(job, next(self._tickets), time.monotonic())
+        worker = _Worker(job, next(self._tickets), time.monotonic(), template)
         if not template.send(("launch", worker.ticket, job)):
             raise RuntimeError("the worker template is gone; the next launch starts a new one")
+        template.live.add(worker.ticket)
         self._workers[job.key] = worker
         if template.ready:
             deadline = time.monotonic() + PID_WAIT_SECONDS
@@ -128,9 +140,7 @@ class Executor:
     def report_channels(self) -> list[Connection]:
         """What a running worker's report (or its death) will arrive on: the daemon waits on
         it with its schedule, so a finished run is settled at once."""
-        if self._template is None or not self._workers:
-            return []
-        return [self._template.conn]
+        return [template.conn for template in self._templates() if template.live]
 
     def has_results(self) -> bool:
         """A worker has ended since the last `poll` (the template also says other things)."""
@@ -150,6 +160,7 @@ class Executor:
         timeout. A worker's report counts at once: its process may take a moment to exit."""
         self._pump()
         self._replace_a_cold_template()
+        self._stop_idle_retired()
         results = []
         for key, worker in list(self._workers.items()):
             if worker.ended:
@@ -174,11 +185,15 @@ class Executor:
         return results
 
     def close(self) -> None:
-        """Kill any worker still running and stop the template (the daemon is exiting)."""
+        """Kill any worker still running and stop the templates (the daemon is exiting)."""
         self.wait(0)
-        if self._template is not None:
-            self._template.stop()
-            self._template = None
+        for template in self._templates():
+            template.stop()
+        self._template, self._retired = None, []
+
+    def _templates(self) -> list[WorkerTemplate]:
+        current = [] if self._template is None else [self._template]
+        return current + self._retired
 
     def _current_template(self) -> WorkerTemplate:
         """The live template, warming; a new (spawned) one if there is none or it died."""
@@ -190,6 +205,8 @@ class Executor:
             self._template = WorkerTemplate.start(fork=False)
             self._warmed = False
         if not self._warmed:
+            # Taken before it imports anything: a change made while it warms is seen.
+            self._template.code = self._code.take()
             self._warmed = self._template.send(
                 ("warm", self._environment, self._warm_imports, self._warmup_log)
             )
@@ -201,16 +218,16 @@ class Executor:
         return self._template
 
     def _pump(self, timeout: float = 0.0) -> None:
-        """Take every message the template has sent (waiting up to `timeout` for the first)."""
-        template = self._template
-        if template is None:
-            return
-        try:
-            while template.conn.poll(timeout):
-                self._take(template, template.conn.recv())
-                timeout = 0.0
-        except (EOFError, OSError):
-            self._template_died(template)
+        """Take every message the templates have sent (waiting up to `timeout` for one)."""
+        templates = self._templates()
+        if timeout > 0 and templates:
+            multiprocessing.connection.wait([t.conn for t in templates], timeout)
+        for template in templates:
+            try:
+                while template.conn.poll():
+                    self._take(template, template.conn.recv())
+            except (EOFError, OSError):
+                self._template_died(template)
 
     def _take(self, template: WorkerTemplate, message: tuple[Any, ...]) -> None:
         kind = message[0]
@@ -220,6 +237,8 @@ class Executor:
                 self.log.warning("executor.template_warm_up_failed", error=template.warm_error)
                 self._rewarm_at = time.monotonic() + REWARM_AFTER_SECONDS
             return
+        if kind == "exited":
+            template.live.discard(message[1])
         worker = self._by_ticket(message[1])
         if worker is None:  # a worker already settled (killed for its timeout)
             return
@@ -236,13 +255,14 @@ class Executor:
     def _template_died(self, template: WorkerTemplate) -> None:
         """Its workers died with it (parent-death signal): each ends without a report."""
         template.process.join(5)
+        workers = [w for w in self._workers.values() if w.template is template]
         self.log.error(
             "executor.template_died",
             pid=template.pid,
             exit_code=template.process.exitcode,
-            running=[w.job.key for w in self._workers.values() if not w.ended],
+            running=[w.job.key for w in workers if not w.ended],
         )
-        for worker in self._workers.values():
+        for worker in workers:
             if not worker.ended:
                 worker.exited, worker.exit_code = True, -signal.SIGKILL
                 worker.exit_error = (
@@ -250,13 +270,42 @@ class Executor:
                     ", and the worker with it"
                 )
         template.conn.close()
+        if template is self._template:
+            self._template = None
+        else:
+            self._retired.remove(template)
+
+    def _replace_if_code_changed(self) -> None:
+        """A template that warmed up on other code than is on disk now is replaced, so the run
+        about to start sees the new code throughout (its libraries too)."""
+        template = self._template
+        if template is None or template.code is None or self._closing:
+            return
+        changed = template.code.changes(self._code.take())
+        if not changed:
+            return
+        finishing = [w.job.key for w in self._workers.values() if w.template is template]
+        self.log.info(
+            "executor.code_changed",
+            template_pid=template.pid,
+            finishing_on_old_code=finishing,
+            **describe_changes(changed),
+        )
         self._template = None
+        self._retired.append(template)
+        self._stop_idle_retired()
+
+    def _stop_idle_retired(self) -> None:
+        """Stop each replaced template once no worker of its own is left."""
+        for template in [t for t in self._retired if not t.live]:
+            self._retired.remove(template)
+            template.stop()
 
     def _replace_a_cold_template(self) -> None:
         """A template whose warm-up failed (say, the store blinked) makes every run pay for its
         own imports: replace it once nothing runs on it."""
         template = self._template
-        if template is None or template.warm_error is None or self._workers:
+        if template is None or template.warm_error is None or template.live:
             return
         if time.monotonic() < self._rewarm_at or self._closing:
             return
@@ -267,11 +316,13 @@ class Executor:
     def _kill(self, worker: _Worker) -> None:
         """Kill a worker through its template (which knows whether it is still there, so no
         reused pid is ever hit) and wait, briefly, for its end."""
-        template = self._template
-        if template is None or worker.ended or not template.send(("kill", worker.ticket)):
+        template = worker.template
+        if template not in self._templates() or worker.ended:
+            return
+        if not template.send(("kill", worker.ticket)):
             return
         deadline = time.monotonic() + KILL_WAIT_SECONDS
-        while not worker.exited and self._template is not None and time.monotonic() < deadline:
+        while not worker.exited and template in self._templates() and time.monotonic() < deadline:
             self._pump(timeout=deadline - time.monotonic())
 
     def _finish(self, key: str, timed_out: bool = False, interrupted: bool = False) -> WorkerResult:

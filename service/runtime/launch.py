@@ -64,8 +64,10 @@ def launch_pipeline(
     run's name ends with `run_token`, the attempt's id in the ledger, so that recovery finds
     this attempt's run by its tag and name, whatever the clocks say."""
     from service.runtime.sources import activate, load_attribute
+    from service.runtime.stack_refresh import use_stack_as_stored
 
     activate(source_root)
+    use_stack_as_stored()  # before the user's modules, which may read it when imported
     target: Pipeline = load_attribute(pipeline)
     run_name = default_run_name(target.name, run_token)
     config = run_configuration(config_path, parameters, model_name, model_version, tags, run_name)

@@ -32,6 +32,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from service.runtime.fingerprint import CodeFingerprint
 from service.runtime.worker import Job, die_with_parent, redirect_output, run_job
 
 REAP_INTERVAL_SECONDS = 1.0  # a worker whose pipe a grandchild holds open is still reaped
@@ -46,6 +47,8 @@ class WorkerTemplate:
         self.forked = forked  # shares the daemon's memory (else spawned: its own)
         self.ready = False
         self.warm_error: str | None = None
+        self.code: CodeFingerprint | None = None  # the code on disk when it began warming
+        self.live: set[int] = set()  # tickets of its workers not exited yet (or not forked)
 
     @classmethod
     def start(cls, fork: bool, inherited_fds: tuple[int, ...] = ()) -> WorkerTemplate:
@@ -79,9 +82,11 @@ class WorkerTemplate:
         return True
 
     def stop(self) -> None:
-        """Closing its pipe ends the template; it kills any worker still running first."""
+        """Closing its pipe ends the template; it kills any worker still running first. One
+        still warming up reads its pipe only once warm (seconds): it is killed at once."""
         self.conn.close()
-        self.process.join(5)
+        if self.ready:
+            self.process.join(5)
         if self.process.is_alive():
             self.process.kill()
             self.process.join(5)

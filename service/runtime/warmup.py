@@ -9,10 +9,10 @@ pays, inside the worker and on the chain's clock:
 - `importlib.metadata.packages_distributions()`, a scan of every installed distribution, which
   ZenML repeats for each output artifact's type: ~0.28 s each.
 
-The last two are computed once here and remembered for the template's life, which is the
-daemon's: the environment a run records is the one the daemon started with. A package installed
-into the daemon's environment while it runs (a deployment normally replaces the image instead)
-is recorded by runs after the next restart.
+The last two are computed once here and remembered for the template's life. A package
+installed or upgraded in the daemon's environment while it runs changes a site-packages folder,
+so the next launch replaces the template (`fingerprint.py`), which looks again: the environment a
+run records is the one it runs in.
 """
 
 from __future__ import annotations

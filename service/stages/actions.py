@@ -22,6 +22,7 @@ from service.runtime.executor import Executor, WorkerResult
 from service.runtime.launch import LAUNCHER
 from service.runtime.worker import Job
 from service.stages.context import Context
+from service.stages.pipeline_holds import PipelineHolds
 from service.stages.production import trained_on
 
 EVENT_PREFIX = {ActionKind.TRAIN: "training", ActionKind.INFER: "inference"}
@@ -38,12 +39,19 @@ class EndedRun:
 
 
 class ActionRunner:
-    def __init__(self, context: Context, executor: Executor, runs_in_process: bool) -> None:
+    def __init__(
+        self,
+        context: Context,
+        executor: Executor,
+        runs_in_process: bool,
+        holds: PipelineHolds,
+    ) -> None:
         self.context = context
         self.ledger = context.ledger
         self.store = context.store
         self.executor = executor
         self.runs_in_process = runs_in_process
+        self.holds = holds  # automations whose pipelines are being checked, or are broken
         self.run_log_dir = context.settings.state_dir / "runs"
         self._unconfigured_seen: set[str] = set()
 
@@ -58,14 +66,16 @@ class ActionRunner:
     # -- dispatch -----------------------------------------------------------------------------
 
     def dispatch(self) -> list[str]:
-        """Launch pending runs while worker slots are free; due retries become pending first."""
+        """Launch pending runs while worker slots are free; due retries become pending first.
+        The actions of an automation whose pipelines are held (`pipeline_holds`) wait."""
+        self.holds.tick()
         now = epoch()
         for action in self.ledger.actions_in(ActionState.RETRY_WAIT):
-            if action.not_before <= now:
+            if action.not_before <= now and not self.holds.blocks(action.automation):
                 self.ledger.transition(action.key, ActionState.PENDING)
         launched = []
         for action in self.ledger.actions_in(ActionState.PENDING):
-            if action.kind is ActionKind.PROMOTE:
+            if action.kind is ActionKind.PROMOTE or self.holds.blocks(action.automation):
                 continue
             automation = self.context.automations.get(action.automation)
             if automation is None:
@@ -323,6 +333,9 @@ class ActionRunner:
                 result.error or f"run {run.id if run else '?'} ended {run.status if run else ''}"
             )
             self._attempt_failed(action, error, run)
+            if run is None and not result.ok and result.exit_code is None:
+                # Its launcher failed before ZenML created a run: the pipeline may be broken.
+                self.holds.failed_before_run(action, error)
         return run
 
     def _settle_from_store(self, action: Action, recovering: bool) -> None:

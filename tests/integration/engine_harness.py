@@ -35,11 +35,14 @@ def make_engine(
     }
     settings: Settings = load_settings(environ)
     configure("json", "INFO")
+    store = store or StoreAdapter()
+    # As `autopilot run` does: workers run on AUTOPILOT_STACK, by its id.
+    stack = {"ZENML_ACTIVE_STACK_ID": store.stack_id(settings.stack)} if settings.stack else {}
     engine = Autopilot(
         settings,
         Ledger(settings.ledger_path),
-        store or StoreAdapter(),
-        make_executor(settings),
+        store,
+        make_executor(settings, stack),
     )
     engine.start()
     _STARTED.append(engine)

@@ -128,3 +128,40 @@ def test_a_worker_past_its_timeout_is_killed_and_its_retry_gets_its_own_result(
         assert (retry.ok, retry.run_id, retry.exit_code) == (True, "run-of-key", None)
     finally:
         executor.close()
+
+
+def test_code_changed_on_disk_gets_a_new_template_and_runs_on_the_old_one_finish(
+    zenml_store, tmp_path
+):
+    root = tmp_path / "project"
+    root.mkdir()
+    module = root / "user_code.py"
+    module.write_text("VERSION = 1\n")
+    executor = Executor(
+        max_concurrent=2,
+        timeout_seconds=300,
+        warm_imports=((str(root), "user_code"),),
+        warmup_log=str(tmp_path / "warmup.log"),
+    )
+    try:
+        executor.warm_up()
+        wait_for(executor.template_ready, timeout=120, what="the template warm")
+        old = executor._template
+        started_on_old = executor.launch(_job(tmp_path, "long", seconds=5))
+        assert _parent_of(started_on_old) == old.pid
+
+        module.write_text("VERSION = 2  # edited\n")
+        executor.launch(_job(tmp_path, "after-edit"))
+
+        assert executor._template is not old  # a new one warms for the run after the edit
+        results = {r.key: r for r in _results(executor, 2)}
+        assert (results["after-edit"].ok, results["long"].ok) == (True, True)  # not killed
+        wait_for(
+            lambda: not old.process.is_alive(),
+            timeout=30,
+            between=executor.poll,
+            what="the old template stopped once its run ended",
+        )
+        assert executor._template.process.is_alive()
+    finally:
+        executor.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from service import operations
-from service.core.actions import ActionKind, ActionState
+from service.core.actions import ActionKind, ActionState, parse_action_key
 from service.ledger import Ledger
 
 
@@ -19,7 +19,8 @@ def ledger(tmp_path):
 
 
 def _failed(ledger, key="train:d1"):
-    ledger.claim(key, ActionKind.TRAIN, key.split(":")[1], {}, "default")
+    parsed = parse_action_key(key)
+    ledger.claim(key, ActionKind.TRAIN, parsed.subject_id, {}, parsed.automation)
     ledger.transition(key, ActionState.RUNNING, attempts=3)
     ledger.transition(key, ActionState.FAILED, error="ValueError: no target column")
 
@@ -130,3 +131,32 @@ def test_explain_and_status_mask_the_secrets_an_older_ledger_holds(tmp_path):
         text = json.dumps(json.loads(shown.stdout))
         assert "mysql://u:***@db/x refused <redacted>" in text
         assert "pw-in-url" not in shown.stdout and key not in shown.stdout
+
+
+def test_replay_of_an_automations_failed_actions_requeues_each_and_nothing_else(
+    ledger, tmp_path, monkeypatch, capsys
+):
+    for key in ("train:reload:d1", "train:reload:d2", "train:other:d1"):
+        _failed(ledger, key)
+    ledger.claim("train:reload:d3", ActionKind.TRAIN, "d3", {}, "reload")  # pending: left alone
+    ledger.close()
+    monkeypatch.setenv("AUTOPILOT_STATE_DIR", str(tmp_path))
+    from service import cli
+
+    assert cli.main(["replay", "--automation", "Reload", "--failed"]) == 0
+
+    replayed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(e["key"] for e in replayed) == ["train:reload:d1", "train:reload:d2"]
+    assert {e["event"] for e in replayed} == {"action.replayed"}
+    reopened = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        states = {a.key: (a.state, a.attempts) for a in reopened.actions_in(*ActionState)}
+    finally:
+        reopened.close()
+    assert states["train:reload:d1"] == states["train:reload:d2"] == (ActionState.PENDING, 0)
+    assert states["train:other:d1"] == (ActionState.FAILED, 3)
+    assert states["train:reload:d3"] == (ActionState.PENDING, 0)
+    assert cli.main(["replay", "--automation", "reload", "--failed"]) == 0  # none left: fine
+    assert cli.main(["replay", "--automation", "typo", "--failed"]) == 1
+    assert "no action of automation 'typo'" in capsys.readouterr().err
+    assert cli.main(["replay", "--automation", "reload"]) == 1  # --failed says which ones
