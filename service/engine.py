@@ -26,6 +26,8 @@ from service.stages.datasets import DatasetWatch
 from service.stages.models import ModelJudge
 from service.stages.pipeline_holds import PipelineHolds
 from service.stages.production import ProductionWatch
+from service.stages.schedules import FireClock, InferenceSchedule
+from service.stages.training_gate import TrainingGate
 from service.store import StoreAdapter
 
 LAST_POLL_KEY = "last_successful_poll"
@@ -91,6 +93,9 @@ class Autopilot:
         self.production = ProductionWatch(self.context)
         self.models = ModelJudge(self.context, self.production)
         self.holds = PipelineHolds(self.context)
+        self.fires = FireClock(self.context)
+        self.gate = TrainingGate(self.context, self.fires)
+        self.inference_schedule = InferenceSchedule(self.context, self.fires)
         self.actions = ActionRunner(self.context, executor, runs_in_process=True, holds=self.holds)
 
     def start(self) -> None:
@@ -112,6 +117,7 @@ class Autopilot:
         self.datasets.start()
         self.models.start()
         self.holds.start()
+        self.fires.start()
         self.actions.recover()
         self.executor.warm_up()
 

@@ -17,6 +17,7 @@ from service.engine import LAST_POLL_KEY
 from service.ledger import Action, Ledger, Subject, epoch
 from service.stages.context import DATASET, MODEL, WAITING_SINCE
 from service.stages.pipeline_holds import HELD_PREFIX
+from service.stages.training_gate import SUPERSEDED_BY, describe_gates, explain_queue
 
 OPEN_STATES = (ActionState.PENDING, ActionState.RUNNING, ActionState.RETRY_WAIT)
 WAITING_LISTED = 50  # the versions waiting longest; `waiting_total` counts them all
