@@ -144,6 +144,9 @@ class TrainingGate:
         acts = plan is not None or decision.release is not None or decision.retrain is not None
         if not acts and not changed:
             return  # still waiting, as the ledger says already
+        if decision.release is not None or decision.retrain is not None:
+            # The store's clock at the release: MIN_INTERVAL counts from it.
+            fire = {**fire, "released_at": clock.now().isoformat()}
         with self.ledger.transaction():
             if decision.release is not None:
                 released = by_id[decision.release.id]
@@ -159,7 +162,7 @@ class TrainingGate:
                 qualifier = fire_qualifier(plan.fire)
                 trained = self._claim(automation, state.newest_trained, qualifier, fire)
             if trained is not None:
-                state.last_release = clock.now()  # the store's clock: MIN_INTERVAL counts from it
+                state.last_release = clock.now()
             state = replace(state, **shown)
             gate_ledger.set_gate_state(self.ledger, automation.name, state)
             if plan is not None:
@@ -176,11 +179,11 @@ class TrainingGate:
         automation: Automation,
         version: QueuedVersion,
         qualifier: str | None,
-        fire: dict[str, str],
+        released: dict[str, str],
     ) -> str:
         key = action_key(ActionKind.TRAIN, version.id, automation.name, qualifier)
         policy = automation.training_policy.describe()
-        details = {**version.details, **fire, "released_by_gate": policy}
+        details = {**version.details, **released, "released_by_gate": policy}
         self.ledger.claim(key, ActionKind.TRAIN, version.id, details, automation.name)
         return key
 

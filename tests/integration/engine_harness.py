@@ -23,8 +23,11 @@ def make_engine(
     state_dir: Path,
     store: StoreAdapter | None = None,
     environ: dict[str, str] | None = None,
+    clock: Callable[[], float] | None = None,
     **overrides: Any,
 ) -> Autopilot:
+    """`clock`: the daemon's own clock (epoch seconds) in place of the real one: schedules'
+    fires and how long versions have waited (never the store's clock)."""
     environ = {
         "AUTOPILOT_STATE_DIR": str(state_dir),
         "AUTOPILOT_START_FROM": "beginning",
@@ -44,6 +47,8 @@ def make_engine(
         store,
         make_executor(settings, stack),
     )
+    if clock is not None:
+        engine.context.clock = clock
     engine.start()
     _STARTED.append(engine)
     return engine
