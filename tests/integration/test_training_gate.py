@@ -4,8 +4,7 @@ interval, latest-only and a schedule, with a restart in the middle of their wait
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -15,7 +14,13 @@ from service.core.records import RunStatus
 from service.operations import explain, status
 from service.stages import gate_ledger
 from service.stages.schedules import TRAINING
-from tests.integration.engine_harness import make_engine, runs_for, tick_until
+from tests.integration.engine_harness import (
+    ManualClock,
+    make_engine,
+    restarted,
+    runs_for,
+    tick_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -51,37 +56,6 @@ def _publish() -> str:
     return str(save_artifact(frame, name=DATASET, tags=["approved"]).id)
 
 
-class DaemonClock:
-    """The daemon's clock, standing still until a test moves it to a schedule's next fire (the
-    store's clock, which the debounce and the minimum interval use, is the real one)."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def to_next_fire(self, every: float = 20) -> str:
-        """Just past the next fire of `every <every>s` (fires are epoch-anchored); its time
-        as a key's qualifier writes it."""
-        fire = (self.now // every + 1) * every
-        self.now = fire + 0.5
-        return datetime.fromtimestamp(fire, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _restarted(engine: Any, clock: DaemonClock) -> Any:
-    from service.engine import Autopilot
-    from service.ledger import Ledger
-    from service.store import StoreAdapter
-
-    engine.ledger.close()
-    settings = engine.settings
-    restarted = Autopilot(settings, Ledger(settings.ledger_path), StoreAdapter(), engine.executor)
-    restarted.context.clock = clock
-    restarted.start()
-    return restarted
-
-
 def _key(automation: str, version: str, fire: str | None = None) -> str:
     return f"train:{automation}:{version}" + (f"@fire:{fire}" if fire else "")
 
@@ -99,7 +73,7 @@ def test_a_burst_trains_the_newest_once_per_policy_and_a_restart_mid_wait_change
     zenml_store, tmp_path
 ):
     state_dir = tmp_path / "state"
-    clock = DaemonClock()
+    clock = ManualClock()
     engine = make_engine(state_dir, environ=_automations(), clock=clock)
     first = _publish()
     engine.datasets.tick()
@@ -126,8 +100,8 @@ def test_a_burst_trains_the_newest_once_per_policy_and_a_restart_mid_wait_change
 
     # A restart in the middle of every wait (no run going: nothing was dispatched). Every
     # stage and the ledger are new; the worker template is kept warm (it holds no decision).
-    engine = _restarted(engine, clock)
-    fire = clock.to_next_fire()
+    engine = restarted(engine)
+    fire = clock.to_next_fire(20)
 
     def trained() -> bool:
         keys = [_key(a, newest) for a in POLICIES] + [_key(a, first) for a in ("min", "latest")]
@@ -168,7 +142,7 @@ def test_a_burst_trains_the_newest_once_per_policy_and_a_restart_mid_wait_change
     assert (superseded["state"], superseded["superseded_by"]) == ("superseded", newest)
 
     # The next fire, with nothing new: `TRAINING_SCHEDULE_ALWAYS` retrains the newest, once.
-    second = clock.to_next_fire()
+    second = clock.to_next_fire(20)
     retrain = _key("sched", newest, second)
     tick_until(engine, lambda: _state(engine, retrain) is ActionState.SUCCEEDED, "the retrain")
     for _ in range(3):

@@ -263,5 +263,5 @@ def test_a_bad_schedule_or_policy_is_named():
     ):
         assert name in text
     assert "five fields" in text and "0-7" in text
-    with pytest.raises(ConfigError, match="TRAINING_SCHEDULE_ALWAYS=true.*not set"):
+    with pytest.raises(ConfigError, match=r"TRAINING_SCHEDULE_ALWAYS=true.*not set"):
         load_settings({"AUTOPILOT_TRAINING_SCHEDULE_ALWAYS": "true"})
