@@ -118,6 +118,7 @@ class Autopilot:
         self.models.start()
         self.holds.start()
         self.fires.start()
+        self.gate.start()
         self.actions.recover()
         self.executor.warm_up()
 

@@ -76,6 +76,22 @@ class TrainingGate:
         self.ledger = context.ledger
         self.fires = fires
 
+    def start(self) -> None:
+        """Versions queued by an automation whose policies were since removed train now, each
+        once, as a selected version of an ungated automation does."""
+        queue = gate_ledger.queued(self.ledger)
+        for name, waiting in queue.items():
+            automation = self.context.automations.get(name)
+            if automation is None or automation.training_policy.gated:
+                continue  # not configured (it waits), or still gated
+            with self.ledger.transaction():
+                keys = [self._claim(automation, version, None, {}) for version in waiting]
+                gate_ledger.dequeue(self.ledger, name, [version.id for version in waiting])
+            for key, version in zip(keys, waiting, strict=True):
+                self.context.log(automation).info(
+                    "training.released", key=key, dataset_version_id=version.id, gate_removed=True
+                )
+
     def tick(self) -> None:
         gated = [a for a in self.context.automations.values() if a.training_policy.gated]
         if not gated:

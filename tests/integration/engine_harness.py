@@ -57,12 +57,19 @@ def make_engine(
     return engine
 
 
-def restarted(engine: Autopilot, clock: Callable[[], float] | None = None) -> Autopilot:
+def restarted(
+    engine: Autopilot,
+    clock: Callable[[], float] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Autopilot:
     """The engine as a restart leaves it: the ledger reopened and every stage new (what they
     kept in memory is gone), on the same store and the same warm worker template, which keep
-    no decision (a restart with no run going: a killed run is what test_recovery is about)."""
+    no decision (a restart with no run going: a killed run is what test_recovery is about).
+    `environ`: restarted on other settings (the same state dir)."""
     engine.ledger.close()
     settings = engine.settings
+    if environ is not None:
+        settings = load_settings({"AUTOPILOT_STATE_DIR": str(settings.state_dir), **environ})
     new = Autopilot(settings, Ledger(settings.ledger_path), engine.store, engine.executor)
     new.context.clock = clock or engine.context.clock
     new.start()

@@ -153,3 +153,18 @@ def test_a_burst_trains_the_newest_once_per_policy_and_a_restart_mid_wait_change
         ("fired", retrain),
         ("fired", _key("sched", newest)),
     ]
+
+
+def test_versions_queued_when_a_policy_is_removed_train_each_once(zenml_store, tmp_path):
+    """An automation restarted without the policy it queued versions under trains each of them,
+    as it would any selected version without one: none waits for ever."""
+    environ = {"AUTOPILOT_TRAINING_DEBOUNCE_SECONDS": "3600"}
+    engine = make_engine(tmp_path / "state", environ=environ)
+    waiting = [_publish(), _publish()]
+    engine.datasets.tick()
+    engine.gate.tick()
+    assert len(gate_ledger.queued(engine.ledger)["default"]) == 2
+    engine = restarted(engine, environ={"AUTOPILOT_START_FROM": "beginning"})
+    assert gate_ledger.queued(engine.ledger) == {}
+    for version in waiting:
+        assert _state(engine, f"train:{version}") is ActionState.PENDING
