@@ -337,7 +337,9 @@ class ActionRunner:
                     "recovery.relaunch", key=action.key, reason="no run in the store"
                 )
             return
-        if run.status is RunStatus.SUCCEEDED:
+        if run.status is RunStatus.SUCCEEDED and run.rejected:  # its report was never read
+            self._attempt_failed(action, f"run {run.id} was rejected by its launcher", run)
+        elif run.status is RunStatus.SUCCEEDED:
             self._succeeded(action, run)
         elif run.status is RunStatus.FAILED:
             self._attempt_failed(action, f"run {run.id} failed", run)

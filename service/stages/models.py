@@ -14,9 +14,10 @@ from service.core.actions import ActionKind, ActionState, action_key
 from service.core.automation import Automation
 from service.core.polling import Polls, format_floor, parse_floor, raised_floor
 from service.core.promotion import PRODUCTION, PromotionDecision, decide_promotion, wait_reason
-from service.core.records import ModelVersionInfo, RunInfo
+from service.core.records import ModelVersionInfo, RunInfo, RunStatus
 from service.faults import crashpoint
 from service.ledger import Action
+from service.stages.actions import ATTEMPT_TOKEN
 from service.stages.context import MODEL, Context, stored_floor, upgrade_cursor, utc_now
 from service.stages.production import ProductionWatch, model_ids
 from service.store import DECISION_METADATA_KEY
@@ -175,7 +176,7 @@ class ModelJudge:
         prior = self.ledger.subject(automation.name, version.id)
         if prior is not None and prior.final:
             return False
-        waiting = wait_reason(version, utc_now())
+        waiting = wait_reason(version, utc_now()) or self._launcher_not_done(version)
         if waiting is not None:
             if prior is None or prior.reason != waiting:
                 self.context.log(automation).info(
@@ -203,6 +204,20 @@ class ModelJudge:
         if action is not None and action.state is ActionState.PENDING:
             return self._apply(automation, action, version)
         return False
+
+    def _launcher_not_done(self, version: ModelVersionInfo) -> str | None:
+        """A version whose training run completed, launched by this daemon and not settled yet,
+        waits: the launcher checks a run after it completes, and tags it rejected if it wrote
+        where it must not have (`service/runtime/launch.py`); until the run's worker has
+        reported, a completed run does not say yet whether its version is a candidate."""
+        run = version.producer
+        if run is None or run.status is not RunStatus.SUCCEEDED or run.rejected:
+            return None
+        for action in self.ledger.actions_in(ActionState.RUNNING, kind=ActionKind.TRAIN):
+            token = action.details.get(ATTEMPT_TOKEN)
+            if token and run.name.endswith(f"-{token}"):
+                return "training_run_not_settled"
+        return None
 
     def _production(self, automation: Automation) -> ModelVersionInfo | None:
         """Production as the policy compares against it (with its metric artifact, if any)."""
