@@ -1,5 +1,6 @@
-"""Every training the daemon runs creates a new model version, whatever the user's code says,
-and a run that writes into a version it did not create is rejected (tests/projects/pinned)."""
+"""The model versions the daemon's runs write into (tests/projects/pinned): every training
+creates a new version, whatever the user's code says, and a run that writes into a version it did
+not create is rejected; every inference runs on exactly its version, or is refused."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tests.support import PINNED_ROOT
 pytestmark = pytest.mark.integration
 
 V1_MODEL, PRODUCTION_MODEL, BESIDE_MODEL = "pinned_v1", "pinned_production", "pinned_beside"
+RENAMED_MODEL = "renamed"
 
 
 def _automation(name: str, model: str, pipeline: str) -> dict[str, str]:
@@ -33,17 +35,22 @@ def _automation(name: str, model: str, pipeline: str) -> dict[str, str]:
     return {f"AUTOPILOT_AUTOMATIONS__{name.upper()}__{k}": v for k, v in fields.items()}
 
 
-def _hand_made_version(model: str, name: str | None, stage: str | None = None) -> Any:
-    """A version made by a person before the daemon started, scored 0.5."""
+def _hand_made_version(
+    model: str, name: str | None, stage: str | None = None, accuracy: float = 0.5
+) -> Any:
+    """A version made by a person before the daemon started."""
     from zenml.client import Client
     from zenml.enums import MetadataResourceTypes
     from zenml.models import RunMetadataResource
 
     client = Client()
-    client.create_model(name=model)
+    try:
+        client.get_model(model)
+    except KeyError:
+        client.create_model(name=model)
     version = client.create_model_version(model_name_or_id=model, name=name)
     resource = RunMetadataResource(id=version.id, type=MetadataResourceTypes.MODEL_VERSION)
-    client.create_run_metadata(metadata={"accuracy": 0.5}, resources=[resource])
+    client.create_run_metadata(metadata={"accuracy": accuracy}, resources=[resource])
     if stage is not None:
         client.update_model_version(model, version.id, stage=stage)
     return client.get_model_version(model, version.id)
@@ -161,3 +168,39 @@ def test_a_training_that_writes_into_another_version_is_rejected_and_its_version
     (still,) = engine.store.production_versions(BESIDE_MODEL)
     assert still.id == str(production.id)
     assert engine.ledger.actions_in(*ActionState, kind=ActionKind.INFER) == []
+
+
+def test_inference_runs_on_exactly_its_version_or_is_refused(zenml_store, tmp_path):
+    """A person renamed version 4 to "blue" and version 5 to "3", then promotes each. ZenML
+    resolves "3" to version 3 when it creates a run, and to version 5 where a step loads it by
+    name: no reference pins version 5 exactly, so its inference is refused, at once; "blue" is
+    one name everywhere, and its run (and its step's lazy loading) is on version 4."""
+    from zenml.client import Client
+
+    client = Client()
+    versions = [_hand_made_version(RENAMED_MODEL, None, accuracy=n / 10) for n in range(1, 6)]
+    for number, name in ((3, "three"), (4, "blue"), (5, "3")):
+        client.update_model_version(RENAMED_MODEL, versions[number - 1].id, name=name)
+    engine = make_engine(
+        tmp_path / "state",
+        environ=_automation("renamed", RENAMED_MODEL, "training_into_v1"),
+        start_from="now",
+    )
+    engine.tick()
+
+    def served(version: Any) -> Any:
+        client.update_model_version(RENAMED_MODEL, version.id, stage="production", force=True)
+        key = f"infer:{version.id}"
+        tick_until(engine, lambda: _settled(engine, [key]), f"{key} to settle", timeout=240)
+        return engine.ledger.action(key)
+
+    blue = served(versions[3])
+    assert blue.state is ActionState.SUCCEEDED, blue.error
+    run = client.get_pipeline_run(blue.run_id)
+    assert run.model_version.id == versions[3].id
+    assert run.steps["predict"].outputs["output"][0].load() == 0.4  # lazily loaded: version 4
+
+    three = served(versions[4])
+    assert three.state is ActionState.FAILED and three.attempts == 0
+    assert f"version 5 of model {RENAMED_MODEL} is named '3'" in three.error
+    assert runs_for(engine, three.key) == []

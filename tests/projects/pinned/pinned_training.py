@@ -14,7 +14,7 @@ The model names are the automations' (tests/integration/test_training_versions.p
 
 from __future__ import annotations
 
-from zenml import Model, log_metadata, pipeline, step
+from zenml import Model, get_pipeline_context, log_metadata, pipeline, step
 
 V1_MODEL = "pinned_v1"
 PRODUCTION_MODEL = "pinned_production"
@@ -50,10 +50,12 @@ def training_beside_production(dataset_version_id: str) -> None:
 
 
 @step(enable_cache=False)
-def predict() -> int:
-    return 1
+def predict(accuracy: float) -> float:
+    return accuracy
 
 
 @pipeline(enable_cache=False)
 def serve() -> None:
-    predict()
+    """Reads its model version's `accuracy` the way ZenML's docs show, lazily: the pipeline
+    context's model resolves the version by its reference only when the step runs."""
+    predict(get_pipeline_context().model.run_metadata["accuracy"])
