@@ -86,14 +86,18 @@ def run_check_config(settings: Settings) -> int:
     """Print the effective configuration with each automation's pipelines imported and
     checked, or exit 2 naming every bad variable."""
     _zenml_defaults()
-    from service.runtime.checks import check_pipelines
+    from service.runtime.checks import check_pipelines, training_warnings
 
-    problems, resolved = check_pipelines(settings.automations)
+    problems, resolved = check_pipelines(settings.automations, settings.stack)
     if problems:
         _print_config_error(ConfigError(problems))
         return EXIT_CONFIG
+    warnings = training_warnings(settings.automations)
+    for warning in warnings:
+        print(f"autopilot: warning: {warning.message}", file=sys.stderr)
     shown = describe(settings)
     shown["pipelines"] = resolved
+    shown["warnings"] = [warning.message for warning in warnings]
     print(json.dumps(shown, indent=2, default=str))
     return EXIT_OK
 
@@ -201,7 +205,8 @@ def _run(settings: Settings, once: bool, dry_run: bool, lock: StateDirLock | Non
         os.environ["ZENML_STORE_API_KEY"] = read_api_key(settings.zenml_api_key_file)
     from service.runtime.checks import PipelineCheck
 
-    check = PipelineCheck(settings.automations)  # in a child process, while this one imports
+    # In a child process, while this one imports; on the stack the runs get.
+    check = PipelineCheck(settings.automations, settings.stack)
     import zenml  # noqa: F401  - import before configuring logs: it rewires the root logger
 
     problems = check.problems()
@@ -285,6 +290,7 @@ def _run_daemon(
     from service.files import secure_state_dir
     from service.ledger import Ledger
     from service.logs import get_logger
+    from service.runtime.checks import training_warnings
 
     if dry_run:
         structlog.contextvars.bind_contextvars(dry_run=True)
@@ -313,6 +319,13 @@ def _run_daemon(
             for a in settings.automations
         },
     )
+    for warning in training_warnings(settings.automations):
+        get_logger().warning(
+            "config.training_without_dataset",
+            automation=warning.automation,
+            variable=warning.variable,
+            detail=warning.message,
+        )
     if settings.sqlite_wal and not dry_run:
         _use_wal_journal(store)
     tightened = secure_state_dir(settings.state_dir, settings.ledger_path)

@@ -358,6 +358,7 @@ def publish_diabetes(random_state: int = 0, noise: float = 0.0, approved: bool =
 SLOW_ROOT = PROJECT_ROOT / "tests" / "projects" / "slow"
 ISOLATION_ROOT = PROJECT_ROOT / "tests" / "projects" / "isolation"
 PINNED_ROOT = PROJECT_ROOT / "tests" / "projects" / "pinned"
+IMPORTS_ROOT = PROJECT_ROOT / "tests" / "projects" / "imports"
 
 
 def slow_training(seconds: float) -> dict[str, str]:
