@@ -43,6 +43,8 @@ class StoreAdapter:
 
         self._client = client or Client()
         # Finished runs never change: the latest ones read are kept (producers of a backlog).
+        # Only the launcher's `autopilot:rejected` tag comes after a run's end; whatever depends
+        # on it (`completed_run_for_key`, a model version's producer) reads the run afresh.
         self._finished_runs: OrderedDict[str, RunInfo] = OrderedDict()
 
     # -- connection and stack -----------------------------------------------------------------
