@@ -106,7 +106,7 @@ def run_check_config(settings: Settings, offline: bool = False) -> int:
     """Print the effective configuration with each automation's pipelines imported and
     checked, or exit 2 naming every bad variable. Unless `offline`, also ask the store which
     watched names it does not hold (warnings: they may be created later)."""
-    _zenml_defaults()
+    _zenml_defaults(settings)  # before the check: it may connect (AUTOPILOT_STACK)
     from service.logs import stdout_held
     from service.runtime.checks import check_pipelines, training_warnings
 
