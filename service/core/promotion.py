@@ -71,6 +71,7 @@ class PromotionReason(StrEnum):
     BELOW_THRESHOLD = "below_threshold"
     NOT_BETTER_THAN_PRODUCTION = "not_better_than_production"
     TRAINING_RUN_FAILED = "training_run_failed"
+    TRAINING_RUN_REJECTED = "training_run_rejected"
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,13 @@ def decide_promotion(
 
     if candidate.producer is not None and candidate.producer.status is RunStatus.FAILED:
         return decision(False, PromotionReason.TRAINING_RUN_FAILED, "its training run failed")
+    if candidate.producer is not None and candidate.producer.rejected:
+        return decision(
+            False,
+            PromotionReason.TRAINING_RUN_REJECTED,
+            f"its training run {candidate.producer.name or candidate.producer.id} was rejected "
+            "by the launcher (it wrote into a model version it did not create)",
+        )
     if production is not None and production.id == candidate.id:
         return decision(False, PromotionReason.ALREADY_PRODUCTION, "already in production")
     reading = read_metric(candidate, policy)
