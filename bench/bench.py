@@ -11,7 +11,7 @@
     .venv/bin/python bench/bench.py reconcile  # 1b. reconciliation pass, 10,000 approved versions
     .venv/bin/python bench/bench.py memory    # 5. RSS after start and after 10,000 idle ticks
     .venv/bin/python bench/bench.py automations  # 6. idle tick with 1, 10 and 50 automations
-    .venv/bin/python bench/bench.py idle-schedules  # 1c. idle tick with training gates, schedules
+    .venv/bin/python bench/bench.py idle-schedules  # 6. idle tick with training gates, schedules
     .venv/bin/python bench/bench.py burst     # 7. bursts of 30 and 100 datasets, CPU per run
     .venv/bin/python bench/bench.py sustained  # 7. steady arrivals, trainings (5 min a rate)
     .venv/bin/python bench/bench.py sustained-chain  # 7. the same, the whole chain

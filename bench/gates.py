@@ -1,4 +1,4 @@
-"""1c. The idle tick with training gates and schedules (issue 20): what a tick pays for them
+"""6. The idle tick with training gates and schedules (issue 20): what a tick pays for them
 when nothing is due, and while versions wait at a gate.
 
 Run through `bench/bench.py idle-schedules`. The store holds `count` projects (`_projects`: an
