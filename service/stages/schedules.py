@@ -18,7 +18,6 @@ gate's (`stages/training_gate.py`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -179,25 +178,19 @@ class FireClock:
         return None if schedule is None else schedule.next_fire(self.now())
 
 
-@dataclass(frozen=True)
-class ScoringPick:
-    """What an inference schedule's fire scores. `scores`: the automation has scoring datasets
-    (`SCORING_DATASET_NAMES`); `details`: its newest selected scoring version, as entries of the
-    inference action's details (empty: none selected yet)."""
-
-    scores: bool
-    details: Mapping[str, Any] = field(default_factory=dict)
+# What an inference schedule's fire scores, for its action's details: {} for an automation
+# without scoring datasets (its parameters say what to infer on); its newest selected scoring
+# version's entries; None when it has scoring datasets but none is selected yet (the fire is
+# skipped: nothing to score).
+ScoringDetails = Callable[[Automation], Mapping[str, Any] | None]
 
 
-NOT_SCORING = ScoringPick(scores=False)
-
-
-def no_scoring_datasets(automation: Automation) -> ScoringPick:
-    """SEAM (issue 20, section 1, branch `i20-scoring`): replace by the function that gives an
-    automation's newest selected scoring dataset version (`ScoringVersion.details()` there).
-    Until scoring datasets land, no automation has any, and every fire runs the inference
-    pipeline with its own parameters."""
-    return NOT_SCORING
+def no_scoring_datasets(automation: Automation) -> Mapping[str, Any] | None:
+    """SEAM (issue 20, section 1, branch `i20-scoring`): the engine passes
+    `stages/scoring.production_change_details` there (the same answer a production change's
+    inference uses). Until scoring datasets land, no automation has any, and every fire runs
+    the inference pipeline with its parameters."""
+    return {}
 
 
 class InferenceSchedule:
@@ -210,12 +203,12 @@ class InferenceSchedule:
         self,
         context: Context,
         fires: FireClock,
-        newest_scoring: Callable[[Automation], ScoringPick] = no_scoring_datasets,
+        scoring: ScoringDetails = no_scoring_datasets,
     ) -> None:
         self.context = context
         self.ledger = context.ledger
         self.fires = fires
-        self.newest_scoring = newest_scoring
+        self.scoring = scoring
 
     def tick(self) -> None:
         for automation in self.context.automations.values():
@@ -228,15 +221,15 @@ class InferenceSchedule:
     def _fire(self, automation: Automation, plan: FirePlan) -> None:
         assert plan.fire is not None
         production = self.ledger.get_cursor(automation.production_stream)
-        pick = NOT_SCORING
+        scores: Mapping[str, Any] | None = {}
         reason = None
         if self.fires.previous_open(automation, INFERENCE):
             reason = OVERLAP
         elif not production:
             reason = NO_PRODUCTION
         else:
-            pick = self.newest_scoring(automation)
-            if pick.scores and not pick.details:
+            scores = self.scoring(automation)
+            if scores is None:
                 reason = NOTHING_TO_SCORE
         key = None
         with self.ledger.transaction():
@@ -246,7 +239,7 @@ class InferenceSchedule:
                     "model_version_id": production,
                     "schedule": INFERENCE,
                     "fire": fire_text(plan.fire),
-                    **pick.details,
+                    **(scores or {}),
                 }
                 self.ledger.claim(key, ActionKind.INFER, production, details, automation.name)
             self.fires.record(automation, INFERENCE, plan, FIRED if key else SKIPPED, reason, key)

@@ -85,7 +85,10 @@ class TrainingGate:
             if automation is None or automation.training_policy.gated:
                 continue  # not configured (it waits), or still gated
             with self.ledger.transaction():
-                keys = [self._claim(automation, version, None, {}) for version in waiting]
+                keys = [
+                    self._claim(automation, version, None, {"gate_removed": True})
+                    for version in waiting
+                ]
                 gate_ledger.dequeue(self.ledger, name, [version.id for version in waiting])
             for key, version in zip(keys, waiting, strict=True):
                 self.context.log(automation).info(
@@ -152,7 +155,7 @@ class TrainingGate:
         clock: _StoreClock,
     ) -> None:
         by_id = {version.id: version for version in waiting}
-        fire = {"fire": fire_text(plan.fire)} if plan and plan.fire else {}
+        extra = {"fire": fire_text(plan.fire)} if plan and plan.fire else {}
         trained: str | None = None
         superseded: list[tuple[str, Candidate]] = []
         shown = self._shown(automation, decision)
@@ -162,11 +165,11 @@ class TrainingGate:
             return  # still waiting, as the ledger says already
         if decision.release is not None or decision.retrain is not None:
             # The store's clock at the release: MIN_INTERVAL counts from it.
-            fire = {**fire, "released_at": clock.now().isoformat()}
+            extra["released_at"] = clock.now().isoformat()
         with self.ledger.transaction():
             if decision.release is not None:
                 released = by_id[decision.release.id]
-                trained = self._claim(automation, released, None, fire)
+                trained = self._claim(automation, released, None, extra)
                 for old in decision.superseded:
                     superseded.append((self._supersede(automation, by_id[old.id], released), old))
                 gate_ledger.dequeue(self.ledger, automation.name, [v.id for v in waiting])
@@ -176,7 +179,7 @@ class TrainingGate:
             elif decision.retrain is not None and plan is not None and plan.fire is not None:
                 assert state.newest_trained is not None
                 qualifier = fire_qualifier(plan.fire)
-                trained = self._claim(automation, state.newest_trained, qualifier, fire)
+                trained = self._claim(automation, state.newest_trained, qualifier, extra)
             if trained is not None:
                 state.last_release = clock.now()
             state = replace(state, **shown)
@@ -195,11 +198,14 @@ class TrainingGate:
         automation: Automation,
         version: QueuedVersion,
         qualifier: str | None,
-        released: dict[str, str],
+        extra: dict[str, Any],
     ) -> str:
+        """Claim a queued version's training; `extra`: the fire, the release's store time."""
         key = action_key(ActionKind.TRAIN, version.id, automation.name, qualifier)
-        policy = automation.training_policy.describe()
-        details = {**version.details, **released, "released_by_gate": policy}
+        policy = automation.training_policy
+        details = {**version.details, **extra}
+        if policy.gated:
+            details["released_by_gate"] = policy.describe()
         self.ledger.claim(key, ActionKind.TRAIN, version.id, details, automation.name)
         return key
 
