@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 
 SCHEDULED_ROOT = PROJECT_ROOT / "tests" / "projects" / "scheduled"
 AUTOMATIONS = {"late": "latest", "never": "none"}  # their SCHEDULE_CATCHUP
-RUN_SECONDS = 5  # each inference: still going at the tick right after its launch
+RUN_SECONDS = 2  # each inference: still going at the tick right after its launch
 
 
 def _environ() -> dict[str, str]:
