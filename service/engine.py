@@ -16,6 +16,8 @@ from service.core.actions import ActionKind, ActionState
 from service.files import private_dir
 from service.ledger import Ledger
 from service.logs import get_logger
+from service.notify.build import make_outbox
+from service.notify.outbox import Outbox
 from service.runtime.executor import Executor
 from service.runtime.template import WorkerTemplate
 from service.settings import Settings
@@ -78,13 +80,14 @@ class Autopilot:
         ledger: Ledger,
         store: StoreAdapter,
         executor: Executor,
+        outbox: Outbox | None = None,
     ) -> None:
         self.settings = settings
         self.ledger = ledger
         self.store = store
         self.executor = executor
         self.log = get_logger()
-        self.context = Context(settings, ledger, store)
+        self.context = Context(settings, ledger, store, outbox or make_outbox(ledger, settings))
         self.datasets = DatasetWatch(self.context)
         self.production = ProductionWatch(self.context)
         self.models = ModelJudge(self.context, self.production)

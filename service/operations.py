@@ -14,6 +14,7 @@ from service.core.actions import (
 )
 from service.engine import LAST_POLL_KEY
 from service.ledger import Action, Ledger, epoch
+from service.notify import outbox
 
 OPEN_STATES = (ActionState.PENDING, ActionState.RUNNING, ActionState.RETRY_WAIT)
 
@@ -48,6 +49,7 @@ def status(ledger: Ledger, in_store: dict[str, list[str]] | None = None) -> dict
         "open": [_describe(a) for a in ledger.actions_in(*OPEN_STATES)],
         "recent_failures": [_describe(a) for a in ledger.recent_actions(ActionState.FAILED)],
         "recently_skipped": [_describe(a) for a in ledger.recent_actions(ActionState.SKIPPED)],
+        "notifications": outbox.summary(ledger),
     }
 
 

@@ -11,6 +11,8 @@ from service.core.automation import Automation
 from service.core.polling import format_floor, parse_floor
 from service.ledger import Ledger
 from service.logs import get_logger
+from service.notify.events import Notice
+from service.notify.outbox import Outbox
 from service.settings import Settings
 from service.store import StoreAdapter
 
@@ -22,10 +24,17 @@ class Context:
     settings: Settings
     ledger: Ledger
     store: StoreAdapter
+    outbox: Outbox | None = None
     automations: dict[str, Automation] = field(init=False)
 
     def __post_init__(self) -> None:
         self.automations = {a.name: a for a in self.settings.automations}
+
+    def notify(self, notice: Notice) -> None:
+        """Record a notification (service/notify/) if it is configured: call it inside the
+        ledger transaction that records what it reports."""
+        if self.outbox is not None:
+            self.outbox.add(notice)
 
     def log(self, automation: Automation | str) -> Any:
         """The logger of one automation: every event carries its name."""
