@@ -249,6 +249,18 @@ class Receiver:
         return [r.json for r in self.received(status)]
 
 
+def readme_verify() -> Callable[..., Any]:
+    """`verify` from the README's "Notifications" section, as a receiver pastes it: a fresh
+    copy (with its own set of ids seen) at each call."""
+    import re
+
+    section = (PROJECT_ROOT / "README.md").read_text().split("\n## Notifications", 1)[1]
+    (snippet,) = re.findall(r"```python\n(.*?)```", section.split("\n## ", 1)[0], re.S)
+    namespace: dict[str, Any] = {}
+    exec(snippet, namespace)
+    return namespace["verify"]  # type: ignore[no-any-return]
+
+
 class ZenMLServer:
     """A real ZenML server (`uvicorn zenml.zen_server.zen_server_api:app`) on loopback, with
     its own SQLite database and an admin user created headless."""

@@ -98,10 +98,9 @@ def _short(text: object) -> str:
 
 def _decision_text(notice: Notice, verb: str) -> str:
     v = notice.values
-    metric = f"{v.get('metric')} {v['value']:g}" if isinstance(v.get("value"), float) else None
-    facts = [metric, _short(v["detail"]) if v.get("detail") else None]
-    said = "; ".join(f for f in facts if f) or notice.reason or ""
-    return f"{_version(notice)} {verb}: {said}{_where(notice)}"
+    detail = _short(v.get("detail") or "")  # "0.97 > production iris#2 0.95", with its value
+    said = f"{v['metric']} {detail}" if v.get("value") is not None and detail else detail
+    return f"{_version(notice)} {verb}: {said or notice.reason}{_where(notice)}"
 
 
 def _promoted(notice: Notice) -> str:
@@ -119,16 +118,22 @@ def _already_production(notice: Notice) -> str:
     )
 
 
+def _run_subject(what: str, notice: Notice) -> str:
+    """What a run was on: `dataset iris_training_dataset 17 (<id>)`, or the model version."""
+    if what != "training":
+        return _version(notice)
+    v = notice.values
+    named = f"{v.get('artifact') or ''} {v.get('version') or ''}".strip()
+    dataset = notice.dataset_version_id
+    return f"dataset {named} ({dataset})" if named else f"dataset {dataset}"
+
+
 def _failed(what: str) -> Callable[[Notice], str]:
     def text(notice: Notice) -> str:
         v = notice.values
         attempts = v.get("attempts")
         how = f"after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else "at once"
-        if what == "training":
-            subject = f"dataset {v.get('artifact') or ''} {v.get('version') or ''}".rstrip()
-            subject = f"{subject} ({notice.dataset_version_id})"
-        else:
-            subject = _version(notice)
+        subject = _run_subject(what, notice)
         return (
             f"{what} on {subject} failed for good {how}: {_short(v.get('error'))}{_where(notice)}"
         )
@@ -138,15 +143,16 @@ def _failed(what: str) -> Callable[[Notice], str]:
 
 def _succeeded(what: str) -> Callable[[Notice], str]:
     def text(notice: Notice) -> str:
-        subject = f"dataset {notice.dataset_version_id}" if what == "training" else _version(notice)
+        subject = _run_subject(what, notice)
         return f"{what} on {subject} succeeded (run {notice.runs.get(what)}){_where(notice)}"
 
     return text
 
 
 def _production_changed(notice: Notice) -> str:
-    previous = notice.values.get("previous_model_version_id")
-    was = f" (was {previous})" if previous else ""
+    v = notice.values
+    previous = v.get("previous_model_version_number") or v.get("previous_model_version_id")
+    was = f" (was version {previous})" if previous else ""
     if notice.model_version is None:
         return f"{notice.model} has no production version any more{was}{_where(notice)}"
     return (

@@ -68,13 +68,20 @@ def production_changed(
     model: str,
     version: ModelVersionInfo | None,
     dataset_version_id: str | None,
-    previous_id: str | None,
+    previous: ModelVersionInfo | str | None,
     at: datetime | None = None,
 ) -> Notice:
     """`model.production_changed` by someone other than the daemon. A version's stage change
     bumps its `updated` in the store, so (version, updated) names this change; production
-    emptied is named by the previous version and the moment it was seen."""
-    values = {"previous_model_version_id": previous_id, "changed_by": "external"}
+    emptied is named by the previous version and the moment it was seen. `previous`: the
+    version production held before (its id alone if the store no longer has it)."""
+    known = previous if isinstance(previous, ModelVersionInfo) else None
+    previous_id = known.id if known else previous if isinstance(previous, str) else None
+    values = {
+        "previous_model_version_id": previous_id,
+        "previous_model_version_number": known.number if known else None,
+        "changed_by": "external",
+    }
     if version is None:
         seen = at or now()
         return Notice(

@@ -1,13 +1,15 @@
 """The store's outages as notifications: `store.unreachable` once the store has not answered
-for AUTOPILOT_NOTIFY_OUTAGE_AFTER_SECONDS, `store.recovered` when it answers again after one
-(never without one).
+for AUTOPILOT_NOTIFY_OUTAGE_AFTER_SECONDS (since its last answer to this process; since the
+first failure when it never answered), `store.recovered` when it answers again after one (never
+without one).
 
 The ledger is local, so the daemon records these while the store is down. The outage is kept
 in the ledger's meta (its start, its last failure, whether it was notified), so a daemon
 restarted in the middle of an outage counts from the outage's start, and sends the recovery of
-an outage a previous process notified. A gap longer than the outage setting between two
-failures that were not notified yet starts a new outage (the daemon was stopped meanwhile, and
-the store may well have answered).
+an outage a previous process notified. An outage a previous process saw but did not notify yet
+goes on only if its last failure is more recent than the outage setting; otherwise the daemon
+was stopped for longer than that, the store may well have answered meanwhile, and a new outage
+starts.
 """
 
 from __future__ import annotations
@@ -32,15 +34,22 @@ class StoreOutage:
         self.store_url = store_url
         stored = ledger.get_meta(META_KEY)
         self._state: dict[str, Any] | None = json.loads(stored) if stored else None
+        self._inherited = self._state is not None  # left by a previous process
+        self._answered_at: float | None = None  # when the store last answered this process
 
     def failed(self, error: str) -> None:
         """The store did not answer a tick or a start-up attempt."""
         now = epoch()
         state = self._state
         if state is None or (
-            not state["notified"] and now - state["last_failed"] > self.after_seconds
+            self._inherited
+            and not state["notified"]
+            and now - state["last_failed"] > self.after_seconds
         ):
-            state = {"since": now, "notified": False}
+            # It has not answered since its last answer (a failed call can take ZenML's REST
+            # client 30 s of retries, so its first failure comes late).
+            state = {"since": self._answered_at or now, "notified": False}
+        self._inherited = False
         state |= {"last_failed": now, "error": error}
         with self.ledger.transaction():
             if not state["notified"] and now - state["since"] >= self.after_seconds:
@@ -50,6 +59,7 @@ class StoreOutage:
 
     def answered(self) -> None:
         """The store answered: the outage, if any, is over."""
+        self._answered_at = epoch()
         state = self._state
         if state is None:
             return

@@ -317,6 +317,7 @@ class _Worker(threading.Thread):
         policy = self.sender.policy
         waiting: set[str] = set()  # models whose oldest notification waits for a retry
         pause, attempted = IDLE_SECONDS, False
+        self._gauge(store)  # before sending too: a send may hang
         for pending in store.pending(self.destination.name):
             if self.sender._stop.is_set():
                 break
@@ -336,11 +337,14 @@ class _Worker(threading.Thread):
             if retry_in is not None:
                 waiting.add(pending.order_key)
                 pause = min(pause, retry_in)
-        depth = store.depth(self.destination.name)
-        metrics.NOTIFICATION_OUTBOX.labels(self.destination.name).set(depth)
+        self._gauge(store)
         self.settled = not attempted
         self.passes += 1
         return max(0.05, pause)
+
+    def _gauge(self, store: Deliveries) -> None:
+        depth = store.depth(self.destination.name)
+        metrics.NOTIFICATION_OUTBOX.labels(self.destination.name).set(depth)
 
     def _attempt(self, store: Deliveries, pending: Pending) -> float | None:
         """One attempt; the seconds until its retry, or None when it is settled for good

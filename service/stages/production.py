@@ -68,14 +68,21 @@ class ProductionWatch:
         by_autopilot = (
             promotion is not None and promotion.details["decision"]["outcome"] == "promoted"
         )
+        # Read before the ledger transaction: the version a person's change replaced.
+        replaced = None
+        if previous and not by_autopilot and self.context.outbox is not None:
+            replaced = self.store.model_version(previous)
         with self.ledger.transaction():
             self.ledger.set_cursor(stream, current_id)
             claimed = current is not None and self.claim_inference(automation, current)
             if not by_autopilot:
-                dataset = trained_on(current) if current else None
                 self.context.notify(
                     notices.production_changed(
-                        automation.name, automation.model_name, current, dataset, previous
+                        automation.name,
+                        automation.model_name,
+                        current,
+                        trained_on(current) if current else None,
+                        replaced or previous,
                     )
                 )
         crashpoint("after_production_seen")

@@ -50,8 +50,10 @@ class RecordingAlerterFlavor(BaseAlerterFlavor):
         return RecordingAlerter
 
 
-def register_alerter(client: Client, root: Path, stack: str = "default") -> Path:
-    """The flavor, an alerter of it, added to `stack`; returns the file its posts go to."""
+def register_alerter(client: Client, root: Path, stack: str = "alerting") -> Path:
+    """The flavor, an alerter of it, and `stack`: the active stack's orchestrator and artifact
+    store with that alerter (ZenML's default stack cannot be changed). Returns the file its
+    posts go to."""
     root.mkdir(parents=True, exist_ok=True)
     source = f"{__name__}.{RecordingAlerterFlavor.__name__}"
     client.create_flavor(source=source, component_type=StackComponentType.ALERTER)
@@ -61,7 +63,13 @@ def register_alerter(client: Client, root: Path, stack: str = "default") -> Path
         component_type=StackComponentType.ALERTER,
         configuration={"root": str(root)},
     )
-    client.update_stack(stack, component_updates={StackComponentType.ALERTER: ["recording"]})
+    active = client.active_stack_model.components
+    components: dict[StackComponentType, Any] = {
+        kind: str(active[kind][0].id)
+        for kind in (StackComponentType.ORCHESTRATOR, StackComponentType.ARTIFACT_STORE)
+    }
+    components[StackComponentType.ALERTER] = "recording"
+    client.create_stack(name=stack, components=components)
     return root / POSTS
 
 

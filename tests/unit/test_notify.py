@@ -19,7 +19,7 @@ from service.notify.outage import StoreOutage
 from service.notify.outbox import Outbox, summary, webhook_destination
 from service.notify.sender import sign
 from service.settings import ConfigError, describe, load_settings
-from tests.support import PROJECT_ROOT
+from tests.support import PROJECT_ROOT, readme_verify
 from tests.unit.factories import model_version, run
 
 DECISION = {
@@ -100,8 +100,8 @@ def test_the_payload_has_every_key_with_the_decisions_values_and_a_readable_text
     assert body["values"]["value"] == 0.97 and body["values"]["production_value"] == 0.95
     assert body["runs"] == {"training": None}
     assert body["text"] == (
-        "iris_classifier version 2 promoted to production: accuracy 0.97; "
-        "0.97 > production iris_classifier#1 0.95 [automation default]"
+        "iris_classifier version 2 promoted to production: accuracy 0.97 > production "
+        "iris_classifier#1 0.95 [automation default]"
     )
     trained = model_version({"accuracy": 0.97}, number=3, producer=run())
     with_run = events.payload(promoted(trained, "promote:x"), 8, links)
@@ -217,16 +217,17 @@ def test_a_long_store_outage_is_notified_once_and_its_recovery_after_it(ledger, 
     def sent():
         return [(r["event"], r["id"]) for r in rows(ledger, "notifications")]
 
-    outage.answered()  # no outage: nothing
-    outage.failed("ConnectionError: refused")
+    outage.failed("ConnectionError: refused")  # it never answered: from this failure
     clock[0] += 300
     outage.failed("ConnectionError: refused")
     outage.answered()  # 300 s: short, nothing said
     assert sent() == []
 
-    clock[0] += 1000
+    clock[0] += 10
+    outage.answered()  # its last answer: the outage counts from here
+    clock[0] += 30
     outage.failed("ConnectionError: refused")
-    clock[0] += 599
+    clock[0] += 569
     outage.failed("ConnectionError: refused")
     assert sent() == []
     clock[0] += 1
@@ -255,6 +256,25 @@ def test_a_long_store_outage_is_notified_once_and_its_recovery_after_it(ledger, 
     assert len(sent()) == 3 and sent()[2][1] not in (unreachable[1], recovered[1])
 
 
+def test_an_outage_left_by_a_process_stopped_long_ago_starts_again(ledger, monkeypatch):
+    """The failures of one process are one outage however far apart (ZenML's REST client
+    retries for 30 s per call); one left unnotified by a process stopped for longer than the
+    outage setting is not continued: the store may have answered in between."""
+    clock = [0.0]
+    monkeypatch.setattr("service.notify.outage.epoch", lambda: clock[0])
+    outbox = Outbox(ledger, ["webhook:a:1"], DEFAULT_EVENTS)
+    outage = StoreOutage(ledger, outbox, 10, "u")
+    for _ in range(3):  # 0, 6, 12: far apart, one outage
+        outage.failed("x")
+        clock[0] += 6
+    assert [r["event"] for r in rows(ledger, "notifications")] == ["store.unreachable"]
+    outage.answered()
+    outage.failed("x")  # then the process stops, for 20 s
+    clock[0] += 20
+    StoreOutage(ledger, outbox, 10, "u").failed("x")
+    assert len(rows(ledger, "notifications")) == 2  # the recovery; no second unreachable
+
+
 def test_an_unreachable_not_wanted_is_never_followed_by_a_recovery(ledger, monkeypatch):
     clock = [0.0]
     monkeypatch.setattr("service.notify.outage.epoch", lambda: clock[0])
@@ -268,12 +288,7 @@ def test_an_unreachable_not_wanted_is_never_followed_by_a_recovery(ledger, monke
 
 
 def test_the_readme_snippet_verifies_a_signed_request_and_refuses_forgeries_and_replays():
-    readme = (PROJECT_ROOT / "README.md").read_text()
-    section = readme.split("## Notifications", 1)[1]
-    (snippet,) = re.findall(r"```python\n(.*?)```", section.split("\n## ", 1)[0], re.S)
-    namespace: dict = {}
-    exec(snippet, namespace)
-    verify = namespace["verify"]
+    verify = readme_verify()
 
     body = json.dumps(events.payload(promoted(), 1)).encode()
     timestamp = str(int(datetime.now(UTC).timestamp()))
