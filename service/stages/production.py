@@ -69,9 +69,9 @@ class ProductionWatch:
             promotion is not None and promotion.details["decision"]["outcome"] == "promoted"
         )
         # Read before the ledger transaction: the version a person's change replaced.
-        replaced = None
-        if previous and not by_autopilot and self.context.outbox is not None:
-            replaced = self.store.model_version(previous)
+        outbox, replaced = self.context.outbox, None
+        if previous and outbox and outbox.wants("model.production_changed", automation.name):
+            replaced = None if by_autopilot else self.store.model_version(previous)
         with self.ledger.transaction():
             self.ledger.set_cursor(stream, current_id)
             claimed = current is not None and self.claim_inference(automation, current)
