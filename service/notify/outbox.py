@@ -185,11 +185,12 @@ class Deliveries:
         )
 
     def depth(self, destination: str) -> int:
-        row = self._db.execute(
+        # fetchall: a statement left unfinished would pin a read snapshot of the WAL
+        ((count,),) = self._db.execute(
             "SELECT COUNT(*) FROM deliveries WHERE destination = ? AND state = ?",
             (destination, PENDING),
-        ).fetchone()
-        return int(row[0])
+        ).fetchall()
+        return int(count)
 
     def pending_elsewhere(self, configured: Iterable[str]) -> list[tuple[str, str, str]]:
         """(notification id, event, destination) still pending for a destination that is no

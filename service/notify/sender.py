@@ -229,8 +229,7 @@ class Sender:
         self._workers = [_Worker(self, destination) for destination in destinations]
 
     def start(self) -> Sender:
-        if self._workers:
-            self._drop_unconfigured()
+        self._drop_unconfigured()
         for worker in self._workers:
             worker.start()
         return self

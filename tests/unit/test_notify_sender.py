@@ -181,3 +181,14 @@ def test_the_stack_alerter_waits_for_the_store_and_retries_a_failed_post(ledger,
         wait_for(lambda: states(ledger, "alerter")[0][0] == "delivered", timeout=20)
     assert len(posted) == 2 and posted[0] == posted[1]
     assert posted[0].startswith("iris_classifier version 1 promoted to production")
+
+
+def test_notifications_for_a_destination_no_longer_configured_are_dropped(ledger, log):
+    removed = Webhook("https://hooks.example.com/removed", None, 5)
+    (event_id,) = record(ledger, [removed], model_version())
+    with running(ledger, []):
+        pass
+    assert states(ledger, removed.name) == [("dropped", 0, None)]
+    (dropped,) = [e for e in log() if e["event"] == "notify.dropped"]
+    assert dropped["reason"] == "destination_not_configured"
+    assert dropped["notification_id"] == event_id
