@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from service.store import StoreAdapter
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+SENDER_DRAIN_SECONDS = 5.0  # at exit, for notifications due now; the rest go after a restart
 
 # ZenML's defaults suit an interactive user, not a daemon whose log is its interface.
 ZENML_DAEMON_DEFAULTS = {
@@ -315,9 +316,6 @@ def _run_daemon(
         if sender is not None:
             sender.stop(drain_seconds=min(SENDER_DRAIN_SECONDS, settings.notify_timeout_seconds))
         ledger.close()
-
-
-SENDER_DRAIN_SECONDS = 5.0  # at exit, for notifications due now; the rest go after a restart
 
 
 def _serve(

@@ -261,6 +261,8 @@ class Settings(BaseSettings):
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 shown = f"{parts.scheme}://{parts.hostname}/..." if parts.scheme else "no scheme"
                 raise ValueError(f"URL {number} ({shown}) is not an http(s) URL with a host")
+            if url in value[: number - 1]:
+                raise ValueError(f"URL {number} is URL {value.index(url) + 1} again")
         return value
 
     @field_validator("notify_webhook_secret", "notify_webhook_secret_file", mode="before")

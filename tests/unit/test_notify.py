@@ -346,6 +346,8 @@ def test_notification_settings_are_checked_and_their_secrets_never_shown(tmp_pat
     assert "AUTOPILOT_AUTOMATIONS__IRIS__NOTIFY_EVENTS" in text and "training.failed?" in text
     assert "XXXXsecretXXXX" not in text and "whsec-inline" not in text
 
+    with pytest.raises(ConfigError, match="URL 2 is URL 1 again"):  # it would be sent twice
+        load_settings({"AUTOPILOT_NOTIFY_WEBHOOK_URLS": f"{slack},{slack}"})
     with pytest.raises(ConfigError, match=r"AUTOPILOT_NOTIFY_WEBHOOK_SECRET_FILE.*cannot read"):
         load_settings({"AUTOPILOT_NOTIFY_WEBHOOK_SECRET_FILE": str(tmp_path / "missing")})
     typo = r"AUTOPILOT_NOTIFY_EVENT: unknown setting \(did you mean AUTOPILOT_NOTIFY_EVENTS\?"
