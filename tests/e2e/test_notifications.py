@@ -182,8 +182,14 @@ def test_a_chain_notifies_exactly_its_events_through_outages_hangs_and_a_kill(
     changed = by_event["model.production_changed"]
     assert changed["values"] == {
         "previous_model_version_id": promoted["model_version_id"],
+        "previous_model_version_number": first_promotion["model_version"]["number"],
         "changed_by": "external",
     }
+    assert changed["text"] == (
+        f"{MODEL} version {changed['model_version']['number']} was put in production outside "
+        f"the autopilot (was version {first_promotion['model_version']['number']}); its "
+        "inference follows [automation iris]"
+    )
     assert [r.headers["X-Autopilot-Event-Id"] for r in delivered] == [b["id"] for b in bodies]
 
     # The one that was down: 500 twice (the oldest, twice), then everything, in order.
