@@ -19,10 +19,13 @@ if TYPE_CHECKING:
     from service.http import HealthServer
     from service.ledger import Action, Ledger
     from service.lock import StateDirLock
+    from service.notify.outbox import Outbox
+    from service.notify.sender import Sender
     from service.runtime.template import WorkerTemplate
     from service.store import StoreAdapter
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+SENDER_DRAIN_SECONDS = 5.0  # at exit, for notifications due now; the rest go after a restart
 
 # ZenML's defaults suit an interactive user, not a daemon whose log is its interface.
 ZENML_DAEMON_DEFAULTS = {
@@ -323,6 +326,9 @@ def _start(settings: Settings, once: bool, dry_run: bool, template: WorkerTempla
 
     store_url = os.environ.get("ZENML_STORE_URL")
     _register_store_secrets()
+    register_secret(settings.webhook_secret())
+    for url in settings.notify_webhook_urls:  # a Slack or Discord webhook URL is a credential
+        register_secret(url)
     configure(settings.log_format, settings.log_level)
     capture_zenml_logs()
     daemon = Daemon(
@@ -372,16 +378,53 @@ def _run_daemon(
 ) -> int:
     import structlog
 
-    from service.dry_run import NoLaunchExecutor, scratch_settings
-    from service.engine import Autopilot, make_executor
+    from service.dry_run import scratch_settings
     from service.files import secure_state_dir
     from service.ledger import Ledger
     from service.logs import get_logger
-    from service.runtime.checks import training_warnings
+    from service.notify.build import make_outbox, make_sender
+    from service.notify.outage import StoreOutage
+    from service.notify.zenml_stack import stack_alerter
 
     if dry_run:
         structlog.contextvars.bind_contextvars(dry_run=True)
         settings = scratch_settings(settings)
+    tightened = secure_state_dir(settings.state_dir, settings.ledger_path)
+    if tightened:  # left readable by others (an earlier version, another tool, a umask)
+        get_logger().warning("state.permissions_tightened", paths=tightened)
+    # The ledger before the store: it is local, so a store outage at start-up is recorded
+    # (and notified) too, and the sender delivers while the store is away.
+    ledger = Ledger(settings.ledger_path)
+    outbox = make_outbox(ledger, settings)
+    daemon.outage = StoreOutage(
+        ledger, outbox, settings.notify_outage_after_seconds, daemon.store_url or ""
+    )
+    sender = None if dry_run else make_sender(settings, lambda: stack_alerter(settings.stack))
+    if sender is not None:
+        sender.start()
+    try:
+        return _serve(settings, daemon, once, dry_run, template, ledger, outbox, sender)
+    finally:
+        if sender is not None:
+            sender.stop(drain_seconds=min(SENDER_DRAIN_SECONDS, settings.notify_timeout_seconds))
+        ledger.close()
+
+
+def _serve(
+    settings: Settings,
+    daemon: Daemon,
+    once: bool,
+    dry_run: bool,
+    template: WorkerTemplate | None,
+    ledger: Ledger,
+    outbox: Outbox,
+    sender: Sender | None,
+) -> int:
+    from service.dry_run import NoLaunchExecutor
+    from service.engine import Autopilot, make_executor
+    from service.logs import get_logger
+    from service.runtime.checks import training_warnings
+
     store = daemon.until_store_answers(lambda: _connect(read_only=dry_run), "start-up")
     if store is None:
         return EXIT_OK  # stopped while waiting for the store
@@ -392,6 +435,12 @@ def _run_daemon(
         except KeyError:
             _print_config_error(ConfigError([f"AUTOPILOT_STACK={settings.stack!r}: no such stack"]))
             return EXIT_CONFIG
+    problem = _notify_problem(settings, outbox)
+    if problem:
+        _print_config_error(ConfigError([problem]))
+        return EXIT_CONFIG
+    if sender is not None:
+        sender.store_connected()  # the alerter's thread may use the ZenML client from now on
     get_logger().info(
         "daemon.configured",
         **store.describe(),
@@ -405,6 +454,7 @@ def _run_daemon(
             }
             for a in settings.automations
         },
+        notify_destinations=list(outbox.destinations),
     )
     for warning in training_warnings(settings.automations):
         get_logger().warning(
@@ -415,17 +465,13 @@ def _run_daemon(
         )
     if settings.sqlite_wal and not dry_run:
         _use_wal_journal(store)
-    tightened = secure_state_dir(settings.state_dir, settings.ledger_path)
-    if tightened:  # left readable by others (an earlier version, another tool, a umask)
-        get_logger().warning("state.permissions_tightened", paths=tightened)
-    ledger = Ledger(settings.ledger_path)
     executor = (
         NoLaunchExecutor(settings.max_concurrent_runs)
         if dry_run
         else make_executor(settings, environment, template)
     )
     try:
-        daemon.engine = Autopilot(settings, ledger, store, executor)
+        daemon.engine = Autopilot(settings, ledger, store, executor, outbox)
         daemon.until_store_answers(daemon.engine.start, "recovery")
         if daemon.stopping:
             return EXIT_OK
@@ -435,7 +481,27 @@ def _run_daemon(
         return EXIT_OK
     finally:
         executor.close()
-        ledger.close()
+
+
+def _notify_problem(settings: Settings, outbox: Outbox) -> str | None:
+    """With the store answering: the dashboard's links for notifications, and the stack's
+    alerter when notifications go to it (none: a configuration error)."""
+    from service.errors import describe_error
+    from service.logs import get_logger
+    from service.notify.sender import NoAlerter
+    from service.notify.zenml_stack import dashboard_links, stack_alerter
+
+    try:
+        outbox.links = dashboard_links()
+    except Exception as error:  # notifications go out without links; nothing else changes
+        get_logger().warning("notify.links_unavailable", error=describe_error(error))
+    if not settings.notify_alerter:
+        return None
+    try:
+        stack_alerter(settings.stack)
+    except NoAlerter as error:
+        return f"AUTOPILOT_NOTIFY_ALERTER=true: {error}"
+    return None
 
 
 def _use_wal_journal(store: StoreAdapter) -> None:

@@ -22,6 +22,7 @@ from service.store import is_store_unavailable
 
 if TYPE_CHECKING:
     from service.engine import Autopilot
+    from service.notify.outage import StoreOutage
 
 T = TypeVar("T")
 MAX_STORE_BACKOFF_SECONDS = 30.0
@@ -95,6 +96,7 @@ class Daemon:
         self._retry_at = 0.0
         self.store_error: str | None = "no poll yet"
         self.store_url = store_url  # redacted: which store a `store.unavailable` waits for
+        self.outage: StoreOutage | None = None  # notifies a long outage (service/notify/)
 
     @property
     def engine(self) -> Autopilot:
@@ -134,6 +136,7 @@ class Daemon:
                 metrics.STORE_ERRORS.inc()
                 failures += 1
                 self.store_error = describe_error(error)
+                self._outage(error)
                 log = self.log.warning if failures == 1 else self.log.debug
                 log(
                     "store.unavailable",
@@ -148,6 +151,7 @@ class Daemon:
                 continue
             if failures:
                 self.log.info("store.available", during=what, after_attempts=failures + 1)
+            self._outage(None)
             return result
         return None
 
@@ -194,6 +198,7 @@ class Daemon:
             gc.collect(1)
             metrics.TEMPLATE_READY.set(self.engine.executor.template_ready())
         metrics.POLL_DURATION.observe(report.duration_seconds)
+        self._outage(None)
         if self.consecutive_failures:
             self.log.info(
                 "store.available", during="poll", after_failures=self.consecutive_failures
@@ -219,6 +224,7 @@ class Daemon:
         )
         self._retry_at = time.monotonic() + backoff
         event = "store.unavailable" if is_store_unavailable(error) else "tick.failed"
+        self._outage(error)
         fields = {
             "during": "poll",
             "store_url": self.store_url,
@@ -230,6 +236,19 @@ class Daemon:
             self.log.error(event, **fields)
         else:
             self.log.debug(event, **fields)
+
+    def _outage(self, error: Exception | None) -> None:
+        """Tell the outage watch whether the store answered (`error` None) or did not; an
+        error that is not the store's absence changes nothing. It never stops the loop."""
+        if self.outage is None or (error is not None and not is_store_unavailable(error)):
+            return
+        try:
+            if error is None:
+                self.outage.answered()
+            else:
+                self.outage.failed(describe_error(error))
+        except Exception as problem:
+            self.log.error("notify.outage_not_recorded", error=describe_error(problem))
 
     def run_forever(self) -> None:
         self._scheduler.add_job(

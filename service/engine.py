@@ -17,6 +17,8 @@ from service.core.names import check_watched
 from service.files import private_dir
 from service.ledger import Ledger
 from service.logs import get_logger
+from service.notify.build import make_outbox
+from service.notify.outbox import Outbox
 from service.runtime.executor import Executor
 from service.runtime.template import WorkerTemplate
 from service.settings import Settings
@@ -80,13 +82,16 @@ class Autopilot:
         ledger: Ledger,
         store: StoreAdapter,
         executor: Executor,
+        outbox: Outbox | None = None,
     ) -> None:
         self.settings = settings
         self.ledger = ledger
         self.store = store
         self.executor = executor
         self.log = get_logger()
-        self.context = Context(settings, ledger, store)
+        self.context = Context(
+            settings, ledger, store, outbox=outbox or make_outbox(ledger, settings)
+        )
         self.datasets = DatasetWatch(self.context)
         self.production = ProductionWatch(self.context)
         self.models = ModelJudge(self.context, self.production)

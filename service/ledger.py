@@ -7,6 +7,10 @@ idempotent by key.
 
 Errors and details are stored redacted (`service.redact`), as the log shows them: a run's error
 can quote a URL with its password or a registered secret, and `status` and `explain` print them.
+Two kinds of schema change. One that changes existing rows bumps `SCHEMA_VERSION` and upgrades
+in place (`_migrate`). A table no existing row depends on is *additive*: it is in
+`ADDITIVE_SCHEMA`, created `IF NOT EXISTS` on every open, whatever the version, so a ledger of
+any version gets it without a bump, and an older daemon opening the ledger ignores it.
 """
 
 from __future__ import annotations
@@ -68,6 +72,32 @@ CREATE TABLE IF NOT EXISTS actions (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS actions_state ON actions (state);
+"""
+
+# Additive tables (see the module docstring), created on every open. The notification outbox
+# (service/notify/outbox.py): one row per event, one per destination it goes to.
+ADDITIVE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS notifications (
+    id TEXT PRIMARY KEY,              -- the event's stable id (service/notify/events.py)
+    sequence INTEGER NOT NULL UNIQUE, -- the order it was recorded in
+    event TEXT NOT NULL,
+    automation TEXT,
+    order_key TEXT NOT NULL,          -- its model ('' for the store): delivered in order per key
+    created REAL NOT NULL,            -- epoch seconds; its maximum age counts from here
+    body TEXT NOT NULL                -- the exact JSON object sent
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    notification_id TEXT NOT NULL,
+    destination TEXT NOT NULL,        -- webhook:<host>:<hash of the URL> | alerter
+    state TEXT NOT NULL,              -- pending | delivered | failed | dropped
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before REAL NOT NULL DEFAULT 0, -- epoch seconds: retry backoff
+    status INTEGER,                   -- the receiver's last HTTP status
+    error TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (notification_id, destination)
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_state ON deliveries (destination, state);
 """
 
 # Version 1 -> 2, in one transaction: every row of a single-automation ledger belongs to the
@@ -134,6 +164,7 @@ class Ledger:
         self._lock = threading.RLock()
         self._depth = 0
         self.upgraded_from = self._migrate()
+        self._db.executescript(ADDITIVE_SCHEMA)
 
     def _migrate(self) -> int | None:
         """Create or upgrade the schema in place; the version it was upgraded from, if any."""
@@ -181,6 +212,11 @@ class Ledger:
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         with self._lock:
             return self._db.execute(sql, params)
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """One statement, in the current transaction if any: for the modules that own an
+        additive table (service/notify/outbox.py)."""
+        return self._execute(sql, params)
 
     # -- meta ---------------------------------------------------------------------------------
 

@@ -47,6 +47,20 @@ STORE_ERRORS = Counter(
     registry=REGISTRY,
 )
 
+NOTIFICATIONS = Counter(
+    "autopilot_notifications_total",
+    "Notification deliveries by destination (`webhook:<host>:<hash>`, `alerter`) and outcome: "
+    "delivered, attempt_failed (retried), failed (not retried: a 4xx), dropped (too old).",
+    ["destination", "outcome"],
+    registry=REGISTRY,
+)
+NOTIFICATION_OUTBOX = Gauge(
+    "autopilot_notification_outbox_depth",
+    "Notifications recorded and not yet delivered (nor failed or dropped), per destination.",
+    ["destination"],
+    registry=REGISTRY,
+)
+
 
 def render() -> bytes:
     return generate_latest(REGISTRY)

@@ -15,6 +15,7 @@ from service.core.actions import (
 )
 from service.engine import LAST_POLL_KEY
 from service.ledger import Action, Ledger, Subject, epoch
+from service.notify import outbox
 from service.stages.context import DATASET, MODEL, WAITING_SINCE
 from service.stages.pipeline_holds import HELD_PREFIX
 
@@ -67,6 +68,7 @@ def status(ledger: Ledger, in_store: dict[str, list[str]] | None = None) -> dict
         "open": [_describe(a) for a in ledger.actions_in(*OPEN_STATES)],
         "recent_failures": [_describe(a) for a in ledger.recent_actions(ActionState.FAILED)],
         "recently_skipped": [_describe(a) for a in ledger.recent_actions(ActionState.SKIPPED)],
+        "notifications": outbox.summary(ledger),
     }
 
 

@@ -39,6 +39,7 @@ class Automation:
     inference: PipelineSpec
     promotion: PromotionPolicy
     env_prefix: str = "AUTOPILOT_"  # its variables: AUTOPILOT_AUTOMATIONS__<NAME>__ when named
+    notify_events: frozenset[str] | None = None  # None: the daemon's AUTOPILOT_NOTIFY_EVENTS
 
     def dataset_stream(self, artifact: str) -> str:
         return f"{self.name}/dataset:{artifact}"

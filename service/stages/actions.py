@@ -19,6 +19,7 @@ from service.core.records import RunInfo, RunStatus
 from service.errors import describe_error
 from service.faults import crashpoint
 from service.ledger import Action, epoch
+from service.notify import notices
 from service.runtime.executor import Executor, WorkerResult
 from service.runtime.launch import LAUNCHER
 from service.runtime.worker import Job
@@ -268,7 +269,9 @@ class ActionRunner:
 
     def _cannot_launch(self, action: Action, error: str) -> None:
         """A run that cannot be launched for this event: failed at once, never retried."""
-        self.ledger.transition(action.key, ActionState.FAILED, error=error)
+        with self.ledger.transaction():
+            self.ledger.transition(action.key, ActionState.FAILED, error=error)
+            self._notify(action, "failed", None, "cannot_launch", error=error)
         metrics.ACTIONS.labels(action.automation, action.kind.value, "failed").inc()
         self._log(action).error(
             f"{EVENT_PREFIX[action.kind]}.failed",
@@ -417,7 +420,10 @@ class ActionRunner:
         the job handed to its worker to the report read, ZenML's preparation included;
         `run_cpu_seconds` is the CPU its worker spent in the launcher (the run itself).
         `found_in_store`: the run completed before this ledger knew of it (nothing launched)."""
-        self.ledger.transition(action.key, ActionState.SUCCEEDED, run_id=run.id, error=None)
+        with self.ledger.transaction():
+            self.ledger.transition(action.key, ActionState.SUCCEEDED, run_id=run.id, error=None)
+            if outcome == "succeeded":  # not one found in the store: that one was notified
+                self._notify(action, "succeeded", run.id, "completed")
         _count_run(action, outcome, run)
         self._log(action).info(
             f"{EVENT_PREFIX[action.kind]}.{outcome}",
@@ -446,9 +452,11 @@ class ActionRunner:
         }
         log = self._log(action)
         if delay is None:
-            self.ledger.transition(
-                action.key, ActionState.FAILED, error=error, run_id=run.id if run else None
-            )
+            with self.ledger.transaction():
+                self.ledger.transition(
+                    action.key, ActionState.FAILED, error=error, run_id=run.id if run else None
+                )
+                self._notify(action, "failed", ids["run_id"], "attempts_exhausted", error=error)
             log.error(f"{prefix}.failed", attempts_exhausted=True, **ids)
         else:
             self.ledger.transition(
@@ -505,6 +513,26 @@ class ActionRunner:
 
     def _log(self, action: Action) -> Any:
         return self.context.log(action.automation)
+
+    def _notify(
+        self, action: Action, outcome: str, run_id: str | None, reason: str, **values: Any
+    ) -> None:
+        """`training.<outcome>` / `inference.<outcome>`, in the caller's ledger transaction."""
+        automation = self.context.automations.get(action.automation)
+        self.context.notify(
+            notices.action_ended(
+                f"{EVENT_PREFIX[action.kind]}.{outcome}",
+                action.automation,
+                automation.model_name if automation else None,
+                action.kind,
+                action.key,
+                action.subject_id,
+                action.details,
+                run_id,
+                reason,
+                {"attempts": action.attempts, **values},
+            )
+        )
 
 
 def _worker_death(result: WorkerResult) -> str:

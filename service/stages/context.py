@@ -12,6 +12,8 @@ from service.core.automation import Automation
 from service.core.polling import format_floor, parse_floor
 from service.ledger import Ledger, Subject
 from service.logs import get_logger
+from service.notify.events import Notice
+from service.notify.outbox import Outbox
 from service.settings import Settings
 from service.store import StoreAdapter
 
@@ -29,6 +31,7 @@ class Context:
     # The daemon's own clock, for durations only (how long a version has waited): epoch seconds,
     # so that a wait survives a restart. Never compared with the store's timestamps.
     clock: Callable[[], float] = time.time
+    outbox: Outbox | None = None
     automations: dict[str, Automation] = field(init=False)
     _unwatched: set[tuple[str, str]] = field(init=False, default_factory=set)
 
@@ -46,6 +49,12 @@ class Context:
                 name=name,
                 detail="the store returned it for a watched name; its versions are ignored",
             )
+
+    def notify(self, notice: Notice) -> None:
+        """Record a notification (service/notify/) if it is configured: call it inside the
+        ledger transaction that records what it reports."""
+        if self.outbox is not None:
+            self.outbox.add(notice)
 
     def log(self, automation: Automation | str) -> Any:
         """The logger of one automation: every event carries its name."""

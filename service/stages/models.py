@@ -17,6 +17,7 @@ from service.core.promotion import PRODUCTION, PromotionDecision, decide_promoti
 from service.core.records import ModelVersionInfo, RunInfo, RunStatus
 from service.faults import crashpoint
 from service.ledger import Action
+from service.notify import notices
 from service.stages.actions import ATTEMPT_TOKEN
 from service.stages.context import (
     MODEL,
@@ -26,7 +27,7 @@ from service.stages.context import (
     stored_floor,
     upgrade_cursor,
 )
-from service.stages.production import ProductionWatch, model_ids
+from service.stages.production import ProductionWatch, model_ids, trained_on
 from service.store import DECISION_METADATA_KEY
 
 # Kept in a waiting model version's ledger details: when the daemon first saw it without a run
@@ -286,6 +287,12 @@ class ModelJudge:
                 # Claimed here, not when production is next read: a later promotion in the same
                 # tick would move production past this version before anyone saw it there.
                 self.production.claim_inference(automation, version)
+            self.context.notify(
+                notices.decision(
+                    automation.name, version, trained_on(version), action.key, decision
+                )
+            )
+        crashpoint("after_decision_recorded")
         metrics.ACTIONS.labels(automation.name, "promote", decision["outcome"]).inc()
         self.context.log(automation).info(
             f"model.{decision['outcome']}",

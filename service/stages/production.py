@@ -8,6 +8,7 @@ from service.core.automation import Automation
 from service.core.promotion import repair_duplicate_production
 from service.core.records import ModelVersionInfo, RunStatus
 from service.faults import crashpoint
+from service.notify import notices
 from service.stages.context import Context
 
 
@@ -63,14 +64,28 @@ class ProductionWatch:
                 return
             current = full
         infer_key = action_key(ActionKind.INFER, current_id or "")
-        with self.ledger.transaction():
-            self.ledger.set_cursor(stream, current_id)
-            claimed = current is not None and self.claim_inference(automation, current)
-        crashpoint("after_production_seen")
         promotion = self.ledger.action(action_key(ActionKind.PROMOTE, current_id or ""))
         by_autopilot = (
             promotion is not None and promotion.details["decision"]["outcome"] == "promoted"
         )
+        # Read before the ledger transaction: the version a person's change replaced.
+        outbox, replaced = self.context.outbox, None
+        if previous and outbox and outbox.wants("model.production_changed", automation.name):
+            replaced = None if by_autopilot else self.store.model_version(previous)
+        with self.ledger.transaction():
+            self.ledger.set_cursor(stream, current_id)
+            claimed = current is not None and self.claim_inference(automation, current)
+            if not by_autopilot:
+                self.context.notify(
+                    notices.production_changed(
+                        automation.name,
+                        automation.model_name,
+                        current,
+                        trained_on(current) if current else None,
+                        replaced or previous,
+                    )
+                )
+        crashpoint("after_production_seen")
         log.info(
             "model.production_changed",
             previous_model_version_id=previous,

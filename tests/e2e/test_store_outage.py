@@ -10,7 +10,7 @@ import pytest
 
 from pipelines.feature_engineering import launch_feature_engineering
 from tests.e2e.test_server_e2e import with_service_account_key
-from tests.support import http_get, wait_for
+from tests.support import Receiver, http_get, wait_for
 
 pytestmark = pytest.mark.e2e
 OUTAGE_SECONDS = 32
@@ -26,9 +26,13 @@ def _completed_runs(key: str) -> int:
 def test_store_outage_is_ridden_out_with_nothing_lost_or_doubled(
     zenml_server, zenml_rest_store, daemon_factory, tmp_path
 ):
+    receiver = Receiver().start()  # notifications: the outage, and a run's dashboard link
     environment = {
         **with_service_account_key(zenml_server, zenml_rest_store, tmp_path),
         "AUTOPILOT_PROMOTION_MUST_BEAT_PRODUCTION": "false",
+        "AUTOPILOT_NOTIFY_WEBHOOK_URLS": receiver.url,
+        "AUTOPILOT_NOTIFY_EVENTS": "default,training.succeeded",
+        "AUTOPILOT_NOTIFY_OUTAGE_AFTER_SECONDS": "10",
     }
     daemon = daemon_factory(environment)("daemon.log")
     ready = f"http://127.0.0.1:{environment['AUTOPILOT_HTTP_PORT']}/readyz"
@@ -73,3 +77,17 @@ def test_store_outage_is_ridden_out_with_nothing_lost_or_doubled(
         assert _completed_runs(f"train:{dataset.training_id}") == 1
     outage_lines = [e for e in daemon.events() if e["event"] == "store.unavailable"]
     assert len([e for e in outage_lines if e["level"] == "error"]) == 1  # logged once
+
+    # Told once that the store was away (recorded in the local ledger while it was), then
+    # once that it is back; a run's notification links to it in the server's dashboard.
+    receiver.stop()
+    notified = receiver.events()
+    outage = [n for n in notified if n["event"].startswith("store.")]
+    assert [n["event"] for n in outage] == ["store.unreachable", "store.recovered"]
+    assert outage[0]["values"]["since"] == outage[1]["values"]["since"]
+    assert outage[1]["values"]["down_seconds"] >= OUTAGE_SECONDS
+    trained = next(n for n in notified if n["event"] == "training.succeeded")
+    run_id = trained["runs"]["training"]
+    assert trained["links"] == {
+        "training_run": f"{zenml_server.url}/projects/default/runs/{run_id}"
+    }
