@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from service.http import HealthServer
     from service.ledger import Ledger
     from service.lock import StateDirLock
+    from service.observe.board import StatusBoard
     from service.runtime.template import WorkerTemplate
     from service.store import StoreAdapter
 
@@ -219,9 +220,11 @@ def _run(settings: Settings, once: bool, dry_run: bool, lock: StateDirLock | Non
 def _start(settings: Settings, once: bool, dry_run: bool, template: WorkerTemplate | None) -> int:
     from zenml.exceptions import AuthorizationException
 
+    from service import metrics
     from service.daemon import Daemon
     from service.faults import pausepoint
     from service.logs import capture_zenml_logs, configure, get_logger, register_secret
+    from service.observe.board import StatusBoard
 
     store_url = os.environ.get("ZENML_STORE_URL")
     for secret in ("ZENML_STORE_API_KEY", "ZENML_STORE_PASSWORD"):
@@ -236,14 +239,16 @@ def _start(settings: Settings, once: bool, dry_run: bool, template: WorkerTempla
     )
     pausepoint("before_signal_handlers")
     daemon.install_signal_handlers()
+    board = StatusBoard(settings.automations, settings.ledger_path, daemon)
+    metrics.initialise(a.name for a in settings.automations)
     try:
-        health = None if once else _start_health_server(settings, daemon)
+        health = None if once else _start_health_server(settings, daemon, board)
     except OSError as error:
         bad = f"{settings.http_host}:{settings.http_port}: cannot listen: {error.strerror}"
         _print_config_error(ConfigError([f"AUTOPILOT_HTTP_HOST/AUTOPILOT_HTTP_PORT={bad}"]))
         return EXIT_CONFIG
     try:
-        return _run_daemon(settings, daemon, once, dry_run, template)
+        return _run_daemon(settings, daemon, once, dry_run, template, board)
     except AuthorizationException as error:
         get_logger().error("store.credentials_rejected", error=str(error)[:500])
         print(
@@ -277,11 +282,13 @@ def _run_daemon(
     once: bool,
     dry_run: bool,
     template: WorkerTemplate | None,
+    board: StatusBoard,
 ) -> int:
     import structlog
 
     from service.dry_run import NoLaunchExecutor, scratch_settings
     from service.engine import Autopilot, make_executor
+    from service.errors import describe_error
     from service.files import secure_state_dir
     from service.ledger import Ledger
     from service.logs import get_logger
@@ -289,9 +296,15 @@ def _run_daemon(
     if dry_run:
         structlog.contextvars.bind_contextvars(dry_run=True)
         settings = scratch_settings(settings)
+        board.ledger_path = settings.ledger_path  # the page shows what the dry run decides
     store = daemon.until_store_answers(lambda: _connect(read_only=dry_run), "start-up")
     if store is None:
         return EXIT_OK  # stopped while waiting for the store
+    board.store = store.describe()
+    try:
+        board.links = store.dashboard_links()
+    except Exception as error:  # a convenience: the page goes on without links
+        get_logger().warning("http.dashboard_links_unavailable", error=describe_error(error))
     environment = {}
     if settings.stack:
         try:
@@ -361,15 +374,22 @@ def _connect(read_only: bool = False) -> StoreAdapter:
     return store
 
 
-def _start_health_server(settings: Settings, daemon: Daemon) -> HealthServer | None:
+def _start_health_server(
+    settings: Settings, daemon: Daemon, board: StatusBoard
+) -> HealthServer | None:
     from service.http import HealthServer
     from service.logs import get_logger
 
     if settings.http_port == 0:
         return None
-    server = HealthServer(daemon, settings.http_host, settings.http_port).start()
+    server = HealthServer(daemon, settings.http_host, settings.http_port, board).start()
     host, port = server.address
-    get_logger().info("http.listening", host=host, port=port, paths=["/healthz", "/readyz"])
+    get_logger().info(
+        "http.listening",
+        host=host,
+        port=port,
+        paths=["/", "/api/status", "/healthz", "/readyz", "/metrics"],
+    )
     return server
 
 

@@ -22,7 +22,8 @@ from typing import Any
 from service.core.actions import ActionKind, ActionState, check_transition
 from service.files import create_private_file, private_dir
 
-SCHEMA_VERSION = 2  # 1: one automation (no automation columns); 2: automations
+# 1: one automation (no automation columns); 2: automations; 3: production changes
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
@@ -64,6 +65,20 @@ CREATE TABLE IF NOT EXISTS actions (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS actions_state ON actions (state);
+CREATE INDEX IF NOT EXISTS actions_by_automation ON actions (automation, kind);
+CREATE TABLE IF NOT EXISTS production_changes (  -- every change of a model's production version
+    seq INTEGER PRIMARY KEY,          -- in the order the daemon saw them
+    automation TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    model_version_id TEXT,            -- NULL: the model has no production version any more
+    model_version_number INTEGER,
+    previous_model_version_id TEXT,   -- production before this change (NULL: none, or unknown)
+    changed_by TEXT NOT NULL,         -- autopilot | external | observed_at_start
+    changed_at TEXT NOT NULL,         -- when the daemon recorded it
+    details TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS production_changes_by_automation
+    ON production_changes (automation, seq);
 """
 
 # Version 1 -> 2, in one transaction: every row of a single-automation ledger belongs to the
@@ -71,15 +86,17 @@ CREATE INDEX IF NOT EXISTS actions_state ON actions (state);
 UPGRADE_FROM_1 = """
 ALTER TABLE subjects RENAME TO subjects_v1;
 DROP INDEX IF EXISTS subjects_waiting;
+ALTER TABLE actions ADD COLUMN automation TEXT NOT NULL DEFAULT 'default';
 {schema}
 INSERT INTO subjects (automation, id, kind, name, version, status, reason, final, details,
     updated_at)
     SELECT 'default', id, kind, name, version, status, reason, final, details, updated_at
     FROM subjects_v1;
 DROP TABLE subjects_v1;
-ALTER TABLE actions ADD COLUMN automation TEXT NOT NULL DEFAULT 'default';
 UPDATE cursors SET stream = 'default/' || stream;
 """
+# Version 2 -> 3 adds tables and indexes only: `SCHEMA` creates what is missing. Production
+# changes before the upgrade were not recorded; the production cursor still says which is current.
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,7 @@ class Action:
     started_at: float | None
     error: str | None
     details: dict[str, Any]
+    created_at: str = ""  # when the key was claimed
 
 
 @dataclass(frozen=True)
@@ -110,6 +128,21 @@ class Subject:
     final: bool
     details: dict[str, Any]
     updated_at: str
+
+
+@dataclass(frozen=True)
+class ProductionChange:
+    """One change of a model's production version, as the daemon saw it."""
+
+    seq: int
+    automation: str
+    model_name: str
+    model_version_id: str | None
+    model_version_number: int | None
+    previous_model_version_id: str | None
+    changed_by: str
+    changed_at: str
+    details: dict[str, Any]
 
 
 def _now() -> str:
@@ -131,6 +164,28 @@ class Ledger:
         self._depth = 0
         self.upgraded_from = self._migrate()
 
+    @classmethod
+    def reader(cls, path: Path) -> Ledger:
+        """A read-only view on its own connection, for readers beside the daemon (the status
+        page, `/metrics`): in WAL mode they neither wait for the tick's writes nor hold them
+        up, and they never take the writer's lock. The ledger must exist with this schema."""
+        reader = cls.__new__(cls)
+        reader.path = path
+        reader._db = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, timeout=5
+        )
+        reader._db.row_factory = sqlite3.Row
+        reader._lock = threading.RLock()
+        reader._depth = 0
+        reader.upgraded_from = None
+        version = int(reader._db.execute("PRAGMA user_version").fetchone()[0])
+        if version != SCHEMA_VERSION:
+            reader.close()
+            raise RuntimeError(
+                f"ledger {path} has schema version {version}, this reader reads {SCHEMA_VERSION}"
+            )
+        return reader
+
     def _migrate(self) -> int | None:
         """Create or upgrade the schema in place; the version it was upgraded from, if any."""
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
@@ -146,7 +201,7 @@ class Ledger:
                 f"ledger {self.path} has schema version {version}, newer than this daemon's "
                 f"{SCHEMA_VERSION}: run the newer daemon, or restore a backup"
             )
-        script = SCHEMA if version == 0 else UPGRADE_FROM_1.format(schema=SCHEMA)
+        script = UPGRADE_FROM_1.format(schema=SCHEMA) if version == 1 else SCHEMA
         # executescript commits first; BEGIN/COMMIT inside it make the upgrade all or nothing.
         self._db.executescript(
             f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
@@ -366,6 +421,119 @@ class Ledger:
                 (merged, _now(), key),
             )
 
+    # -- production changes -------------------------------------------------------------------
+
+    def record_production_change(
+        self,
+        automation: str,
+        model_name: str,
+        version_id: str | None,
+        version_number: int | None,
+        previous_id: str | None,
+        changed_by: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Record that a model's production version changed (written in the transaction that
+        moves the production cursor, so each change is recorded exactly once)."""
+        self._execute(
+            "INSERT INTO production_changes (automation, model_name, model_version_id, "
+            "model_version_number, previous_model_version_id, changed_by, changed_at, details) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                automation,
+                model_name,
+                version_id,
+                version_number,
+                previous_id,
+                changed_by,
+                _now(),
+                json.dumps(details or {}),
+            ),
+        )
+
+    def production_changes(self, automation: str, limit: int = 10) -> list[ProductionChange]:
+        """An automation's latest production changes, newest first."""
+        rows = self._execute(
+            "SELECT * FROM production_changes WHERE automation = ? ORDER BY seq DESC LIMIT ?",
+            (automation, limit),
+        ).fetchall()
+        return [_production_change(row) for row in rows]
+
+    # -- reads for the status page and `/metrics` (bounded, whatever the ledger's size) ------
+
+    def latest_actions(self, automation: str, kind: ActionKind, limit: int) -> list[Action]:
+        """An automation's latest actions of one kind, newest claim first."""
+        rows = self._execute(
+            "SELECT * FROM actions WHERE automation = ? AND kind = ? ORDER BY rowid DESC LIMIT ?",
+            (automation, kind.value, limit),
+        ).fetchall()
+        return [_action(row) for row in rows]
+
+    def actions_by_key(self, keys: list[str]) -> dict[str, Action]:
+        found: dict[str, Action] = {}
+        for start in range(0, len(keys), 500):  # SQLite's limit on bound parameters
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" for _ in chunk)
+            for row in self._execute(
+                f"SELECT * FROM actions WHERE key IN ({marks})", tuple(chunk)
+            ).fetchall():
+                found[row["key"]] = _action(row)
+        return found
+
+    def open_actions(self, automation: str, limit: int) -> list[Action]:
+        """An automation's pending, running and retrying actions, in the order they were
+        claimed (the queue's order)."""
+        states = (ActionState.PENDING, ActionState.RUNNING, ActionState.RETRY_WAIT)
+        rows = self._execute(
+            "SELECT * FROM actions WHERE state IN (?, ?, ?) AND automation = ? "
+            "ORDER BY rowid LIMIT ?",
+            (*(s.value for s in states), automation, limit),
+        ).fetchall()
+        return [_action(row) for row in rows]
+
+    def latest_in(self, state: ActionState, automation: str, limit: int) -> list[Action]:
+        """An automation's actions in one state, latest changed first."""
+        rows = self._execute(
+            "SELECT * FROM actions WHERE state = ? AND automation = ? "
+            "ORDER BY updated_at DESC LIMIT ?",
+            (state.value, automation, limit),
+        ).fetchall()
+        return [_action(row) for row in rows]
+
+    def subjects_by_id(self, automation: str, ids: list[str]) -> dict[str, Subject]:
+        marks = ",".join("?" for _ in ids)
+        rows = self._execute(
+            f"SELECT * FROM subjects WHERE automation = ? AND id IN ({marks})",
+            (automation, *ids),
+        ).fetchall()
+        return {row["id"]: _subject(row) for row in rows}
+
+    def count_by_state(self, *states: ActionState) -> dict[tuple[str, str, str], int]:
+        """Actions in these states by (automation, kind, state)."""
+        marks = ",".join("?" for _ in states)
+        rows = self._execute(
+            f"SELECT automation, kind, state, COUNT(*) AS n FROM actions "
+            f"WHERE state IN ({marks}) GROUP BY automation, kind, state",
+            tuple(s.value for s in states),
+        ).fetchall()
+        return {(row["automation"], row["kind"], row["state"]): int(row["n"]) for row in rows}
+
+    def last_succeeded(self) -> dict[tuple[str, str], str]:
+        """When the latest action of each (automation, kind) succeeded (ISO time)."""
+        rows = self._execute(
+            "SELECT automation, kind, MAX(updated_at) AS at FROM actions "
+            "WHERE state = ? GROUP BY automation, kind",
+            (ActionState.SUCCEEDED.value,),
+        ).fetchall()
+        return {(row["automation"], row["kind"]): str(row["at"]) for row in rows}
+
+    def has_table(self, name: str) -> bool:
+        """Whether the ledger has this table (a feature's table, written by a newer daemon)."""
+        row = self._execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()
+        return row is not None
+
 
 def _subject(row: sqlite3.Row) -> Subject:
     return Subject(
@@ -379,6 +547,20 @@ def _subject(row: sqlite3.Row) -> Subject:
         final=bool(row["final"]),
         details=json.loads(row["details"]),
         updated_at=row["updated_at"],
+    )
+
+
+def _production_change(row: sqlite3.Row) -> ProductionChange:
+    return ProductionChange(
+        seq=row["seq"],
+        automation=row["automation"],
+        model_name=row["model_name"],
+        model_version_id=row["model_version_id"],
+        model_version_number=row["model_version_number"],
+        previous_model_version_id=row["previous_model_version_id"],
+        changed_by=row["changed_by"],
+        changed_at=row["changed_at"],
+        details=json.loads(row["details"]),
     )
 
 
@@ -396,6 +578,7 @@ def _action(row: sqlite3.Row) -> Action:
         started_at=row["started_at"],
         error=row["error"],
         details=json.loads(row["details"]),
+        created_at=row["created_at"],
     )
 
 

@@ -21,15 +21,22 @@ def register_secret(value: str | None) -> None:
         _secrets.add(value)
 
 
+def scrub(text: str) -> str:
+    """`text` without registered secrets or credentials in any URL (`service.redact`): what
+    every log line gets, and every text the status page shows."""
+    redacted = redact_text(text)
+    for secret in _secrets:
+        if secret in redacted:
+            redacted = redacted.replace(secret, "<redacted>")
+    return redacted
+
+
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Registered secrets, and credentials in any URL (`service.redact`), out of every field."""
+    """Registered secrets, and credentials in any URL, out of every field."""
     for key, value in event.items():
         if not isinstance(value, str):
             continue
-        redacted = redact_text(value)
-        for secret in _secrets:
-            if secret in redacted:
-                redacted = redacted.replace(secret, "<redacted>")
+        redacted = scrub(value)
         if redacted != value:
             event[key] = redacted
     return event

@@ -400,7 +400,13 @@ class ActionRunner:
         the job handed to its worker to the report read, ZenML's preparation included;
         `run_cpu_seconds` is the CPU its worker spent in the launcher (the run itself).
         `found_in_store`: the run completed before this ledger knew of it (nothing launched)."""
-        self.ledger.transition(action.key, ActionState.SUCCEEDED, run_id=run.id, error=None)
+        self.ledger.transition(
+            action.key,
+            ActionState.SUCCEEDED,
+            run_id=run.id,
+            error=None,
+            details={"duration_seconds": _duration(run)},  # the status page shows it
+        )
         _count_run(action, outcome, run)
         self._log(action).info(
             f"{EVENT_PREFIX[action.kind]}.{outcome}",

@@ -63,18 +63,27 @@ class ProductionWatch:
                 return
             current = full
         infer_key = action_key(ActionKind.INFER, current_id or "")
-        with self.ledger.transaction():
-            self.ledger.set_cursor(stream, current_id)
-            claimed = current is not None and self.claim_inference(automation, current)
-        crashpoint("after_production_seen")
         promotion = self.ledger.action(action_key(ActionKind.PROMOTE, current_id or ""))
         by_autopilot = (
             promotion is not None and promotion.details["decision"]["outcome"] == "promoted"
         )
+        changed_by = "autopilot" if by_autopilot else "external"
+        with self.ledger.transaction():
+            self.ledger.set_cursor(stream, current_id)
+            self.ledger.record_production_change(
+                automation.name,
+                automation.model_name,
+                current_id,
+                current.number if current else None,
+                previous,
+                changed_by,
+            )
+            claimed = current is not None and self.claim_inference(automation, current)
+        crashpoint("after_production_seen")
         log.info(
             "model.production_changed",
             previous_model_version_id=previous,
-            changed_by="autopilot" if by_autopilot else "external",
+            changed_by=changed_by,
             **(model_ids(current) if current else {"model_version_id": None}),
         )
         if current is not None and not claimed:

@@ -69,6 +69,16 @@ def test_selected_dataset_is_trained_promoted_and_served_exactly_once(zenml_stor
     assert len(runs_for(engine, infer_key)) == 1
     assert len(Client().list_model_versions(model="iris_classifier").items) == 1
 
+    # What the status page reads: the production change, once, and the chain's links.
+    (change,) = engine.ledger.production_changes("default")
+    assert (change.model_version_id, change.model_version_number) == (version.id, version.number)
+    assert (change.changed_by, change.previous_model_version_id) == ("autopilot", None)
+    promotion = engine.ledger.action(f"promote:{version.id}").details
+    assert promotion["training_run_id"] == str(training_run.id)
+    assert promotion["dataset_version_id"] == str(approved.training_id)
+    assert promotion["model_version_number"] == version.number
+    assert engine.ledger.action(train_key).details["duration_seconds"] > 0
+
 
 def test_poor_dataset_is_trained_then_rejected_with_its_reason(zenml_store, tmp_path):
     poor = launch_feature_engineering(training_tags=["approved"], label_noise=0.7, random_state=3)
@@ -250,6 +260,8 @@ def test_manual_promotion_triggers_inference_on_that_version(zenml_store, tmp_pa
     key = f"infer:{version.id}"
     tick_until(engine, lambda: _settled(engine, key), "inference on the hand-promoted version")
     assert _state(engine, key) is ActionState.SUCCEEDED
+    (change,) = engine.ledger.production_changes("default")
+    assert (change.model_version_id, change.changed_by) == (version.id, "external")
 
 
 def test_failing_dataset_does_not_hold_up_the_datasets_behind_it(zenml_store, tmp_path):
