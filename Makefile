@@ -83,7 +83,8 @@ env:
 container-engine:
 	@scripts/container-engine.sh
 
-# Stand-ins for python:3.11-slim, mysql:8.0 and zenmldocker/zenml-server, built once and cached.
+# Stand-ins for python:3.11-slim, mysql:8.0, zenmldocker/zenml-server and prom/prometheus, built
+# once and cached.
 standins:
 	@eval "$$(scripts/container-engine.sh)" && tests/compose/standins/build.sh
 

@@ -16,6 +16,7 @@
     .venv/bin/python bench/bench.py sustained-chain  # 7. the same, the whole chain
     .venv/bin/python bench/bench.py footprint  # 7. PSS of daemon and workers, 1,000 runs
     .venv/bin/python bench/bench.py candidates  # 7. spawn, reuse or fork: CPU per run
+    .venv/bin/python bench/bench.py page      # 8. the status page's cost, and the tick's while read
 
 Each prints one JSON line per measurement. Every store is a fresh temporary one; the global
 ZenML config is never touched. Bulk versions are inserted with SQL (copies of one real version),
@@ -920,7 +921,15 @@ BENCHES: dict[str, Callable[[], None]] = {
     "sustained-chain": lambda: _throughput("sustained", rates=(30, 45), chain=True),
     "footprint": lambda: _throughput("footprint"),
     "candidates": lambda: _throughput("candidates"),
+    "page": lambda: _status_page(),
 }
+
+
+def _status_page() -> None:
+    sys.modules.setdefault("bench", sys.modules[__name__])
+    import status_page  # bench/status_page.py, beside this file
+
+    status_page.page()
 
 
 def _throughput(name: str, **arguments: Any) -> None:

@@ -108,7 +108,9 @@ class StoreAdapter:
         if info.deployment_type == ServerDeploymentType.CLOUD and info.dashboard_url:
             base = f"{info.dashboard_url.rstrip('/')}/projects/{project.id}"
             return {"run": f"{base}/runs/{{id}}", "model_version": f"{base}/model-versions/{{id}}"}
-        server = redact_url((info.server_url or zen_store.url).rstrip("/"))
+        # Where a person's browser reaches the dashboard, when the server says so (behind a
+        # proxy, or in Compose where the daemon's URL is the container network's).
+        server = redact_url((info.dashboard_url or info.server_url or zen_store.url).rstrip("/"))
         return {"run": f"{server}/projects/{project.name}/runs/{{id}}"}
 
     # -- datasets -----------------------------------------------------------------------------

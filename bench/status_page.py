@@ -1,0 +1,132 @@
+"""8. The status page: what it costs to build, and what it costs the tick while people read it.
+
+    .venv/bin/python bench/bench.py page
+
+A fresh embedded store with 1,000 versions of the watched dataset (as `idle` makes them), an
+engine on it, its ledger given a history of judged versions (`tests/ledger_history.py`), and the
+daemon's HTTP server with the status board on that ledger, in the same process as the tick (as
+in the daemon: a thread beside the loop). Readers are separate processes, as browsers are:
+none; one refreshing every 10 s (the page's own refresh); one every second; one reading as fast
+as it can (`/` and `/api/status` in turn, and `/metrics` every tenth request). For each, the
+idle tick's median and 95th percentile, and how many pages the readers got.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from bench import (
+    _created,
+    _engine,
+    _save_template,
+    _store,
+    _time,
+    _zenml_ready,
+    bulk_copy,
+    median_ms,
+    percentile,
+    renumber,
+    report,
+)
+
+READER = """
+import sys, time, urllib.request
+base, pause = sys.argv[1], float(sys.argv[2])
+count = 0
+while True:
+    path = "/metrics" if count % 10 == 9 else ("/" if count % 2 == 0 else "/api/status")
+    with urllib.request.urlopen(base + path, timeout=30) as response:
+        response.read()
+    count += 1
+    print(count, flush=True)
+    if pause:
+        time.sleep(pause)
+"""
+READERS = {"none": None, "every 10 s": 10.0, "every 1 s": 1.0, "continuous": 0.0}
+
+
+def page(judged: tuple[int, ...] = (1_000, 100_000), ticks: int = 200) -> None:
+    from service.http import HealthServer
+    from service.observe.board import StatusBoard
+    from tests.ledger_history import write_history
+    from tests.unit.test_status_page import Health
+
+    _zenml_ready()
+    with _store("sqlite") as database:
+        template = _save_template([])
+        newest = _created(database, template)
+        bulk_copy(database, template, 999)
+        renumber(database, template)
+        for count in judged:
+            engine = _engine(
+                Path(tempfile.mkdtemp()),
+                start_from=(newest - timedelta(minutes=10)).isoformat(),
+                reconcile_interval_seconds="3600",
+            )
+            started = time.perf_counter()
+            write_history(engine.ledger, [0.9 + (i % 97) / 1000 for i in range(count)])
+            written = time.perf_counter() - started
+            engine.tick()
+            engine.tick()
+            board = StatusBoard(engine.settings.automations, engine.settings.ledger_path, Health())
+            server = HealthServer(Health(), "127.0.0.1", 0, board).start()
+            host, port = server.address
+            try:
+                _build_costs(board, count, written)
+                for name, pause in READERS.items():
+                    _tick_with_readers(engine, f"http://{host}:{port}", name, pause, count, ticks)
+            finally:
+                server.stop()
+                engine.ledger.close()
+
+
+def _build_costs(board: object, count: int, written: float) -> None:
+    html = board.page()  # type: ignore[attr-defined]
+    report(
+        bench="status_page_build",
+        judged_versions=count,
+        page_median_ms=median_ms(_time(board.page, 30)),  # type: ignore[attr-defined]
+        status_json_median_ms=median_ms(_time(board.status, 30)),  # type: ignore[attr-defined]
+        metrics_median_ms=median_ms(_time(board.metrics, 30)),  # type: ignore[attr-defined]
+        page_bytes=len(html.encode()),
+        history_written_s=round(written, 1),
+    )
+
+
+def _tick_with_readers(
+    engine: object, base: str, name: str, pause: float | None, count: int, ticks: int
+) -> None:
+    reader = None
+    if pause is not None:
+        reader = subprocess.Popen(
+            [sys.executable, "-c", READER, base, str(pause)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.0)  # its interpreter started and reading
+    started = time.monotonic()
+    samples = _time(engine.tick, ticks)  # type: ignore[attr-defined]
+    elapsed = time.monotonic() - started
+    pages = 0
+    if reader is not None:
+        reader.terminate()
+        output, _ = reader.communicate(timeout=30)
+        lines = output.split()
+        pages = int(lines[-1]) if lines else 0
+    report(
+        bench="tick_with_status_page",
+        judged_versions=count,
+        readers=name,
+        tick_median_ms=median_ms(samples),
+        tick_p95_ms=round(percentile(samples, 0.95) * 1000, 2),
+        tick_mean_ms=round(statistics.mean(samples) * 1000, 2),
+        requests_served=pages,
+        seconds=round(elapsed, 1),
+        ticks=ticks,
+    )
