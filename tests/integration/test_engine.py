@@ -126,6 +126,26 @@ def test_start_from_now_skips_existing_selected_versions_and_logs_how_many(
     assert '"skipped_existing": 1' in capsys.readouterr().out
 
 
+def test_a_production_version_there_at_first_start_is_recorded_not_served(zenml_store, tmp_path):
+    """START_FROM=now: production as found is the starting point (no inference), recorded as
+    such, so the status page knows which version and from when it was watched."""
+    from zenml.client import Client
+
+    client = Client()
+    client.create_model("iris_classifier")
+    version = client.create_model_version("iris_classifier", name="hand-made")
+    client.update_model_version("iris_classifier", version.id, stage="production")
+    engine = make_engine(tmp_path / "state", start_from="now")
+    engine.tick()
+    (change,) = engine.ledger.production_changes("default")
+    assert (change.model_version_id, change.model_version_number) == (
+        str(version.id),
+        version.number,
+    )
+    assert (change.changed_by, change.previous_model_version_id) == ("observed_at_start", None)
+    assert engine.ledger.action(f"infer:{version.id}") is None
+
+
 def test_datasets_produced_by_autopilot_runs_are_never_selected(zenml_store, tmp_path):
     ours = launch_feature_engineering(
         training_tags=["approved"], run_tags=["autopilot", "train:someone-else"]
