@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-WIDTH, HEIGHT = 640, 220
-LEFT, RIGHT, TOP, BOTTOM = 56, 16, 14, 30
+WIDTH, HEIGHT = 680, 220
+LEFT, RIGHT, TOP, BOTTOM = 56, 76, 14, 30  # the threshold's label in the right margin
 OUTCOME_COLOURS = {
     "promoted": "#1a7f37",
     "rejected": "#cf222e",
@@ -67,8 +67,9 @@ def candidates_chart(
     parts.append(
         f'<line class="threshold" data-threshold="{threshold}" x1="{LEFT}" '
         f'x2="{WIDTH - RIGHT}" y1="{ty:.1f}" y2="{ty:.1f}"/>'
-        f'<text class="threshold-label" x="{WIDTH - RIGHT - 4}" y="{ty - 5:.1f}" '
-        f'text-anchor="end">threshold {number(threshold)}</text>'
+        f'<text class="threshold-label" x="{WIDTH - RIGHT + 6}" y="{ty - 2:.1f}">threshold</text>'
+        f'<text class="threshold-label" x="{WIDTH - RIGHT + 6}" y="{ty + 11:.1f}">'
+        f"{number(threshold)}</text>"
     )
     for index, candidate, value in points:
         parts.append(_point(x(index), y(value), candidate, value, metric))
