@@ -65,7 +65,10 @@ CREATE TABLE IF NOT EXISTS actions (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS actions_state ON actions (state);
+-- Read by the status page and /metrics, never by the tick (service/observe/): an automation's
+-- latest actions of a kind, and when each kind last succeeded.
 CREATE INDEX IF NOT EXISTS actions_by_automation ON actions (automation, kind);
+CREATE INDEX IF NOT EXISTS actions_last_change ON actions (automation, kind, state, updated_at);
 CREATE TABLE IF NOT EXISTS production_changes (  -- every change of a model's production version
     seq INTEGER PRIMARY KEY,          -- in the order the daemon saw them
     automation TEXT NOT NULL,
@@ -459,12 +462,15 @@ class Ledger:
         ).fetchall()
         return [_production_change(row) for row in rows]
 
-    # -- reads for the status page and `/metrics` (bounded, whatever the ledger's size) ------
+    # -- reads for the status page and `/metrics` --------------------------------------------
+    # Bounded whatever the ledger's size: each names the index that answers it, since SQLite's
+    # planner, without statistics, may pick another and read every action of an automation.
 
     def latest_actions(self, automation: str, kind: ActionKind, limit: int) -> list[Action]:
         """An automation's latest actions of one kind, newest claim first."""
         rows = self._execute(
-            "SELECT * FROM actions WHERE automation = ? AND kind = ? ORDER BY rowid DESC LIMIT ?",
+            "SELECT * FROM actions INDEXED BY actions_by_automation "
+            "WHERE automation = ? AND kind = ? ORDER BY rowid DESC LIMIT ?",
             (automation, kind.value, limit),
         ).fetchall()
         return [_action(row) for row in rows]
@@ -485,8 +491,8 @@ class Ledger:
         claimed (the queue's order)."""
         states = (ActionState.PENDING, ActionState.RUNNING, ActionState.RETRY_WAIT)
         rows = self._execute(
-            "SELECT * FROM actions WHERE state IN (?, ?, ?) AND automation = ? "
-            "ORDER BY rowid LIMIT ?",
+            "SELECT * FROM actions INDEXED BY actions_state "
+            "WHERE state IN (?, ?, ?) AND automation = ? ORDER BY rowid LIMIT ?",
             (*(s.value for s in states), automation, limit),
         ).fetchall()
         return [_action(row) for row in rows]
@@ -494,8 +500,8 @@ class Ledger:
     def latest_in(self, state: ActionState, automation: str, limit: int) -> list[Action]:
         """An automation's actions in one state, latest changed first."""
         rows = self._execute(
-            "SELECT * FROM actions WHERE state = ? AND automation = ? "
-            "ORDER BY updated_at DESC LIMIT ?",
+            "SELECT * FROM actions INDEXED BY actions_state "
+            "WHERE state = ? AND automation = ? ORDER BY updated_at DESC LIMIT ?",
             (state.value, automation, limit),
         ).fetchall()
         return [_action(row) for row in rows]
@@ -512,20 +518,20 @@ class Ledger:
         """Actions in these states by (automation, kind, state)."""
         marks = ",".join("?" for _ in states)
         rows = self._execute(
-            f"SELECT automation, kind, state, COUNT(*) AS n FROM actions "
-            f"WHERE state IN ({marks}) GROUP BY automation, kind, state",
+            f"SELECT automation, kind, state, COUNT(*) AS n FROM actions INDEXED BY "
+            f"actions_state WHERE state IN ({marks}) GROUP BY automation, kind, state",
             tuple(s.value for s in states),
         ).fetchall()
         return {(row["automation"], row["kind"], row["state"]): int(row["n"]) for row in rows}
 
-    def last_succeeded(self) -> dict[tuple[str, str], str]:
-        """When the latest action of each (automation, kind) succeeded (ISO time)."""
-        rows = self._execute(
-            "SELECT automation, kind, MAX(updated_at) AS at FROM actions "
-            "WHERE state = ? GROUP BY automation, kind",
-            (ActionState.SUCCEEDED.value,),
-        ).fetchall()
-        return {(row["automation"], row["kind"]): str(row["at"]) for row in rows}
+    def last_succeeded(self, automation: str, kind: ActionKind) -> str | None:
+        """When the latest action of this automation and kind succeeded (ISO time)."""
+        row = self._execute(
+            "SELECT MAX(updated_at) AS at FROM actions INDEXED BY actions_last_change "
+            "WHERE automation = ? AND kind = ? AND state = ?",
+            (automation, kind.value, ActionState.SUCCEEDED.value),
+        ).fetchone()
+        return None if row is None or row["at"] is None else str(row["at"])
 
     def has_table(self, name: str) -> bool:
         """Whether the ledger has this table (a feature's table, written by a newer daemon)."""

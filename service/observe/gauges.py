@@ -36,7 +36,7 @@ class LedgerGauges(Collector):
         depth, last_success = self._families()
         with self._open_ledger() as ledger:
             counts = {} if ledger is None else ledger.count_by_state(*OPEN_STATES)
-            succeeded = {} if ledger is None else ledger.last_succeeded()
+            succeeded = {} if ledger is None else self._last_successes(ledger)
         # Every configured automation, kind and state, at 0 when empty: a rule can tell an
         # empty queue from one it never saw.
         automations = sorted({*self._automations, *(a for a, _, _ in counts)})
@@ -53,6 +53,15 @@ class LedgerGauges(Collector):
         yield depth
         yield last_success
 
+    def _last_successes(self, ledger: Ledger) -> dict[tuple[str, str], str]:
+        found = {}
+        for automation in self._automations:
+            for kind in ActionKind:
+                at = ledger.last_succeeded(automation, kind)
+                if at is not None:
+                    found[automation, kind.value] = at
+        return found
+
     @staticmethod
     def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
         return (
@@ -65,8 +74,8 @@ class LedgerGauges(Collector):
             ),
             GaugeMetricFamily(
                 "autopilot_last_success_timestamp_seconds",
-                "Unix time the latest action of each automation and kind (train, infer, "
-                "promote) succeeded, read from the ledger at scrape time.",
+                "Unix time the latest action of each configured automation and kind (train, "
+                "infer, promote) succeeded, read from the ledger at scrape time.",
                 labels=["automation", "kind"],
             ),
         )

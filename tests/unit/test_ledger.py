@@ -129,6 +129,7 @@ def _schema_2(path):
     with sqlite3.connect(path) as db:
         db.executescript(
             "DROP TABLE production_changes; DROP INDEX actions_by_automation; "
+            "DROP INDEX actions_last_change; "
             "PRAGMA user_version = 2;"
         )
 
