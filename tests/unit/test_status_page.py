@@ -15,6 +15,7 @@ from service.core.actions import ActionKind, ActionState
 from service.http import HealthServer
 from service.ledger import Ledger
 from service.logs import register_secret
+from service.observe import board as board_module
 from service.observe import page
 from service.observe.board import StatusBoard
 from service.settings import load_settings
@@ -136,7 +137,7 @@ def test_before_the_ledger_exists_and_with_an_empty_one(settings):
     assert "nothing recorded yet" in page.render(starting)
 
     Ledger(settings.ledger_path).close()
-    empty = board.status()
+    empty = board_for(settings).status()
     (automation,) = empty["automations"]
     assert automation["production"] is None and automation["candidates"] == []
     assert automation["chains"] == [] and automation["queue"] == {
@@ -287,3 +288,24 @@ def test_the_server_serves_the_page_its_json_and_the_gauges(settings, ledger):
         ]
     finally:
         server.stop()
+
+
+def test_the_page_is_built_at_most_once_a_second_however_many_read_it(
+    settings, ledger, monkeypatch
+):
+    write_history(ledger, [0.95])
+    board = board_for(settings)
+    builds = []
+    build = board._build
+    monkeypatch.setattr(board, "_build", lambda: builds.append(1) or build())
+    now = [1000.0]
+    monkeypatch.setattr(board_module.time, "monotonic", lambda: now[0])
+    pages = {board.page() for _ in range(5)}
+    assert len(pages) == 1 and board.status()["automations"][0]["production"]["number"] == 1
+    assert len(builds) == 1
+    write_history(ledger, [0.97], first_number=2)
+    now[0] += 0.9
+    assert board.status()["automations"][0]["production"]["number"] == 1  # the same second
+    now[0] += 0.2
+    assert board.status()["automations"][0]["production"]["number"] == 2
+    assert len(builds) == 2
