@@ -345,9 +345,9 @@ def _chain_ended(
         return training.state in terminal
     if decision is None:
         return False  # its model version is not judged yet
-    if decision.get("outcome") != "promoted":
-        return decision.get("outcome") != AWAITING_APPROVAL
-    return inference is not None and inference.state in terminal
+    if inference is not None:  # promoted, or put in production by a person or its pipeline
+        return inference.state in terminal
+    return decision.get("outcome") not in ("promoted", AWAITING_APPROVAL)
 
 
 # -- shared ---------------------------------------------------------------------------------

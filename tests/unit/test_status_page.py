@@ -309,3 +309,17 @@ def test_the_page_is_built_at_most_once_a_second_however_many_read_it(
     now[0] += 0.2
     assert board.status()["automations"][0]["production"]["number"] == 2
     assert len(builds) == 2
+
+
+def test_a_chain_ends_with_its_inference_whoever_put_the_version_in_production(
+    settings, ledger
+):
+    (version,) = write_history(ledger, [0.62])  # rejected, then promoted by a person
+    ledger.claim(f"infer:{version}", ActionKind.INFER, version, {}, "default")
+    ledger.transition(f"infer:{version}", ActionState.RUNNING, attempts=1)
+    (chain,) = board_for(settings).status()["automations"][0]["chains"]
+    assert chain["decision"]["outcome"] == "rejected"
+    assert chain["inference"]["state"] == "running" and chain["duration_seconds"] is None
+    ledger.transition(f"infer:{version}", ActionState.SUCCEEDED, run_id="r")
+    (chain,) = board_for(settings).status()["automations"][0]["chains"]
+    assert chain["duration_seconds"] is not None and chain["ended_at"] is not None
