@@ -17,6 +17,7 @@
     .venv/bin/python bench/bench.py footprint  # 7. PSS of daemon and workers, 1,000 runs
     .venv/bin/python bench/bench.py candidates  # 7. spawn, reuse or fork: CPU per run
     .venv/bin/python bench/bench.py page      # 8. the status page's cost, and the tick's while read
+    .venv/bin/python bench/bench.py page-build  # 8. what building the page costs alone
 
 Each prints one JSON line per measurement. Every store is a fresh temporary one; the global
 ZenML config is never touched. Bulk versions are inserted with SQL (copies of one real version),
@@ -922,14 +923,15 @@ BENCHES: dict[str, Callable[[], None]] = {
     "footprint": lambda: _throughput("footprint"),
     "candidates": lambda: _throughput("candidates"),
     "page": lambda: _status_page(),
+    "page-build": lambda: _status_page(ticks=0),
 }
 
 
-def _status_page() -> None:
+def _status_page(**arguments: Any) -> None:
     sys.modules.setdefault("bench", sys.modules[__name__])
     import status_page  # bench/status_page.py, beside this file
 
-    status_page.page()
+    status_page.page(**arguments)
 
 
 def _throughput(name: str, **arguments: Any) -> None:
