@@ -311,9 +311,7 @@ def test_the_page_is_built_at_most_once_a_second_however_many_read_it(
     assert len(builds) == 2
 
 
-def test_a_chain_ends_with_its_inference_whoever_put_the_version_in_production(
-    settings, ledger
-):
+def test_a_chain_ends_with_its_inference_whoever_put_the_version_in_production(settings, ledger):
     (version,) = write_history(ledger, [0.62])  # rejected, then promoted by a person
     ledger.claim(f"infer:{version}", ActionKind.INFER, version, {}, "default")
     ledger.transition(f"infer:{version}", ActionState.RUNNING, attempts=1)
