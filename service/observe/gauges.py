@@ -4,6 +4,7 @@ tick, so they cost the tick nothing and are right from the first scrape after a 
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -12,7 +13,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from service.core.actions import ActionKind, ActionState
+from service.errors import describe_error
 from service.ledger import Ledger
+from service.logs import get_logger
 
 OPEN_STATES = (ActionState.PENDING, ActionState.RUNNING, ActionState.RETRY_WAIT)
 KINDS = tuple(kind.value for kind in ActionKind)
@@ -28,15 +31,27 @@ class LedgerGauges(Collector):
     ) -> None:
         self._open_ledger = open_ledger
         self._automations = automations
+        self._failing = False
 
     def describe(self) -> list[Metric]:
         return list(self._families())
 
     def collect(self) -> Iterator[Metric]:
         depth, last_success = self._families()
-        with self._open_ledger() as ledger:
-            counts = {} if ledger is None else ledger.count_by_state(*OPEN_STATES)
-            succeeded = {} if ledger is None else self._last_successes(ledger)
+        try:
+            with self._open_ledger() as ledger:
+                if ledger is None:  # not created yet: nothing to say, rather than zeros
+                    yield from (depth, last_success)
+                    return
+                counts = ledger.count_by_state(*OPEN_STATES)
+                succeeded = self._last_successes(ledger)
+        except sqlite3.Error as error:  # /metrics goes on without these (and says why, once)
+            if not self._failing:
+                get_logger().warning("metrics.ledger_unreadable", error=describe_error(error))
+            self._failing = True
+            yield from (depth, last_success)
+            return
+        self._failing = False
         # Every configured automation, kind and state, at 0 when empty: a rule can tell an
         # empty queue from one it never saw.
         automations = sorted({*self._automations, *(a for a, _, _ in counts)})

@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from uuid import UUID
 import pytest
 import yaml
 
-from tests.monitoring_names import names_used
+from tests.monitoring_names import dashboard_queries, names_used
 from tests.support import PROJECT_ROOT, diabetes_automation, free_port, wait_for
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
@@ -466,6 +467,8 @@ def test_the_status_page_and_prometheus_with_the_alert_rules_loaded(deployment, 
     )
     series = prometheus_get(api, "label/__name__/values")
     assert names_used() - set(series) == set()
+    for query in dashboard_queries():  # each of the Grafana dashboard's, as Grafana asks it
+        assert prometheus_get(api, f"query?query={urllib.parse.quote(query)}") is not None, query
     deployment.compose("--profile", "monitoring", "stop", "prometheus")
 
 

@@ -321,3 +321,22 @@ def test_a_chain_ends_with_its_inference_whoever_put_the_version_in_production(s
     ledger.transition(f"infer:{version}", ActionState.SUCCEEDED, run_id="r")
     (chain,) = board_for(settings).status()["automations"][0]["chains"]
     assert chain["duration_seconds"] is not None and chain["ended_at"] is not None
+
+
+def test_metrics_go_on_when_the_ledger_cannot_answer(settings, ledger):
+    """A ledger the gauges cannot read (here its indexes gone) costs them their samples, not
+    the scrape: the daemon's own metrics are still served; the page says it failed."""
+    write_history(ledger, [0.95])
+    with sqlite3.connect(settings.ledger_path) as db:
+        db.executescript("DROP INDEX actions_last_change; DROP INDEX actions_by_automation;")
+    board = board_for(settings)
+    server = HealthServer(Health(), "127.0.0.1", 0, board).start()
+    host, port = server.address
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/metrics") as response:
+            text = response.read().decode()
+        assert "# TYPE autopilot_queue_depth gauge" in text
+        assert "autopilot_queue_depth{" not in text and "autopilot_store_up" in text
+        assert http_get(f"http://{host}:{port}/api/status")[0] == 500  # said, not hidden
+    finally:
+        server.stop()
