@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from service.lock import StateDirLock
     from service.notify.outbox import Outbox
     from service.notify.sender import Sender
+    from service.observe.board import StatusBoard
     from service.runtime.template import WorkerTemplate
     from service.store import StoreAdapter
 
@@ -320,9 +321,11 @@ def _run(settings: Settings, once: bool, dry_run: bool, lock: StateDirLock | Non
 def _start(settings: Settings, once: bool, dry_run: bool, template: WorkerTemplate | None) -> int:
     from zenml.exceptions import AuthorizationException
 
+    from service import metrics
     from service.daemon import Daemon
     from service.faults import pausepoint
     from service.logs import capture_zenml_logs, configure, get_logger
+    from service.observe.board import StatusBoard
 
     store_url = os.environ.get("ZENML_STORE_URL")
     _register_store_secrets()
@@ -338,14 +341,16 @@ def _start(settings: Settings, once: bool, dry_run: bool, template: WorkerTempla
     )
     pausepoint("before_signal_handlers")
     daemon.install_signal_handlers()
+    board = StatusBoard(settings.automations, settings.ledger_path, daemon)
+    metrics.initialise(a.name for a in settings.automations)
     try:
-        health = None if once else _start_health_server(settings, daemon)
+        health = None if once else _start_health_server(settings, daemon, board)
     except OSError as error:
         bad = f"{settings.http_host}:{settings.http_port}: cannot listen: {error.strerror}"
         _print_config_error(ConfigError([f"AUTOPILOT_HTTP_HOST/AUTOPILOT_HTTP_PORT={bad}"]))
         return EXIT_CONFIG
     try:
-        return _run_daemon(settings, daemon, once, dry_run, template)
+        return _run_daemon(settings, daemon, once, dry_run, template, board)
     except AuthorizationException as error:
         get_logger().error("store.credentials_rejected", error=str(error)[:500])
         print(
@@ -375,6 +380,7 @@ def _run_daemon(
     once: bool,
     dry_run: bool,
     template: WorkerTemplate | None,
+    board: StatusBoard,
 ) -> int:
     import structlog
 
@@ -389,6 +395,7 @@ def _run_daemon(
     if dry_run:
         structlog.contextvars.bind_contextvars(dry_run=True)
         settings = scratch_settings(settings)
+        board.ledger_path = settings.ledger_path  # the page shows what the dry run decides
     tightened = secure_state_dir(settings.state_dir, settings.ledger_path)
     if tightened:  # left readable by others (an earlier version, another tool, a umask)
         get_logger().warning("state.permissions_tightened", paths=tightened)
@@ -403,7 +410,7 @@ def _run_daemon(
     if sender is not None:
         sender.start()
     try:
-        return _serve(settings, daemon, once, dry_run, template, ledger, outbox, sender)
+        return _serve(settings, daemon, once, dry_run, template, ledger, outbox, sender, board)
     finally:
         if sender is not None:
             sender.stop(drain_seconds=min(SENDER_DRAIN_SECONDS, settings.notify_timeout_seconds))
@@ -419,15 +426,20 @@ def _serve(
     ledger: Ledger,
     outbox: Outbox,
     sender: Sender | None,
+    board: StatusBoard,
 ) -> int:
     from service.dry_run import NoLaunchExecutor
     from service.engine import Autopilot, make_executor
     from service.logs import get_logger
+    from service.notify.events import DashboardLinks
     from service.runtime.checks import training_warnings
 
     store = daemon.until_store_answers(lambda: _connect(read_only=dry_run), "start-up")
     if store is None:
         return EXIT_OK  # stopped while waiting for the store
+    board.store = store.describe()
+    board.links = _dashboard_links(store)
+    outbox.links = DashboardLinks(**board.links)
     environment = {}
     if settings.stack:
         try:
@@ -483,18 +495,25 @@ def _serve(
         executor.close()
 
 
-def _notify_problem(settings: Settings, outbox: Outbox) -> str | None:
-    """With the store answering: the dashboard's links for notifications, and the stack's
-    alerter when notifications go to it (none: a configuration error)."""
+def _dashboard_links(store: StoreAdapter) -> dict[str, str]:
+    """Where the ZenML dashboard shows a run (and, on ZenML Pro, a model version), for the
+    status page and notifications; none if the store cannot say (a convenience, not a need)."""
     from service.errors import describe_error
     from service.logs import get_logger
-    from service.notify.sender import NoAlerter
-    from service.notify.zenml_stack import dashboard_links, stack_alerter
 
     try:
-        outbox.links = dashboard_links()
-    except Exception as error:  # notifications go out without links; nothing else changes
-        get_logger().warning("notify.links_unavailable", error=describe_error(error))
+        return store.dashboard_links()
+    except Exception as error:
+        get_logger().warning("http.dashboard_links_unavailable", error=describe_error(error))
+        return {}
+
+
+def _notify_problem(settings: Settings, outbox: Outbox) -> str | None:
+    """With the store answering: the stack's alerter when notifications go to it (none: a
+    configuration error)."""
+    from service.notify.sender import NoAlerter
+    from service.notify.zenml_stack import stack_alerter
+
     if not settings.notify_alerter:
         return None
     try:
@@ -527,15 +546,22 @@ def _connect(read_only: bool = False) -> StoreAdapter:
     return store
 
 
-def _start_health_server(settings: Settings, daemon: Daemon) -> HealthServer | None:
+def _start_health_server(
+    settings: Settings, daemon: Daemon, board: StatusBoard
+) -> HealthServer | None:
     from service.http import HealthServer
     from service.logs import get_logger
 
     if settings.http_port == 0:
         return None
-    server = HealthServer(daemon, settings.http_host, settings.http_port).start()
+    server = HealthServer(daemon, settings.http_host, settings.http_port, board).start()
     host, port = server.address
-    get_logger().info("http.listening", host=host, port=port, paths=["/healthz", "/readyz"])
+    get_logger().info(
+        "http.listening",
+        host=host,
+        port=port,
+        paths=["/", "/api/status", "/healthz", "/readyz", "/metrics"],
+    )
     return server
 
 

@@ -127,13 +127,14 @@ class Daemon:
 
         delay, failures = 1.0, 0
         while not self._stopping.is_set():
-            self.last_loop_activity = time.monotonic()
+            self._loop_active()
             try:
                 result = operation()
             except AuthorizationException:
                 raise
             except Exception as error:
                 metrics.STORE_ERRORS.inc()
+                metrics.STORE_UP.set(0)
                 failures += 1
                 self.store_error = describe_error(error)
                 self._outage(error)
@@ -152,8 +153,13 @@ class Daemon:
             if failures:
                 self.log.info("store.available", during=what, after_attempts=failures + 1)
             self._outage(None)
+            metrics.STORE_UP.set(1)
             return result
         return None
+
+    def _loop_active(self) -> None:
+        self.last_loop_activity = time.monotonic()
+        metrics.LAST_TICK.set_to_current_time()
 
     def health(self) -> tuple[bool, dict[str, object]]:
         """Alive (liveness): the loop began a tick, or an attempt to reach the store at
@@ -182,7 +188,7 @@ class Daemon:
         """One tick (`observe`: a poll, else settling a worker's report; see `Autopilot.tick`).
         A failure is logged once per outage, then retried with backoff; the daemon goes on (a
         store outage, or bad data the core did not foresee)."""
-        self.last_loop_activity = time.monotonic()
+        self._loop_active()
         if self._backing_off():
             return []
         try:
@@ -206,6 +212,7 @@ class Daemon:
         self.consecutive_failures = 0
         self._retry_at = 0.0
         self.store_error = None
+        metrics.STORE_UP.set(1)
         self.last_successful_poll = time.monotonic()
         self.log.debug(
             "tick.completed",
@@ -219,6 +226,7 @@ class Daemon:
     def _tick_failed(self, error: Exception) -> None:
         self.consecutive_failures += 1
         self.store_error = describe_error(error)
+        metrics.STORE_UP.set(0)
         backoff = min(
             self.poll_interval * 2 ** (self.consecutive_failures - 1), MAX_STORE_BACKOFF_SECONDS
         )

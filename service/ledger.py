@@ -30,7 +30,8 @@ from service.core.actions import ActionKind, ActionState, check_transition
 from service.files import create_private_file, private_dir
 from service.redact import redact, redact_all
 
-SCHEMA_VERSION = 2  # 1: one automation (no automation columns); 2: automations
+# 1: one automation (no automation columns); 2: automations; 3: production changes
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
@@ -72,6 +73,23 @@ CREATE TABLE IF NOT EXISTS actions (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS actions_state ON actions (state);
+-- Read by the status page and /metrics, never by the tick (service/observe/): an automation's
+-- latest actions of a kind, and when each kind last succeeded.
+CREATE INDEX IF NOT EXISTS actions_by_automation ON actions (automation, kind);
+CREATE INDEX IF NOT EXISTS actions_last_change ON actions (automation, kind, state, updated_at);
+CREATE TABLE IF NOT EXISTS production_changes (  -- every change of a model's production version
+    seq INTEGER PRIMARY KEY,          -- in the order the daemon saw them
+    automation TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    model_version_id TEXT,            -- NULL: the model has no production version any more
+    model_version_number INTEGER,
+    previous_model_version_id TEXT,   -- production before this change (NULL: none, or unknown)
+    changed_by TEXT NOT NULL,         -- autopilot | external | observed_at_start
+    changed_at TEXT NOT NULL,         -- when the daemon recorded it
+    details TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS production_changes_by_automation
+    ON production_changes (automation, seq);
 """
 
 # Additive tables (see the module docstring), created on every open. The notification outbox
@@ -105,15 +123,17 @@ CREATE INDEX IF NOT EXISTS deliveries_by_state ON deliveries (destination, state
 UPGRADE_FROM_1 = """
 ALTER TABLE subjects RENAME TO subjects_v1;
 DROP INDEX IF EXISTS subjects_waiting;
+ALTER TABLE actions ADD COLUMN automation TEXT NOT NULL DEFAULT 'default';
 {schema}
 INSERT INTO subjects (automation, id, kind, name, version, status, reason, final, details,
     updated_at)
     SELECT 'default', id, kind, name, version, status, reason, final, details, updated_at
     FROM subjects_v1;
 DROP TABLE subjects_v1;
-ALTER TABLE actions ADD COLUMN automation TEXT NOT NULL DEFAULT 'default';
 UPDATE cursors SET stream = 'default/' || stream;
 """
+# Version 2 -> 3 adds tables and indexes only: `SCHEMA` creates what is missing. Production
+# changes before the upgrade were not recorded; the production cursor still says which is current.
 
 
 @dataclass(frozen=True)
@@ -130,6 +150,7 @@ class Action:
     started_at: float | None
     error: str | None
     details: dict[str, Any]
+    created_at: str = ""  # when the key was claimed
 
 
 @dataclass(frozen=True)
@@ -144,6 +165,21 @@ class Subject:
     final: bool
     details: dict[str, Any]
     updated_at: str
+
+
+@dataclass(frozen=True)
+class ProductionChange:
+    """One change of a model's production version, as the daemon saw it."""
+
+    seq: int
+    automation: str
+    model_name: str
+    model_version_id: str | None
+    model_version_number: int | None
+    previous_model_version_id: str | None
+    changed_by: str
+    changed_at: str
+    details: dict[str, Any]
 
 
 def _now() -> str:
@@ -166,6 +202,28 @@ class Ledger:
         self.upgraded_from = self._migrate()
         self._db.executescript(ADDITIVE_SCHEMA)
 
+    @classmethod
+    def reader(cls, path: Path) -> Ledger:
+        """A read-only view on its own connection, for readers beside the daemon (the status
+        page, `/metrics`): in WAL mode they neither wait for the tick's writes nor hold them
+        up, and they never take the writer's lock. The ledger must exist with this schema."""
+        reader = cls.__new__(cls)
+        reader.path = path
+        reader._db = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, timeout=5
+        )
+        reader._db.row_factory = sqlite3.Row
+        reader._lock = threading.RLock()
+        reader._depth = 0
+        reader.upgraded_from = None
+        version = int(reader._db.execute("PRAGMA user_version").fetchone()[0])
+        if version != SCHEMA_VERSION:
+            reader.close()
+            raise RuntimeError(
+                f"ledger {path} has schema version {version}, this reader reads {SCHEMA_VERSION}"
+            )
+        return reader
+
     def _migrate(self) -> int | None:
         """Create or upgrade the schema in place; the version it was upgraded from, if any."""
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
@@ -181,7 +239,7 @@ class Ledger:
                 f"ledger {self.path} has schema version {version}, newer than this daemon's "
                 f"{SCHEMA_VERSION}: run the newer daemon, or restore a backup"
             )
-        script = SCHEMA if version == 0 else UPGRADE_FROM_1.format(schema=SCHEMA)
+        script = UPGRADE_FROM_1.format(schema=SCHEMA) if version == 1 else SCHEMA
         # executescript commits first; BEGIN/COMMIT inside it make the upgrade all or nothing.
         self._db.executescript(
             f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
@@ -418,6 +476,122 @@ class Ledger:
                 (merged, _now(), key),
             )
 
+    # -- production changes -------------------------------------------------------------------
+
+    def record_production_change(
+        self,
+        automation: str,
+        model_name: str,
+        version_id: str | None,
+        version_number: int | None,
+        previous_id: str | None,
+        changed_by: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Record that a model's production version changed (written in the transaction that
+        moves the production cursor, so each change is recorded exactly once)."""
+        self._execute(
+            "INSERT INTO production_changes (automation, model_name, model_version_id, "
+            "model_version_number, previous_model_version_id, changed_by, changed_at, details) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                automation,
+                model_name,
+                version_id,
+                version_number,
+                previous_id,
+                changed_by,
+                _now(),
+                json.dumps(details or {}),
+            ),
+        )
+
+    def production_changes(self, automation: str, limit: int = 10) -> list[ProductionChange]:
+        """An automation's latest production changes, newest first."""
+        rows = self._execute(
+            "SELECT * FROM production_changes WHERE automation = ? ORDER BY seq DESC LIMIT ?",
+            (automation, limit),
+        ).fetchall()
+        return [_production_change(row) for row in rows]
+
+    # -- reads for the status page and `/metrics` --------------------------------------------
+    # Bounded whatever the ledger's size: each names the index that answers it, since SQLite's
+    # planner, without statistics, may pick another and read every action of an automation.
+
+    def latest_actions(self, automation: str, kind: ActionKind, limit: int) -> list[Action]:
+        """An automation's latest actions of one kind, newest claim first."""
+        rows = self._execute(
+            "SELECT * FROM actions INDEXED BY actions_by_automation "
+            "WHERE automation = ? AND kind = ? ORDER BY rowid DESC LIMIT ?",
+            (automation, kind.value, limit),
+        ).fetchall()
+        return [_action(row) for row in rows]
+
+    def actions_by_key(self, keys: list[str]) -> dict[str, Action]:
+        found: dict[str, Action] = {}
+        for start in range(0, len(keys), 500):  # SQLite's limit on bound parameters
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" for _ in chunk)
+            for row in self._execute(
+                f"SELECT * FROM actions WHERE key IN ({marks})", tuple(chunk)
+            ).fetchall():
+                found[row["key"]] = _action(row)
+        return found
+
+    def open_actions(self, automation: str, limit: int) -> list[Action]:
+        """An automation's pending, running and retrying actions, in the order they were
+        claimed (the queue's order)."""
+        states = (ActionState.PENDING, ActionState.RUNNING, ActionState.RETRY_WAIT)
+        rows = self._execute(
+            "SELECT * FROM actions INDEXED BY actions_state "
+            "WHERE state IN (?, ?, ?) AND automation = ? ORDER BY rowid LIMIT ?",
+            (*(s.value for s in states), automation, limit),
+        ).fetchall()
+        return [_action(row) for row in rows]
+
+    def latest_in(self, state: ActionState, automation: str, limit: int) -> list[Action]:
+        """An automation's actions in one state, latest changed first."""
+        rows = self._execute(
+            "SELECT * FROM actions INDEXED BY actions_state "
+            "WHERE state = ? AND automation = ? ORDER BY updated_at DESC LIMIT ?",
+            (state.value, automation, limit),
+        ).fetchall()
+        return [_action(row) for row in rows]
+
+    def subjects_by_id(self, automation: str, ids: list[str]) -> dict[str, Subject]:
+        marks = ",".join("?" for _ in ids)
+        rows = self._execute(
+            f"SELECT * FROM subjects WHERE automation = ? AND id IN ({marks})",
+            (automation, *ids),
+        ).fetchall()
+        return {row["id"]: _subject(row) for row in rows}
+
+    def count_by_state(self, *states: ActionState) -> dict[tuple[str, str, str], int]:
+        """Actions in these states by (automation, kind, state)."""
+        marks = ",".join("?" for _ in states)
+        rows = self._execute(
+            f"SELECT automation, kind, state, COUNT(*) AS n FROM actions INDEXED BY "
+            f"actions_state WHERE state IN ({marks}) GROUP BY automation, kind, state",
+            tuple(s.value for s in states),
+        ).fetchall()
+        return {(row["automation"], row["kind"], row["state"]): int(row["n"]) for row in rows}
+
+    def last_succeeded(self, automation: str, kind: ActionKind) -> str | None:
+        """When the latest action of this automation and kind succeeded (ISO time)."""
+        row = self._execute(
+            "SELECT MAX(updated_at) AS at FROM actions INDEXED BY actions_last_change "
+            "WHERE automation = ? AND kind = ? AND state = ?",
+            (automation, kind.value, ActionState.SUCCEEDED.value),
+        ).fetchone()
+        return None if row is None or row["at"] is None else str(row["at"])
+
+    def has_table(self, name: str) -> bool:
+        """Whether the ledger has this table (a feature's table, written by a newer daemon)."""
+        row = self._execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()
+        return row is not None
+
 
 def _stored(details: dict[str, Any]) -> str:
     """Details as a ledger column: JSON, secrets masked."""
@@ -439,6 +613,20 @@ def _subject(row: sqlite3.Row) -> Subject:
     )
 
 
+def _production_change(row: sqlite3.Row) -> ProductionChange:
+    return ProductionChange(
+        seq=row["seq"],
+        automation=row["automation"],
+        model_name=row["model_name"],
+        model_version_id=row["model_version_id"],
+        model_version_number=row["model_version_number"],
+        previous_model_version_id=row["previous_model_version_id"],
+        changed_by=row["changed_by"],
+        changed_at=row["changed_at"],
+        details=json.loads(row["details"]),
+    )
+
+
 def _action(row: sqlite3.Row) -> Action:
     return Action(
         key=row["key"],
@@ -453,6 +641,7 @@ def _action(row: sqlite3.Row) -> Action:
         started_at=row["started_at"],
         error=row["error"],
         details=json.loads(row["details"]),
+        created_at=row["created_at"],
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -60,6 +62,35 @@ NOTIFICATION_OUTBOX = Gauge(
     ["destination"],
     registry=REGISTRY,
 )
+
+LAST_TICK = Gauge(
+    "autopilot_last_tick_timestamp_seconds",
+    "Unix time the loop last began a tick, or (at start-up, or while the store is away) an "
+    "attempt to reach the store: it stops moving only when the loop is stuck.",
+    registry=REGISTRY,
+)
+STORE_UP = Gauge(
+    "autopilot_store_up",
+    "1 when the last poll (or start-up attempt) reached the store, else 0.",
+    registry=REGISTRY,
+)
+
+# Every value of the labels the alert rules and the dashboard compare, so that a series exists
+# (at 0) before its first event: Prometheus's increase() counts nothing for a series' first
+# sample, and a rule cannot tell "never" from "not yet scraped".
+ACTION_OUTCOMES = {
+    "train": ("launched", "succeeded", "attempt_failed", "failed"),
+    "infer": ("launched", "succeeded", "attempt_failed", "failed"),
+    "promote": ("promoted", "rejected", "already_production"),
+}
+
+
+def initialise(automations: Iterable[str]) -> None:
+    """Create every automation's action counters at 0."""
+    for automation in automations:
+        for kind, outcomes in ACTION_OUTCOMES.items():
+            for outcome in outcomes:
+                ACTIONS.labels(automation, kind, outcome)
 
 
 def render() -> bytes:

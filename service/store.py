@@ -117,6 +117,27 @@ class StoreAdapter:
         orchestrator = model.components[StackComponentType.ORCHESTRATOR][0]
         return str(orchestrator.flavor_name) == "local"
 
+    def dashboard_links(self) -> dict[str, str]:
+        """URL templates (with `{id}`) of ZenML's dashboard pages for a run and a model
+        version, as ZenML's own `dashboard_utils` builds them (0.98): for a ZenML server only
+        (a local store has no dashboard). The open-source dashboard shows runs but no model
+        version (its model pages are ZenML Pro's), so it gets no model version template."""
+        from zenml.enums import StoreType
+        from zenml.models.v2.misc.server_models import ServerDeploymentType
+
+        zen_store = self._client.zen_store
+        if zen_store.type is not StoreType.REST:
+            return {}
+        info = zen_store.get_store_info()
+        project = self._client.active_project
+        if info.deployment_type == ServerDeploymentType.CLOUD and info.dashboard_url:
+            base = f"{info.dashboard_url.rstrip('/')}/projects/{project.id}"
+            return {"run": f"{base}/runs/{{id}}", "model_version": f"{base}/model-versions/{{id}}"}
+        # Where a person's browser reaches the dashboard, when the server says so (behind a
+        # proxy, or in Compose where the daemon's URL is the container network's).
+        server = redact_url((info.dashboard_url or info.server_url or zen_store.url).rstrip("/"))
+        return {"run": f"{server}/projects/{project.name}/runs/{{id}}"}
+
     # -- datasets -----------------------------------------------------------------------------
 
     def newest_dataset_created(self, name: str) -> datetime | None:

@@ -12,9 +12,7 @@ connections).
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import quote
 
-from service.notify.events import DashboardLinks
 from service.notify.sender import NoAlerter
 
 
@@ -38,26 +36,3 @@ def stack_alerter(stack: str | None) -> Callable[[str], bool]:
         raise NoAlerter(f"stack {model.name!r} has no alerter")
     post: Callable[[str], bool] = alerter.post
     return post
-
-
-def dashboard_links() -> DashboardLinks:
-    """Where a ZenML server's dashboard shows runs (ZenML 0.98's routes, as
-    `zenml.utils.dashboard_utils` builds them): `<server>/projects/<project name>/runs/<id>`;
-    a ZenML Pro workspace also shows model versions. An embedded store has no dashboard."""
-    from zenml.client import Client
-    from zenml.enums import StoreType
-    from zenml.models import ServerDeploymentType
-
-    client = Client()
-    store = client.zen_store
-    if store.type != StoreType.REST:
-        return DashboardLinks()
-    info = store.get_store_info()
-    project = client.active_project
-    if info.deployment_type == ServerDeploymentType.CLOUD and info.dashboard_url:
-        base = f"{info.dashboard_url.rstrip('/')}/projects/{project.id}"
-        return DashboardLinks(
-            run=f"{base}/runs/{{id}}", model_version=f"{base}/model-versions/{{id}}"
-        )
-    server = (info.dashboard_url or info.server_url or store.url).rstrip("/")
-    return DashboardLinks(run=f"{server}/projects/{quote(project.name)}/runs/{{id}}")

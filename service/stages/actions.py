@@ -421,7 +421,13 @@ class ActionRunner:
         `run_cpu_seconds` is the CPU its worker spent in the launcher (the run itself).
         `found_in_store`: the run completed before this ledger knew of it (nothing launched)."""
         with self.ledger.transaction():
-            self.ledger.transition(action.key, ActionState.SUCCEEDED, run_id=run.id, error=None)
+            self.ledger.transition(
+                action.key,
+                ActionState.SUCCEEDED,
+                run_id=run.id,
+                error=None,
+                details={"duration_seconds": _duration(run)},  # the status page shows it
+            )
             if outcome == "succeeded":  # not one found in the store: that one was notified
                 self._notify(action, "succeeded", run.id, "completed")
         _count_run(action, outcome, run)

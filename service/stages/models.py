@@ -85,6 +85,15 @@ class ModelJudge:
                 automation.production_stream,
                 production.id if production and already_served else None,
             )
+            if production is not None and already_served:  # served already: no inference
+                self.ledger.record_production_change(
+                    automation.name,
+                    model,
+                    production.id,
+                    production.number,
+                    None,
+                    "observed_at_start",
+                )
             self.ledger.set_cursor(automation.model_stream, format_floor(floor))
         self.context.log(automation).info(
             "startup.stream_initialised",
@@ -224,7 +233,7 @@ class ModelJudge:
         decision = decide_promotion(version, self._production(automation), policy)
         with self.ledger.transaction():
             self.ledger.claim(
-                key, ActionKind.PROMOTE, version.id, _details(decision), automation.name
+                key, ActionKind.PROMOTE, version.id, _details(decision, version), automation.name
             )
             self._note(automation, version, "decided", decision.reason.value)
         crashpoint("after_promotion_decided")
@@ -273,7 +282,7 @@ class ModelJudge:
                 decision["production_version_id"],
             ):  # production changed since the decision (a person, or a crash): decide again
                 fresh = decide_promotion(version, production, policy)
-                decision = _details(fresh)["decision"]
+                decision = fresh.as_metadata()
                 self.ledger.update_details(action.key, {"decision": decision})
         stage_changed = decision["outcome"] == "promoted" and version.stage != PRODUCTION
         if stage_changed:
@@ -319,9 +328,8 @@ class ModelJudge:
         """A version whose decision is in the store but not in the ledger (the ledger was lost
         or restored from an old backup): take the store's decision, change nothing."""
         with self.ledger.transaction():
-            if self.ledger.claim(
-                key, ActionKind.PROMOTE, version.id, {"decision": decision}, automation.name
-            ):
+            details = {**_details_of_version(version), "decision": decision}
+            if self.ledger.claim(key, ActionKind.PROMOTE, version.id, details, automation.name):
                 self.ledger.transition(key, ActionState.SUCCEEDED)
             if decision["outcome"] == "promoted":
                 self.production.claim_inference(automation, version)
@@ -356,5 +364,13 @@ class ModelJudge:
         )
 
 
-def _details(decision: PromotionDecision) -> dict[str, Any]:
-    return {"decision": decision.as_metadata()}
+def _details(decision: PromotionDecision, version: ModelVersionInfo) -> dict[str, Any]:
+    return {**_details_of_version(version), "decision": decision.as_metadata()}
+
+
+def _details_of_version(version: ModelVersionInfo) -> dict[str, Any]:
+    """What a promotion's record in the ledger keeps beside the decision: the ids that tie the
+    version to the dataset and the training run that made it (the status page's chains)."""
+    ids = model_ids(version)
+    ids.pop("model_version", None)  # the label: model name and number, both kept
+    return {"model_version_number": version.number, **ids}

@@ -68,12 +68,21 @@ class ProductionWatch:
         by_autopilot = (
             promotion is not None and promotion.details["decision"]["outcome"] == "promoted"
         )
+        changed_by = "autopilot" if by_autopilot else "external"
         # Read before the ledger transaction: the version a person's change replaced.
         outbox, replaced = self.context.outbox, None
         if previous and outbox and outbox.wants("model.production_changed", automation.name):
             replaced = None if by_autopilot else self.store.model_version(previous)
         with self.ledger.transaction():
             self.ledger.set_cursor(stream, current_id)
+            self.ledger.record_production_change(
+                automation.name,
+                automation.model_name,
+                current_id,
+                current.number if current else None,
+                previous,
+                changed_by,
+            )
             claimed = current is not None and self.claim_inference(automation, current)
             if not by_autopilot:
                 self.context.notify(
@@ -89,7 +98,7 @@ class ProductionWatch:
         log.info(
             "model.production_changed",
             previous_model_version_id=previous,
-            changed_by="autopilot" if by_autopilot else "external",
+            changed_by=changed_by,
             **(model_ids(current) if current else {"model_version_id": None}),
         )
         if current is not None and not claimed:

@@ -3,10 +3,13 @@ completes with nothing lost and nothing done twice (issue: prove it under faults
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pipelines.feature_engineering import launch_feature_engineering
 from service.faults import CRASH_ENV, CRASH_POINTS
+from service.ledger import Ledger
 from tests.support import Receiver, daemon_settings, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -77,3 +80,7 @@ def test_killed_at_a_crash_point_then_restarted_completes_exactly_once(
         str(production.id),
     )
     assert {r.json["id"] for r in receiver.received("any")} == {notified["id"]}
+    # The production change is recorded once, with the cursor it moved, whatever the crash.
+    ledger = Ledger.reader(Path(environment["AUTOPILOT_STATE_DIR"]) / "ledger.sqlite")
+    (change,) = ledger.production_changes("default")
+    assert (change.model_version_id, change.changed_by) == (str(production.id), "autopilot")

@@ -5,10 +5,12 @@ then green, and catches up with nothing lost or doubled."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
 from pipelines.feature_engineering import launch_feature_engineering
+from tests.browser import Dom, dump_dom
 from tests.e2e.test_server_e2e import with_service_account_key
 from tests.support import Receiver, http_get, wait_for
 
@@ -21,6 +23,20 @@ def _completed_runs(key: str) -> int:
 
     runs = Client().list_pipeline_runs(tags=f"equals:{key}").items
     return len([r for r in runs if r.status.value == "completed"])
+
+
+def the_status_page_shows_the_outage(port: str, trained_before: Any) -> None:
+    """The page (in a real browser) and its JSON, built from the ledger while the store is
+    away: the outage and its error on top, and what was done before it below."""
+    status, body = http_get(f"http://127.0.0.1:{port}/api/status")
+    assert status == 200
+    assert body["daemon"]["store_reachable"] is False and body["daemon"]["store_error"]
+    (chain, *_) = body["automations"][0]["chains"]
+    assert chain["dataset"]["id"] == str(trained_before.training_id)
+    dom = Dom(dump_dom(f"http://127.0.0.1:{port}/"))
+    assert dom.one("header")["data-store-reachable"] == "false"
+    assert "The store does not answer" in dom.one("div", id="store-outage").text
+    assert len(dom.all("tr", "chain")) == 1
 
 
 def test_store_outage_is_ridden_out_with_nothing_lost_or_doubled(
@@ -53,6 +69,7 @@ def test_store_outage_is_ridden_out_with_nothing_lost_or_doubled(
         probes.append((http_get(alive)[0], http_get(ready)[0]))
         time.sleep(1)
     daemon.wait_event("store.unavailable", timeout=5)
+    the_status_page_shows_the_outage(environment["AUTOPILOT_HTTP_PORT"], trained_before=before)
     # Liveness is not the store: a probe must not restart a daemon that is correctly waiting.
     assert {alive_status for alive_status, _ in probes} == {200}, probes
     readiness = [ready_status for _, ready_status in probes]

@@ -37,7 +37,7 @@ DOCKERFILE = PROJECT_ROOT / "Dockerfile"
 LOCK_FILE = PROJECT_ROOT / "requirements.lock"
 PYPROJECT = PROJECT_ROOT / "pyproject.toml"
 
-SERVICES = {"mysql", "zenml", "bootstrap", "daemon", "producer"}
+SERVICES = {"mysql", "zenml", "bootstrap", "daemon", "producer", "prometheus"}
 KEY_FILE = "/run/autopilot-secrets/api_key"
 DEV_ONLY = {"pytest", "pytest-timeout", "ruff", "mypy", "mypy-extensions", "pathspec", "iniconfig"}
 # `${NAME}`, `${NAME:-default}`, `${NAME-default}`, `${NAME:?err}` ... and `$NAME`, not `$$`.
@@ -245,6 +245,24 @@ def test_daemon_keeps_its_ledger_on_a_volume_and_listens_on_all_interfaces(confi
     assert env["AUTOPILOT_HTTP_HOST"] == "0.0.0.0"
     assert env["ZENML_STORE_URL"] == "http://zenml:8080"
     assert set(config["volumes"]) >= {"mysql-data", "autopilot-secrets", "autopilot-state"}
+
+
+def test_the_monitoring_profile_runs_prometheus_on_the_shipped_rules(config):
+    """`--profile monitoring`: Prometheus on loopback, scraping the daemon with the rules of
+    monitoring/prometheus/ (checked by promtool in tests/unit/test_monitoring.py)."""
+    prometheus = config["services"]["prometheus"]
+    assert prometheus["profiles"] == ["monitoring"]
+    assert prometheus["ports"] == ["127.0.0.1:9090:9090/tcp"]
+    rules = PROJECT_ROOT / "monitoring" / "prometheus"
+    assert f"{rules}:/etc/prometheus:ro" in prometheus["volumes"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    scraped = yaml.safe_load((rules / "prometheus.yml").read_text())
+    (job,) = scraped["scrape_configs"]
+    daemon_port = config["services"]["daemon"]["ports"][0].split(":")[-1].split("/")[0]
+    assert job["job_name"] == "autopilot"
+    assert job["static_configs"] == [{"targets": [f"daemon:{daemon_port}"]}]
+    assert scraped["rule_files"] == ["alerts.yml"]
+    assert "prometheus" not in config["services"]["daemon"].get("depends_on", {})
 
 
 def test_env_example_gives_the_same_config_as_the_defaults(config, tmp_path):

@@ -115,4 +115,51 @@ def test_a_single_automation_ledger_is_upgraded_in_place(tmp_path):
     assert ledger.action("infer:mv-3").state is ActionState.RETRY_WAIT  # kept, not redone
     assert not ledger.claim("train:d7", ActionKind.TRAIN, "d7", {}, "default")
     ledger.close()
-    assert Ledger(path).upgraded_from is None  # once
+    upgraded = Ledger(path)
+    assert upgraded.upgraded_from is None  # once
+    assert upgraded.production_changes("default") == []
+
+
+def _schema_2(path):
+    """A ledger as a schema 2 daemon (automations, no production changes) left it."""
+    v2 = Ledger(path)
+    v2.claim("promote:mv-3", ActionKind.PROMOTE, "mv-3", {"decision": {}}, "default")
+    v2.set_cursor("default/production:iris_classifier", "mv-3")
+    v2.close()
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "DROP TABLE production_changes; DROP INDEX actions_by_automation; "
+            "DROP INDEX actions_last_change; "
+            "PRAGMA user_version = 2;"
+        )
+
+
+def test_a_schema_2_ledger_is_upgraded_in_place_to_record_production_changes(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    _schema_2(path)
+    ledger = Ledger(path)
+    assert ledger.upgraded_from == 2
+    assert ledger.action("promote:mv-3").state is ActionState.PENDING  # kept as it was
+    assert ledger.get_cursor("default/production:iris_classifier") == "mv-3"
+    assert ledger.production_changes("default") == []  # not recorded before: not invented
+    ledger.record_production_change("default", "iris_classifier", "mv-4", 4, "mv-3", "autopilot")
+    ledger.close()
+    reopened = Ledger(path)
+    assert reopened.upgraded_from is None
+    (change,) = reopened.production_changes("default")
+    assert (change.model_version_id, change.model_version_number) == ("mv-4", 4)
+    assert (change.previous_model_version_id, change.changed_by) == ("mv-3", "autopilot")
+    reader = Ledger.reader(path)
+    assert reader.production_changes("default") == [change]
+    with pytest.raises(sqlite3.OperationalError):  # a reader cannot write
+        reader.set_meta("x", "y")
+
+
+def test_production_changes_are_listed_newest_first_per_automation(ledger):
+    ledger.record_production_change("iris", "m1", "a", 1, None, "autopilot")
+    ledger.record_production_change("churn", "m2", "x", 1, None, "external")
+    ledger.record_production_change("iris", "m1", "b", 2, "a", "external", {"note": "by hand"})
+    newest, oldest = ledger.production_changes("iris")
+    assert (newest.model_version_id, newest.previous_model_version_id) == ("b", "a")
+    assert newest.details == {"note": "by hand"} and oldest.model_version_id == "a"
+    assert [c.model_version_id for c in ledger.production_changes("iris", limit=1)] == ["b"]

@@ -12,7 +12,7 @@ from email.message import Message
 import pytest
 
 from service.core.actions import ActionKind
-from service.ledger import Ledger
+from service.ledger import SCHEMA_VERSION, Ledger
 from service.notify import events, notices
 from service.notify.events import CATALOGUE, DEFAULT_EVENTS, parse_event_names
 from service.notify.outage import StoreOutage
@@ -204,7 +204,7 @@ def test_the_outbox_tables_are_added_to_a_ledger_of_any_version(tmp_path):
         db.execute("DROP TABLE notifications")
     reopened = Ledger(path)
     assert rows(reopened, "notifications") == []
-    assert int(reopened.execute("PRAGMA user_version").fetchone()[0]) == 2
+    assert int(reopened.execute("PRAGMA user_version").fetchone()[0]) == SCHEMA_VERSION
     reopened.close()
 
 
