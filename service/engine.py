@@ -101,10 +101,34 @@ class Autopilot:
                 path=str(self.ledger.path),
             )
             self.ledger.upgraded_from = None
+        self._say_what_is_stranded()  # before new streams are initialised
         self.datasets.start()
         self.models.start()
         self.actions.recover()
         self.executor.warm_up()
+
+    def _say_what_is_stranded(self) -> None:
+        """Streams or open actions of an automation no longer configured wait for ever (a
+        renamed automation, most often): say so once, with the command that carries them to
+        a configured one, while nothing has been done under the new name yet."""
+        rows = self.ledger.rows_by_automation()
+        configured = self.context.automations
+        new = [name for name in configured if name not in rows]
+        target = new[0] if len(new) == 1 else "<configured name>"
+        for name, held in sorted(rows.items()):
+            if name in configured or not name or not (held.streams or held.open_actions):
+                continue
+            self.log.warning(
+                "startup.automation_not_configured",
+                automation=name,
+                streams=held.streams,
+                open_actions=held.open_actions,
+                configured=sorted(configured),
+                carry_over=(
+                    f"stop the daemon and run `autopilot rename-automation {name} {target}` "
+                    "(possible until the new name has actions of its own)"
+                ),
+            )
 
     def tick(self, observe: bool = True) -> TickReport:
         """Settle, observe, decide, dispatch. `observe=False` is for a worker's report between

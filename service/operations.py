@@ -1,8 +1,10 @@
 """Operator commands: `status`, `explain`, `replay`, `skip`. They read and write the ledger only
-(the daemon picks up a replay or skip on its next tick), so they work while the daemon runs."""
+(the daemon picks up a replay or skip on its next tick), so they work while the daemon runs.
+`rename_automation` too, but only while no daemon runs (the CLI holds the state dir's lock)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from service.core.actions import (
@@ -13,7 +15,8 @@ from service.core.actions import (
     parse_action_key,
 )
 from service.engine import LAST_POLL_KEY
-from service.ledger import Action, Ledger, epoch
+from service.ledger import Action, AutomationRows, Ledger, epoch
+from service.settings import AUTOMATION_NAME
 
 OPEN_STATES = (ActionState.PENDING, ActionState.RUNNING, ActionState.RETRY_WAIT)
 
@@ -120,6 +123,49 @@ def skip(ledger: Ledger, key: str) -> Action:
         return ledger.transition(key, ActionState.SKIPPED, details={"skipped_at": epoch()})
 
 
+@dataclass(frozen=True)
+class Renamed:
+    old: str
+    new: str
+    carried_over: AutomationRows  # what `old` held
+    replaced: AutomationRows  # what `new` held before (streams, skipped versions)
+
+
+def rename_automation(ledger: Ledger, old: str, new: str, configured: set[str]) -> Renamed:
+    """Carry an automation's streams, judgements and actions (open ones included) over to a new
+    name, so that renaming it in the configuration strands nothing and redoes nothing. `new`
+    must be configured and `old` no longer; `new` may hold what a start under the new name
+    wrote before it acted (streams, skipped versions), which `old`'s replace, but no action."""
+    old, new = old.strip().lower(), new.strip().lower()
+    if not AUTOMATION_NAME.fullmatch(new):
+        raise OperationError(f"{new!r} is not an automation name (a-z, 0-9, _; at most 40)")
+    if old == new:
+        raise OperationError(f"{old} and {new} are the same automation")
+    if old in configured:
+        raise OperationError(
+            f"{old} is still configured: rename it in the configuration first (its "
+            f"AUTOPILOT_AUTOMATIONS__{old.upper()}__* variables), then carry its work over"
+        )
+    if new not in configured:
+        raise OperationError(
+            f"{new} is not configured (configured: {', '.join(sorted(configured))}): configure "
+            "it first, so its work is not stranded again"
+        )
+    with ledger.transaction():
+        rows = ledger.rows_by_automation()
+        none = AutomationRows()
+        renamed = Renamed(old, new, rows.get(old, none), rows.get(new, none))
+        if renamed.carried_over.empty:
+            raise OperationError(f"the ledger holds nothing of automation {old}")
+        if renamed.replaced.actions:
+            raise OperationError(
+                f"{new} has {renamed.replaced.actions} actions of its own already (a daemon ran "
+                f"it): its history and {old}'s cannot be merged"
+            )
+        ledger.rename_automation(old, new)
+    return renamed
+
+
 def _check_key(key: str) -> ParsedKey:
     try:
         return parse_action_key(key)
@@ -147,3 +193,12 @@ def _describe(action: Action) -> dict[str, Any]:
         if name in action.details:
             described[name] = action.details[name]
     return described
+
+
+def describe_rename(renamed: Renamed) -> dict[str, Any]:
+    return {
+        "automation": renamed.new,
+        "renamed_from": renamed.old,
+        "carried_over": asdict(renamed.carried_over),
+        "replaced": asdict(renamed.replaced),
+    }
