@@ -222,6 +222,12 @@ class ModelJudge:
         if version is None:
             self.ledger.transition(action.key, ActionState.FAILED, error="model version deleted")
             return False
+        recorded = version.metadata.get(DECISION_METADATA_KEY)
+        if isinstance(recorded, dict) and "outcome" in recorded:
+            # Carried out already (the decision is written after the stage change): a ledger
+            # restored from a backup taken before that must not promote the version again.
+            self._adopt(automation, version, action.key, recorded)
+            return False
         decision = action.details["decision"]
         if decision["outcome"] == "promoted":
             production = self._production(automation)
@@ -267,13 +273,15 @@ class ModelJudge:
         key: str,
         decision: dict[str, Any],
     ) -> None:
-        """A version whose decision is in the store but not in the ledger (the ledger was lost
-        or restored from an old backup): take the store's decision, change nothing."""
+        """A version whose decision is in the store but not in the ledger, or only as pending
+        (the ledger was lost, or restored from an old backup): take the store's decision,
+        change nothing."""
         with self.ledger.transaction():
-            if self.ledger.claim(
-                key, ActionKind.PROMOTE, version.id, {"decision": decision}, automation.name
-            ):
-                self.ledger.transition(key, ActionState.SUCCEEDED)
+            details = {"decision": decision}
+            self.ledger.claim(key, ActionKind.PROMOTE, version.id, details, automation.name)
+            action = self.ledger.action(key)
+            if action is not None and action.state is ActionState.PENDING:
+                self.ledger.transition(key, ActionState.SUCCEEDED, details=details)
             if decision["outcome"] == "promoted":
                 self.production.claim_inference(automation, version)
             self._note(automation, version, "decided", str(decision.get("reason")))
