@@ -443,6 +443,27 @@ class ActionRunner:
             )
             log.warning(f"{prefix}.attempt_failed", retry_in_seconds=delay, **ids)
 
+    def record_training_before_report(self, run: RunInfo) -> None:
+        """Record a training as succeeded from its run in the store, before its worker's report
+        is read, when the model version the run made is about to be judged (or seen in
+        production): a poll can find the run complete while its worker is still ending, and
+        one chain's events must read in causal order, `training.succeeded` first. The report,
+        when it comes, finds the action settled."""
+        if run.status is not RunStatus.SUCCEEDED:
+            return
+        for tag in run.tags:
+            if not tag.startswith(f"{ActionKind.TRAIN.value}:"):
+                continue
+            action = self.ledger.action(tag)
+            token = action.details.get(ATTEMPT_TOKEN) if action else None
+            if (
+                action is not None
+                and action.state is ActionState.RUNNING
+                and token
+                and run.name.endswith(f"-{token}")  # this attempt's run, not an earlier one's
+            ):
+                self._succeeded(action, run)
+
     def shutdown(self, grace_seconds: float) -> None:
         """Let running workers finish for up to the grace period, then record how they ended.
         A run the daemon had to stop was interrupted, not failed: it is launched again at the

@@ -3,19 +3,23 @@ person's, or the model's own pipeline's), claim one inference pinned to that exa
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from service.core.actions import ActionKind, action_key, parse_action_key
 from service.core.automation import Automation
 from service.core.promotion import repair_duplicate_production
-from service.core.records import ModelVersionInfo, RunStatus
+from service.core.records import ModelVersionInfo, RunInfo, RunStatus
 from service.faults import crashpoint
 from service.stages.context import Context
 
 
 class ProductionWatch:
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Context, record_training: Callable[[RunInfo], None]) -> None:
         self.context = context
         self.ledger = context.ledger
         self.store = context.store
+        # Records the training a finished run belongs to, if its worker has not reported yet.
+        self._record_training = record_training
 
     def tick(self, automations: list[Automation] | None = None) -> None:
         """One store query for every model's production versions, then a look per automation."""
@@ -61,6 +65,8 @@ class ProductionWatch:
             if full.producer is not None and full.producer.status is RunStatus.IN_PROGRESS:
                 log.debug("production.waiting_for_training_run", **model_ids(full))
                 return
+            if full.producer is not None:  # its training is logged done before this change
+                self._record_training(full.producer)
             current = full
         infer_key = action_key(ActionKind.INFER, current_id or "")
         with self.ledger.transaction():
@@ -69,15 +75,21 @@ class ProductionWatch:
         crashpoint("after_production_seen")
         promotion = self.ledger.action(action_key(ActionKind.PROMOTE, current_id or ""))
         by_autopilot = (
-            promotion is not None and promotion.details["decision"]["outcome"] == "promoted"
+            promotion is not None
+            and promotion.details.get("decision", {}).get("outcome") == "promoted"
         )
+        inference: dict[str, object] = {}
+        if current is not None:  # when its one inference was claimed
+            when = "now" if claimed else "when_promoted" if by_autopilot else "before"
+            inference = {"inference_key": infer_key, "inference_claimed": when}
         log.info(
             "model.production_changed",
             previous_model_version_id=previous,
             changed_by="autopilot" if by_autopilot else "external",
+            **inference,
             **(model_ids(current) if current else {"model_version_id": None}),
         )
-        if current is not None and not claimed:
+        if current is not None and not claimed and not by_autopilot:  # back to a served version
             log.info("inference.already_claimed", key=infer_key)
 
     def claim_inference(self, automation: Automation, version: ModelVersionInfo) -> bool:
