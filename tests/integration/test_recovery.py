@@ -7,6 +7,8 @@ import json
 import os
 import signal
 import sqlite3
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 import pytest
 
@@ -149,11 +151,33 @@ def test_a_lost_ledger_does_not_run_an_inference_the_store_has_done(zenml_store,
     assert len(runs_for(fresh, f"train:{approved.training_id}")) == 1
 
 
-def _skew_ledger_clock(ledger_path, key: str, seconds: float) -> None:
-    """Move the attempt's launch time in the ledger, as a store whose clock is that far off
-    the daemon's would see it (the old lookup compared the two)."""
-    with sqlite3.connect(ledger_path) as db:
-        db.execute("UPDATE actions SET started_at = started_at + ? WHERE key = ?", (seconds, key))
+def _store_clock_behind(run_id: str, seconds: float) -> None:
+    """Stamp a run in the store's own database as a store whose clock is `seconds` behind the
+    daemon's would have: its `created`, `updated` and `start_time` earlier than the attempt's
+    launch time in the ledger. A recovery comparing clocks (runs of the key created since the
+    launch) would not find it, and launch the action again beside it."""
+    from zenml.client import Client
+
+    database = Client().zen_store.url.removeprefix("sqlite:///")
+    columns = ("created", "updated", "start_time")
+    with sqlite3.connect(database) as db:
+        row = db.execute(
+            f"SELECT {', '.join(columns)} FROM pipeline_run WHERE id = ?",
+            (UUID(run_id).hex,),
+        ).fetchone()
+        assert row is not None, f"run {run_id} not in {database}"
+        shifted = [_shifted(value, -seconds) for value in row]
+        db.execute(
+            f"UPDATE pipeline_run SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
+            (*shifted, UUID(run_id).hex),
+        )
+
+
+def _shifted(stamp: str | None, seconds: float) -> str | None:
+    if stamp is None:
+        return None
+    moved = datetime.fromisoformat(stamp) + timedelta(seconds=seconds)
+    return moved.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def test_an_orphaned_run_is_found_whatever_the_clocks_say(zenml_store, tmp_path):
@@ -167,8 +191,12 @@ def test_an_orphaned_run_is_found_whatever_the_clocks_say(zenml_store, tmp_path)
         what="the run to start",
     )
     kill_worker(crashed, key)  # the daemon dies with its worker
+    launched = crashed.ledger.action(key).started_at
     crashed.ledger.close()
-    _skew_ledger_clock(crashed.settings.ledger_path, key, 3600)
+    _store_clock_behind(running.id, 3600)
+    (skewed,) = runs_for(crashed, key)
+    assert skewed.created is not None
+    assert skewed.created.replace(tzinfo=UTC).timestamp() < launched - 3000  # as the store says
 
     restarted = make_engine(tmp_path / "state", environ=slow_training(seconds=0))
     (orphan,) = [r for r in runs_for(restarted, key) if r.id == running.id]
