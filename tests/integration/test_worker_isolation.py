@@ -67,7 +67,7 @@ def test_a_run_that_meddles_with_its_process_and_fails_leaves_nothing_to_the_nex
     finally:
         executor.close()
 
-    # A worker of its own for each run, never the template (which outlives them all).
+    # A worker of its own for each run: a reused process (or the template) would give one pid.
     workers = [meddle_pid, first_pid, second_pid]
     assert len(set(workers)) == 3, workers
     assert not meddled.ok and "failed on purpose" in meddled.error
