@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from service.core.actions import ActionKind, ActionState
 from service.files import private_dir
-from service.ledger import Ledger
+from service.ledger import AutomationRows, Ledger
 from service.logs import get_logger
 from service.runtime.executor import Executor
 from service.runtime.template import WorkerTemplate
@@ -113,12 +113,20 @@ class Autopilot:
         renamed automation, most often): say so once, with the command that carries them to
         a configured one, while nothing has been done under the new name yet."""
         rows = self.ledger.rows_by_automation()
+        streams = list(self.ledger.cursors())
         configured = self.context.automations
-        new = [name for name in configured if name not in rows]
-        target = new[0] if len(new) == 1 else "<configured name>"
         for name, held in sorted(rows.items()):
             if name in configured or not name or not (held.streams or held.open_actions):
                 continue
+            # Renamed, it still trains the same model (a model belongs to one automation).
+            models = {s.partition("/model:")[2] for s in streams if s.startswith(f"{name}/model:")}
+            renamed = [
+                automation.name
+                for automation in configured.values()
+                if automation.model_name in models
+                and not rows.get(automation.name, AutomationRows()).actions
+            ]
+            target = renamed[0] if len(renamed) == 1 else "<its new name>"
             self.log.warning(
                 "startup.automation_not_configured",
                 automation=name,
@@ -126,8 +134,8 @@ class Autopilot:
                 open_actions=held.open_actions,
                 configured=sorted(configured),
                 carry_over=(
-                    f"stop the daemon and run `autopilot rename-automation {name} {target}` "
-                    "(possible until the new name has actions of its own)"
+                    f"if it was renamed, stop the daemon and run `autopilot rename-automation "
+                    f"{name} {target}` (possible until the new name has actions of its own)"
                 ),
             )
 
