@@ -85,11 +85,10 @@ class Autopilot:
         self.executor = executor
         self.log = get_logger()
         self.context = Context(settings, ledger, store)
-        self.actions = ActionRunner(self.context, executor, runs_in_process=True)
         self.datasets = DatasetWatch(self.context)
-        record_training = self.actions.record_training_before_report
-        self.production = ProductionWatch(self.context, record_training)
-        self.models = ModelJudge(self.context, self.production, record_training)
+        self.production = ProductionWatch(self.context)
+        self.models = ModelJudge(self.context, self.production)
+        self.actions = ActionRunner(self.context, executor, runs_in_process=True)
 
     def start(self) -> None:
         """Initialise new streams per the start policy, then resolve what a crash left open."""

@@ -21,11 +21,10 @@ from service.ledger import Action, epoch
 from service.runtime.executor import Executor, WorkerResult
 from service.runtime.launch import LAUNCHER
 from service.runtime.worker import Job
-from service.stages.context import Context
+from service.stages.context import ATTEMPT_TOKEN, Context
 from service.stages.production import trained_on
 
 EVENT_PREFIX = {ActionKind.TRAIN: "training", ActionKind.INFER: "inference"}
-ATTEMPT_TOKEN = "attempt_token"  # in an action's details: the id of its current attempt
 INTERRUPTED = "interrupted: the daemon was shutting down"
 
 
@@ -442,27 +441,6 @@ class ActionRunner:
                 run_id=run.id if run else None,
             )
             log.warning(f"{prefix}.attempt_failed", retry_in_seconds=delay, **ids)
-
-    def record_training_before_report(self, run: RunInfo) -> None:
-        """Record a training as succeeded from its run in the store, before its worker's report
-        is read, when the model version the run made is about to be judged (or seen in
-        production): a poll can find the run complete while its worker is still ending, and
-        one chain's events must read in causal order, `training.succeeded` first. The report,
-        when it comes, finds the action settled."""
-        if run.status is not RunStatus.SUCCEEDED:
-            return
-        for tag in run.tags:
-            if not tag.startswith(f"{ActionKind.TRAIN.value}:"):
-                continue
-            action = self.ledger.action(tag)
-            token = action.details.get(ATTEMPT_TOKEN) if action else None
-            if (
-                action is not None
-                and action.state is ActionState.RUNNING
-                and token
-                and run.name.endswith(f"-{token}")  # this attempt's run, not an earlier one's
-            ):
-                self._succeeded(action, run)
 
     def shutdown(self, grace_seconds: float) -> None:
         """Let running workers finish for up to the grace period, then record how they ended.

@@ -4,7 +4,7 @@ recorded before the stage changes, and carried out idempotently."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,24 +17,25 @@ from service.core.promotion import PRODUCTION, PromotionDecision, decide_promoti
 from service.core.records import ModelVersionInfo, RunInfo
 from service.faults import crashpoint
 from service.ledger import Action
-from service.stages.context import MODEL, Context, stored_floor, upgrade_cursor, utc_now
+from service.stages.context import (
+    MODEL,
+    TRAINING_REPORT_PENDING,
+    Context,
+    stored_floor,
+    training_report_pending,
+    upgrade_cursor,
+    utc_now,
+)
 from service.stages.production import ProductionWatch, model_ids
 from service.store import DECISION_METADATA_KEY
 
 
 class ModelJudge:
-    def __init__(
-        self,
-        context: Context,
-        production: ProductionWatch,
-        record_training: Callable[[RunInfo], None],
-    ) -> None:
+    def __init__(self, context: Context, production: ProductionWatch) -> None:
         self.context = context
         self.ledger = context.ledger
         self.store = context.store
         self.production = production
-        # Records the training a finished run belongs to, if its worker has not reported yet.
-        self._record_training = record_training
         self._by_model = {a.model_name: a for a in context.automations.values()}
         # Sweeps and fast reads (core/polling), and what they read, as for datasets.
         # Models numbered high are read by numbers alone (SQLite's plan for a model filter).
@@ -183,6 +184,8 @@ class ModelJudge:
         if prior is not None and prior.final:
             return False
         waiting = wait_reason(version, utc_now())
+        if waiting is None and training_report_pending(self.ledger, version.producer):
+            waiting = TRAINING_REPORT_PENDING  # its training is logged done before its decision
         if waiting is not None:
             if prior is None or prior.reason != waiting:
                 self.context.log(automation).info(
@@ -194,8 +197,6 @@ class ModelJudge:
         # the metric in between: read it again, now that all the run logged is in the store.
         policy = automation.promotion
         version = self.store.model_version(version.id, policy.metric_artifact) or version
-        if version.producer is not None:  # its training is logged done before its decision
-            self._record_training(version.producer)
         key = action_key(ActionKind.PROMOTE, version.id)
         recorded = version.metadata.get(DECISION_METADATA_KEY)
         if isinstance(recorded, dict) and "outcome" in recorded:

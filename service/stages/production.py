@@ -3,23 +3,19 @@ person's, or the model's own pipeline's), claim one inference pinned to that exa
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from service.core.actions import ActionKind, action_key, parse_action_key
 from service.core.automation import Automation
 from service.core.promotion import repair_duplicate_production
-from service.core.records import ModelVersionInfo, RunInfo, RunStatus
+from service.core.records import ModelVersionInfo, RunStatus
 from service.faults import crashpoint
-from service.stages.context import Context
+from service.stages.context import Context, training_report_pending
 
 
 class ProductionWatch:
-    def __init__(self, context: Context, record_training: Callable[[RunInfo], None]) -> None:
+    def __init__(self, context: Context) -> None:
         self.context = context
         self.ledger = context.ledger
         self.store = context.store
-        # Records the training a finished run belongs to, if its worker has not reported yet.
-        self._record_training = record_training
 
     def tick(self, automations: list[Automation] | None = None) -> None:
         """One store query for every model's production versions, then a look per automation."""
@@ -60,13 +56,16 @@ class ProductionWatch:
         log = self.context.log(automation)
         if current is not None:
             # A pipeline that promotes its own version does so before its run ends: infer once
-            # the run is done, so inference sees everything it wrote.
+            # the run is done, so inference sees everything it wrote (and once its training is
+            # logged done, so the chain's events read in order).
             full = self.store.model_version(current.id) or current
-            if full.producer is not None and full.producer.status is RunStatus.IN_PROGRESS:
+            producer = full.producer
+            if producer is not None and (
+                producer.status is RunStatus.IN_PROGRESS
+                or training_report_pending(self.ledger, producer)
+            ):
                 log.debug("production.waiting_for_training_run", **model_ids(full))
                 return
-            if full.producer is not None:  # its training is logged done before this change
-                self._record_training(full.producer)
             current = full
         infer_key = action_key(ActionKind.INFER, current_id or "")
         with self.ledger.transaction():

@@ -32,8 +32,8 @@ def _chain(capsys, ids: set[str]) -> list[dict]:
 def test_a_chain_is_logged_in_causal_order_when_a_poll_sees_a_run_before_its_report(
     zenml_store, tmp_path, capsys, monkeypatch
 ):
-    """A poll finds the training run complete (and judges the model version it made) while its
-    worker has not reported yet: the training is recorded from the store first, so its
+    """A poll finds the training run complete (and the model version it made ready to judge)
+    while its worker has not reported yet: the version waits for the report, so the training's
     `training.succeeded` comes before the decision on its version. The daemon's own promotion
     says it claimed the inference then; no `inference.already_claimed` follows."""
     monkeypatch.setattr(actions, "LAUNCHER", "tests.support:launch_then_linger")
@@ -58,8 +58,11 @@ def test_a_chain_is_logged_in_causal_order_when_a_poll_sees_a_run_before_its_rep
     ]
     assert [name for name in names if name in expected] == expected
     assert "inference.already_claimed" not in names
+    # The window was there: the version waited for the report (which it reads in full).
+    waited = [e for e in chain if e["event"] == "model.waiting"]
+    assert "training_report_pending" in [e["reason"] for e in waited]
     (trained,) = [e for e in chain if e["event"] == "training.succeeded"]
-    assert trained["worker_seconds"] is None  # recorded from the store, before the report
+    assert trained["worker_seconds"] is not None
     (changed,) = [e for e in chain if e["event"] == "model.production_changed"]
     assert (changed["changed_by"], changed["inference_claimed"]) == ("autopilot", "when_promoted")
     assert changed["inference_key"] == infer_key
