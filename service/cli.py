@@ -113,7 +113,7 @@ def run_rename(settings: Settings, old: str, new: str) -> int:
     finally:
         ledger.close()
         lock.release()
-    get_logger().info("automation.renamed", **operations.describe_rename(renamed), by="operator")
+    get_logger().info("automation.renamed", **renamed.log_fields(), by="operator")
     return EXIT_OK
 
 

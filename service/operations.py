@@ -14,6 +14,7 @@ from service.core.actions import (
     ParsedKey,
     parse_action_key,
 )
+from service.core.automation import DEFAULT_AUTOMATION
 from service.engine import LAST_POLL_KEY
 from service.ledger import Action, AutomationRows, Ledger, epoch
 from service.settings import AUTOMATION_NAME
@@ -130,6 +131,14 @@ class Renamed:
     carried_over: AutomationRows  # what `old` held
     replaced: AutomationRows  # what `new` held before (streams, skipped versions)
 
+    def log_fields(self) -> dict[str, Any]:
+        return {
+            "automation": self.new,
+            "renamed_from": self.old,
+            "carried_over": asdict(self.carried_over),
+            "replaced": asdict(self.replaced),
+        }
+
 
 def rename_automation(ledger: Ledger, old: str, new: str, configured: set[str]) -> Renamed:
     """Carry an automation's streams, judgements and actions (open ones included) over to a new
@@ -142,9 +151,14 @@ def rename_automation(ledger: Ledger, old: str, new: str, configured: set[str]) 
     if old == new:
         raise OperationError(f"{old} and {new} are the same automation")
     if old in configured:
+        variables = (
+            "the single-automation AUTOPILOT_* variables"
+            if old == DEFAULT_AUTOMATION
+            else f"its AUTOPILOT_AUTOMATIONS__{old.upper()}__* variables"
+        )
         raise OperationError(
-            f"{old} is still configured: rename it in the configuration first (its "
-            f"AUTOPILOT_AUTOMATIONS__{old.upper()}__* variables), then carry its work over"
+            f"{old} is still configured: rename it in the configuration first ({variables}), "
+            "then carry its work over"
         )
     if new not in configured:
         raise OperationError(
@@ -193,12 +207,3 @@ def _describe(action: Action) -> dict[str, Any]:
         if name in action.details:
             described[name] = action.details[name]
     return described
-
-
-def describe_rename(renamed: Renamed) -> dict[str, Any]:
-    return {
-        "automation": renamed.new,
-        "renamed_from": renamed.old,
-        "carried_over": asdict(renamed.carried_over),
-        "replaced": asdict(renamed.replaced),
-    }
