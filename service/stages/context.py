@@ -17,7 +17,7 @@ from service.settings import Settings
 from service.store import StoreAdapter
 
 DATASET, MODEL = "dataset", "model"
-TRAINING_REPORT_PENDING = "training_report_pending"  # a model version's wait reason
+TRAINING_NOT_SETTLED = "training_run_not_settled"  # a model version's wait reason
 ATTEMPT_TOKEN = "attempt_token"  # in an action's details: the id of its current attempt
 
 
@@ -66,7 +66,7 @@ def upgrade_cursor(
     )
 
 
-def training_report_pending(ledger: Ledger, run: RunInfo | None) -> bool:
+def training_not_settled(ledger: Ledger, run: RunInfo | None) -> bool:
     """A finished run of a training attempt still `running`: its worker has not reported yet
     (a poll can see the run end in the store a moment before). What the run made waits for the
     report (a tick comes at once with it), so one chain's events read in causal order:

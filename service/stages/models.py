@@ -19,10 +19,10 @@ from service.faults import crashpoint
 from service.ledger import Action
 from service.stages.context import (
     MODEL,
-    TRAINING_REPORT_PENDING,
+    TRAINING_NOT_SETTLED,
     Context,
     stored_floor,
-    training_report_pending,
+    training_not_settled,
     upgrade_cursor,
     utc_now,
 )
@@ -184,8 +184,8 @@ class ModelJudge:
         if prior is not None and prior.final:
             return False
         waiting = wait_reason(version, utc_now())
-        if waiting is None and training_report_pending(self.ledger, version.producer):
-            waiting = TRAINING_REPORT_PENDING  # its training is logged done before its decision
+        if waiting is None and training_not_settled(self.ledger, version.producer):
+            waiting = TRAINING_NOT_SETTLED  # its training is logged done before its decision
         if waiting is not None:
             if prior is None or prior.reason != waiting:
                 self.context.log(automation).info(

@@ -8,7 +8,7 @@ from service.core.automation import Automation
 from service.core.promotion import repair_duplicate_production
 from service.core.records import ModelVersionInfo, RunStatus
 from service.faults import crashpoint
-from service.stages.context import Context, training_report_pending
+from service.stages.context import Context, training_not_settled
 
 
 class ProductionWatch:
@@ -62,7 +62,7 @@ class ProductionWatch:
             producer = full.producer
             if producer is not None and (
                 producer.status is RunStatus.IN_PROGRESS
-                or training_report_pending(self.ledger, producer)
+                or training_not_settled(self.ledger, producer)
             ):
                 log.debug("production.waiting_for_training_run", **model_ids(full))
                 return

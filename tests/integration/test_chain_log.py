@@ -60,7 +60,7 @@ def test_a_chain_is_logged_in_causal_order_when_a_poll_sees_a_run_before_its_rep
     assert "inference.already_claimed" not in names
     # The window was there: the version waited for the report (which it reads in full).
     waited = [e for e in chain if e["event"] == "model.waiting"]
-    assert "training_report_pending" in [e["reason"] for e in waited]
+    assert "training_run_not_settled" in [e["reason"] for e in waited]
     (trained,) = [e for e in chain if e["event"] == "training.succeeded"]
     assert trained["worker_seconds"] is not None
     (changed,) = [e for e in chain if e["event"] == "model.production_changed"]
