@@ -1,4 +1,4 @@
-"""The `autopilot` command: `run`, `run --once`, `check-config`."""
+"""The `autopilot` command: `run`, `run --once`, `check-config`, and the operator commands."""
 
 from __future__ import annotations
 
@@ -49,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_check_config(settings, offline=args.offline)
     if args.command in ("status", "explain", "replay", "skip"):
         return run_operation(settings, args)
+    if args.command == "rename-automation":
+        return run_rename(settings, args.old, args.new)
     return run(settings, once=args.once, dry_run=args.dry_run)
 
 
@@ -86,6 +88,39 @@ def run_operation(settings: Settings, args: argparse.Namespace) -> int:
         ledger.close()
     # Also what a ledger written before errors were redacted holds.
     print(json.dumps(redact_all(result), indent=2, default=str))
+    return EXIT_OK
+
+
+def run_rename(settings: Settings, old: str, new: str) -> int:
+    """`rename-automation OLD NEW`: while no daemon runs (it holds the state dir as `run`
+    does), carry OLD's streams, judgements and actions over to NEW in one transaction."""
+    from service import operations
+    from service.ledger import Ledger
+    from service.lock import StateDirBusy, StateDirLock
+    from service.logs import configure, get_logger
+
+    if not settings.ledger_path.exists():
+        print(
+            f"autopilot: no ledger at {settings.ledger_path} (AUTOPILOT_STATE_DIR)", file=sys.stderr
+        )
+        return EXIT_FAILED
+    try:
+        lock = StateDirLock(settings.state_dir)
+    except StateDirBusy as busy:
+        print(f"autopilot rename-automation: {busy}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure("json", settings.log_level)
+    ledger = Ledger(settings.ledger_path)
+    try:
+        configured = {automation.name for automation in settings.automations}
+        renamed = operations.rename_automation(ledger, old, new, configured)
+    except operations.OperationError as error:
+        print(f"autopilot rename-automation: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        ledger.close()
+        lock.release()
+    get_logger().info("automation.renamed", **renamed.log_fields(), by="operator")
     return EXIT_OK
 
 
@@ -601,6 +636,12 @@ def _parser() -> argparse.ArgumentParser:
     replay = commands.choices["replay"]
     replay.add_argument("--automation", help="with --failed: every failed action of it")
     replay.add_argument("--failed", action="store_true", help="with --automation")
+    rename = commands.add_parser(
+        "rename-automation",
+        help="carry an automation's streams and open actions over to its new name (daemon stopped)",
+    )
+    rename.add_argument("old", help="the name the ledger knows it by")
+    rename.add_argument("new", help="its name in the configuration now")
     boot = commands.add_parser(
         "bootstrap", help="create the daemon's service account and API key on a ZenML server"
     )

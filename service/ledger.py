@@ -154,6 +154,20 @@ class Action:
 
 
 @dataclass(frozen=True)
+class AutomationRows:
+    """What the ledger holds for one automation."""
+
+    streams: int = 0
+    subjects: int = 0  # dataset and model versions it judged
+    actions: int = 0
+    open_actions: int = 0  # pending, running or waiting for a retry
+
+    @property
+    def empty(self) -> bool:
+        return not (self.streams or self.subjects or self.actions)
+
+
+@dataclass(frozen=True)
 class Subject:
     automation: str
     id: str
@@ -296,6 +310,13 @@ class Ledger:
         ).fetchall()
         return {str(row["key"]): str(row["value"]) for row in rows}
 
+    def _meta_of_automation(self, automation: str) -> dict[str, str]:
+        suffix = f"/{automation}"
+        rows = self._execute(
+            "SELECT key, value FROM meta WHERE substr(key, -?) = ?", (len(suffix), suffix)
+        ).fetchall()
+        return {str(row["key"]): str(row["value"]) for row in rows}
+
     def delete_meta(self, key: str) -> None:
         self._execute("DELETE FROM meta WHERE key = ?", (key,))
 
@@ -389,23 +410,36 @@ class Ledger:
         details: dict[str, Any],
         automation: str,
     ) -> bool:
-        """Claim an action key. True only for the first claim of that key, ever."""
-        now = _now()
-        cursor = self._execute(
-            "INSERT OR IGNORE INTO actions (key, automation, kind, subject_id, state, details, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                key,
-                automation,
-                kind.value,
-                subject_id,
-                ActionState.PENDING.value,
-                _stored(details),
-                now,
-                now,
-            ),
-        )
-        return cursor.rowcount == 1
+        """Claim an action key. True only for the first claim of that key, ever.
+
+        A key an operator skipped before the daemon saw it belongs to no automation (''): the
+        daemon's claim adopts it, with the facts the daemon knows, so that once replayed it is
+        dispatched (or, for a promotion, carried out) like any other."""
+        with self.transaction():
+            now = _now()
+            cursor = self._execute(
+                "INSERT OR IGNORE INTO actions (key, automation, kind, subject_id, state, "
+                "details, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    automation,
+                    kind.value,
+                    subject_id,
+                    ActionState.PENDING.value,
+                    _stored(details),
+                    now,
+                    now,
+                ),
+            )
+            if cursor.rowcount == 1:
+                return True
+            current = self.action(key)
+            if current is not None and automation and not current.automation:
+                self._execute(
+                    "UPDATE actions SET automation = ?, details = ? WHERE key = ?",
+                    (automation, _stored({**details, **current.details}), key),
+                )
+            return False
 
     def action(self, key: str) -> Action | None:
         row = self._execute("SELECT * FROM actions WHERE key = ?", (key,)).fetchone()
@@ -443,6 +477,58 @@ class Ledger:
         for row in rows:
             counts.setdefault(row["automation"], {})[row["state"]] = int(row["n"])
         return counts
+
+    # -- automations --------------------------------------------------------------------------
+
+    def rows_by_automation(self) -> dict[str, AutomationRows]:
+        """Every automation the ledger holds anything of (streams, judgements, actions)."""
+        counts: dict[str, dict[str, int]] = {}
+        for row in self._execute(
+            "SELECT substr(stream, 1, instr(stream, '/') - 1) AS automation, COUNT(*) AS n "
+            "FROM cursors GROUP BY 1"
+        ).fetchall():
+            counts.setdefault(row["automation"], {})["streams"] = int(row["n"])
+        for row in self._execute(
+            "SELECT automation, COUNT(*) AS n FROM subjects GROUP BY automation"
+        ).fetchall():
+            counts.setdefault(row["automation"], {})["subjects"] = int(row["n"])
+        open_states = (ActionState.PENDING, ActionState.RUNNING, ActionState.RETRY_WAIT)
+        for row in self._execute(
+            "SELECT automation, COUNT(*) AS n, SUM(state IN (?, ?, ?)) AS open FROM actions "
+            "GROUP BY automation",
+            tuple(state.value for state in open_states),
+        ).fetchall():
+            entry = counts.setdefault(row["automation"], {})
+            entry["actions"], entry["open_actions"] = int(row["n"]), int(row["open"])
+        return {name: AutomationRows(**entry) for name, entry in counts.items()}
+
+    def rename_automation(self, old: str, new: str) -> None:
+        """Carry everything of automation `old` over to `new`, in one transaction: its streams
+        (`<old>/...` become `<new>/...`), its judgements and its actions. Action keys stay as
+        they are: runs in the store carry them as tags. Streams and judgements `new` already
+        has (a start under the new name before this) are replaced; the caller makes sure
+        `new` has no action."""
+        old_prefix, new_prefix = f"{old}/", f"{new}/"
+        with self.transaction():
+            self._execute(
+                "DELETE FROM cursors WHERE substr(stream, 1, ?) = ?",
+                (len(new_prefix), new_prefix),
+            )
+            self._execute("DELETE FROM subjects WHERE automation = ?", (new,))
+            self._execute(
+                "UPDATE cursors SET stream = ? || substr(stream, ?) WHERE substr(stream, 1, ?) = ?",
+                (new_prefix, len(old_prefix) + 1, len(old_prefix), old_prefix),
+            )
+            self._execute("UPDATE subjects SET automation = ? WHERE automation = ?", (new, old))
+            self._execute("UPDATE actions SET automation = ? WHERE automation = ?", (new, old))
+            # Its history (production changes, notifications) and what it keeps in `meta` under
+            # `<what>/<automation>` keys (the required tags it judged with).
+            for table in ("production_changes", "notifications"):
+                self._execute(f"UPDATE {table} SET automation = ? WHERE automation = ?", (new, old))
+            for key, value in self._meta_of_automation(old).items():
+                renamed = f"{key[: -len(old)]}{new}"
+                self._execute("DELETE FROM meta WHERE key IN (?, ?)", (key, renamed))
+                self.set_meta(renamed, value)
 
     def transition(self, key: str, new: ActionState, **fields: Any) -> Action:
         """Move an action to a new state, checking its life cycle; set any other columns given."""

@@ -503,6 +503,18 @@ def launch_with_check_held(**kwargs: Any) -> str:
     return launch.launch_pipeline(**kwargs)
 
 
+def launch_then_linger(**kwargs: Any) -> str:
+    """The daemon's own launcher, in a worker that takes 4 s after its run completed before it
+    reports: a poll in between finds the run complete in the store before the daemon has the
+    worker's report (in real runs ZenML's end of a run, the launcher's own checks and the
+    worker's exit make that window, shorter)."""
+    from service.runtime.launch import launch_pipeline
+
+    run_id = launch_pipeline(**kwargs)
+    time.sleep(4)
+    return run_id
+
+
 EXAMPLE_ROOT = PROJECT_ROOT / "examples" / "diabetes"
 # rmse on the example's test split (random_state 0): clean data 60.4, noise=1.0 data 67.1.
 DIABETES_THRESHOLD = "64"

@@ -23,12 +23,11 @@ from service.notify import notices
 from service.runtime.executor import Executor, WorkerResult
 from service.runtime.launch import LAUNCHER
 from service.runtime.worker import Job
-from service.stages.context import Context
+from service.stages.context import ATTEMPT_TOKEN, Context
 from service.stages.pipeline_holds import PipelineHolds
 from service.stages.production import trained_on
 
 EVENT_PREFIX = {ActionKind.TRAIN: "training", ActionKind.INFER: "inference"}
-ATTEMPT_TOKEN = "attempt_token"  # in an action's details: the id of its current attempt
 INTERRUPTED = "interrupted: the daemon was shutting down"
 
 

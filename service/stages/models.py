@@ -14,17 +14,18 @@ from service.core.actions import ActionKind, ActionState, action_key
 from service.core.automation import Automation
 from service.core.polling import Polls, format_floor, parse_floor, raised_floor
 from service.core.promotion import PRODUCTION, PromotionDecision, decide_promotion, wait_reason
-from service.core.records import ModelVersionInfo, RunInfo, RunStatus
+from service.core.records import ModelVersionInfo, RunInfo
 from service.faults import crashpoint
 from service.ledger import Action
 from service.notify import notices
-from service.stages.actions import ATTEMPT_TOKEN
 from service.stages.context import (
     MODEL,
+    TRAINING_NOT_SETTLED,
     WAITING_SINCE,
     Context,
     first_seen,
     stored_floor,
+    training_not_settled,
     upgrade_cursor,
 )
 from service.stages.production import ProductionWatch, model_ids, trained_on
@@ -210,7 +211,9 @@ class ModelJudge:
         now = self.context.clock()
         unlinked_since = None if version.producer else first_seen(prior, UNLINKED_SINCE, now)
         unlinked_for = timedelta(seconds=0 if unlinked_since is None else now - unlinked_since)
-        waiting = wait_reason(version, unlinked_for) or self._launcher_not_done(version)
+        waiting = wait_reason(version, unlinked_for)
+        if waiting is None and training_not_settled(self.ledger, version.producer):
+            waiting = TRAINING_NOT_SETTLED  # the launcher's check, then its training logged done
         if waiting is not None:
             if prior is None or prior.reason != waiting:
                 self.context.log(automation).info(
@@ -242,20 +245,6 @@ class ModelJudge:
             return self._apply(automation, action, version)
         return False
 
-    def _launcher_not_done(self, version: ModelVersionInfo) -> str | None:
-        """A version whose training run completed, launched by this daemon and not settled yet,
-        waits: the launcher checks a run after it completes, and tags it rejected if it wrote
-        where it must not have (`service/runtime/launch.py`); until the run's worker has
-        reported, a completed run does not say yet whether its version is a candidate."""
-        run = version.producer
-        if run is None or run.status is not RunStatus.SUCCEEDED or run.rejected:
-            return None
-        for action in self.ledger.actions_in(ActionState.RUNNING, kind=ActionKind.TRAIN):
-            token = action.details.get(ATTEMPT_TOKEN)
-            if token and run.name.endswith(f"-{token}"):
-                return "training_run_not_settled"
-        return None
-
     def _production(self, automation: Automation) -> ModelVersionInfo | None:
         """Production as the policy compares against it (with its metric artifact, if any)."""
         current = self.production.current(automation)
@@ -273,6 +262,12 @@ class ModelJudge:
         version = seen or self.store.model_version(action.subject_id, policy.metric_artifact)
         if version is None:
             self.ledger.transition(action.key, ActionState.FAILED, error="model version deleted")
+            return False
+        recorded = version.metadata.get(DECISION_METADATA_KEY)
+        if isinstance(recorded, dict) and "outcome" in recorded:
+            # Carried out already (the decision is written after the stage change): a ledger
+            # restored from a backup taken before that must not promote the version again.
+            self._adopt(automation, version, action.key, recorded)
             return False
         decision = action.details["decision"]
         if decision["outcome"] == "promoted":
@@ -325,12 +320,15 @@ class ModelJudge:
         key: str,
         decision: dict[str, Any],
     ) -> None:
-        """A version whose decision is in the store but not in the ledger (the ledger was lost
-        or restored from an old backup): take the store's decision, change nothing."""
+        """A version whose decision is in the store but not in the ledger, or only as pending
+        (the ledger was lost, or restored from an old backup): take the store's decision,
+        change nothing."""
         with self.ledger.transaction():
             details = {**_details_of_version(version), "decision": decision}
-            if self.ledger.claim(key, ActionKind.PROMOTE, version.id, details, automation.name):
-                self.ledger.transition(key, ActionState.SUCCEEDED)
+            self.ledger.claim(key, ActionKind.PROMOTE, version.id, details, automation.name)
+            action = self.ledger.action(key)
+            if action is not None and action.state is ActionState.PENDING:
+                self.ledger.transition(key, ActionState.SUCCEEDED, details=details)
             if decision["outcome"] == "promoted":
                 self.production.claim_inference(automation, version)
             self._note(automation, version, "decided", str(decision.get("reason")))

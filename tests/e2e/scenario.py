@@ -27,6 +27,28 @@ def _count_runs(key: str) -> int:
     return len(Client().list_pipeline_runs(tags=f"equals:{key}").items)
 
 
+CHAIN = (
+    "dataset.selected",
+    "training.launched",
+    "training.succeeded",
+    "model.promoted",
+    "model.production_changed",
+    "inference.launched",
+    "inference.succeeded",
+)
+
+
+def in_causal_order(daemon: DaemonProcess, dataset_id: str, model_version_id: str) -> None:
+    """One chain's events, read top to bottom, in the order things happened: the training
+    before the decision on the version it made (a poll may see the run complete before the
+    worker's report), and no `inference.already_claimed` after the daemon's own promotion."""
+    ids = {dataset_id, model_version_id, f"train:{dataset_id}", f"infer:{model_version_id}"}
+    fields = ("key", "dataset_version_id", "model_version_id")
+    chain = [e["event"] for e in daemon.events() if any(e.get(f) in ids for f in fields)]
+    assert [event for event in chain if event in CHAIN] == list(CHAIN), chain
+    assert "inference.already_claimed" not in chain, chain
+
+
 def restart_does_nothing_again(start_daemon: StartDaemon) -> None:
     """A restarted daemon looks at everything again and launches or decides nothing."""
     restarted = start_daemon("daemon-restarted.log")
@@ -147,6 +169,7 @@ def the_whole_chain_exactly_once_across_a_restart(
     promoted = daemon.wait_event("model.promoted", dataset_version_id=str(good.training_id))
     good_mv = promoted["model_version_id"]
     daemon.wait_event("inference.succeeded", key=f"infer:{good_mv}")
+    in_causal_order(daemon, str(good.training_id), good_mv)
     production = client.get_model_version(MODEL, "production")
     assert str(production.id) == good_mv
     metrics = http_get_text(f"http://127.0.0.1:{port}/metrics")

@@ -163,3 +163,63 @@ def test_production_changes_are_listed_newest_first_per_automation(ledger):
     assert (newest.model_version_id, newest.previous_model_version_id) == ("b", "a")
     assert newest.details == {"note": "by hand"} and oldest.model_version_id == "a"
     assert [c.model_version_id for c in ledger.production_changes("iris", limit=1)] == ["b"]
+
+
+def test_a_key_an_operator_skipped_before_the_daemon_saw_it_is_adopted_by_its_claim(ledger):
+    # `autopilot skip promote:m` before the daemon judged m: no automation, no decision.
+    ledger.claim("promote:m", ActionKind.PROMOTE, "m", {"claimed_by": "operator"}, "")
+    ledger.transition("promote:m", ActionState.SKIPPED)
+    ledger.transition("promote:m", ActionState.PENDING)  # replayed
+    decision = {"decision": {"outcome": "promoted"}}
+    assert not ledger.claim("promote:m", ActionKind.PROMOTE, "m", decision, "iris")  # not first
+    adopted = ledger.action("promote:m")
+    assert (adopted.automation, adopted.state) == ("iris", ActionState.PENDING)
+    assert adopted.details == {"claimed_by": "operator", "decision": {"outcome": "promoted"}}
+    # An automation's key is never taken over by another's claim.
+    ledger.claim("promote:m", ActionKind.PROMOTE, "m", {}, "churn")
+    assert ledger.action("promote:m").automation == "iris"
+
+
+def _automation_rows(ledger, name, dataset="d1"):
+    ledger.set_cursor(f"{name}/dataset:iris", "2026-01-01 00:00:00")
+    ledger.set_cursor(f"{name}/model:clf", None)
+    ledger.note_subject(name, dataset, "dataset", "iris", "1", "selected", "selected", final=True)
+    ledger.claim(f"train:{name}:{dataset}", ActionKind.TRAIN, dataset, {}, name)
+
+
+def test_an_automation_is_renamed_with_its_streams_judgements_and_actions(ledger):
+    _automation_rows(ledger, "default")
+    ledger.claim("infer:m", ActionKind.INFER, "m", {}, "default")
+    ledger.transition("infer:m", ActionState.RUNNING, attempts=1)
+    _automation_rows(ledger, "default_2", dataset="d2")  # a name `default` is a prefix of
+    ledger.set_cursor("iris/dataset:iris", "2026-06-01 00:00:00")  # a start under the new name
+    ledger.note_subject("iris", "d9", "dataset", "iris", "9", "skipped", "predates_start", True)
+    ledger.set_meta("required_tags/iris", '["reviewed"]')  # the new start's
+    ledger.set_meta("required_tags/default", '["approved"]')
+    ledger.set_meta("required_tags/default_2", '["other"]')
+    ledger.record_production_change("default", "clf", "m", 1, None, "autopilot")
+    rows = ledger.rows_by_automation()
+    assert rows["default"].open_actions == 2 and rows["iris"].actions == 0
+
+    ledger.rename_automation("default", "iris")
+
+    assert ledger.cursors() == {
+        "default_2/dataset:iris": "2026-01-01 00:00:00",
+        "default_2/model:clf": None,
+        "iris/dataset:iris": "2026-01-01 00:00:00",  # the old floor, not the new start's
+        "iris/model:clf": None,
+    }
+    assert ledger.subject("iris", "d1").status == "selected"
+    assert ledger.subject("iris", "d9") is None  # the new start's judgement is gone with it
+    assert ledger.subject("default", "d1") is None
+    # Keys stay as they are (runs in the store carry them); their automation changes.
+    assert ledger.action("train:default:d1").automation == "iris"
+    assert ledger.action("infer:m").automation == "iris"
+    assert ledger.action("infer:m").state is ActionState.RUNNING
+    assert ledger.action("train:default_2:d2").automation == "default_2"
+    assert set(ledger.rows_by_automation()) == {"iris", "default_2"}
+    # Its history and the tags it judged with go along; another automation's stay.
+    assert [c.model_version_id for c in ledger.production_changes("iris")] == ["m"]
+    assert ledger.get_meta("required_tags/iris") == '["approved"]'
+    assert ledger.get_meta("required_tags/default") is None
+    assert ledger.get_meta("required_tags/default_2") == '["other"]'
