@@ -54,8 +54,9 @@ def test_one_daemon_per_state_dir_and_graceful_stops_that_cost_no_attempt(
     zenml_store, daemon_factory, tmp_path
 ):
     """One store and one slow training for both: while a daemon runs it, a second daemon on its
-    state dir exits 2 and touches nothing; then two deploys (graceful stops) interrupt it, and
-    the third start completes it at attempt 1 although only one attempt is allowed."""
+    state dir exits 2 and touches nothing; then two graceful stops interrupt it, a deploy of
+    `run` and a SIGTERM to `run --once`, and the third start completes it at attempt 1
+    although only one attempt is allowed."""
     from zenml.client import Client
 
     environment = {
@@ -70,14 +71,15 @@ def test_one_daemon_per_state_dir_and_graceful_stops_that_cost_no_attempt(
     key = f"train:{dataset.training_id}"
     start = daemon_factory(environment)
 
-    for deploy in range(2):  # two deploys in the middle of the same long training
-        stopped = start(f"stopped-{deploy}.log")
+    for deploy, args in enumerate([(), ("--once",)]):  # two stops mid-way through one training
+        stopped = start(f"stopped-{deploy}.log", *args)
         stopped.wait_event("training.launched", key=key)
         (live,) = wait_for(lambda: _running(key), timeout=60, what="the slow run to be running")
         if deploy == 0:
             _a_second_daemon_is_refused(environment, stopped, key, str(dataset.training_id))
             assert [r.id for r in _running(key)] == [live.id]  # never taken for an orphan
-        assert stopped.stop() == 0
+        # `run` exits 0 when stopped; `run --once`, 1: what it launched did not succeed.
+        assert stopped.stop() == (1 if args else 0)
         assert not stopped.find("recovery.action_found")
         (interrupted,) = stopped.find("training.interrupted", key=key)
         assert interrupted["run_id"] == str(live.id)
