@@ -385,20 +385,10 @@ class ActionRunner:
         if action.run_id or recovering or self._untracked_for_long(action):
             run = self._attempt_run(action)
         if run is None:
-            if recovering or self._untracked_for_long(action):
-                # The launch never reached the store: it is safe to launch it again.
-                self._untracked_since.pop(action.key, None)
-                self.ledger.transition(
-                    action.key, ActionState.PENDING, attempts=action.attempts - 1
-                )
-                log = self._log(action).info if recovering else self._log(action).warning
-                log(
-                    "recovery.relaunch",
-                    key=action.key,
-                    reason="no run in the store"
-                    if recovering
-                    else "no worker in this process and no run in the store",
-                )
+            if recovering:  # the launch never reached the store: safe to launch it again
+                self._relaunch(action, "no run in the store")
+            elif self._untracked_for_long(action):  # its worker's end was lost
+                self._relaunch(action, "no worker in this process and no run", lost=True)
             return
         self._untracked_since.pop(action.key, None)
         if run.status is RunStatus.SUCCEEDED:
@@ -426,6 +416,14 @@ class ActionRunner:
                 self._log(action).info(
                     "recovery.watching", key=action.key, run_id=run.id, attempt=action.attempts
                 )
+
+    def _relaunch(self, action: Action, reason: str, lost: bool = False) -> None:
+        """No run exists for this attempt: back to pending, its attempt uncounted. `lost`: it
+        happens while the daemon runs (a worker's end was lost), which deserves a warning."""
+        self._untracked_since.pop(action.key, None)
+        self.ledger.transition(action.key, ActionState.PENDING, attempts=action.attempts - 1)
+        log = self._log(action)
+        (log.warning if lost else log.info)("recovery.relaunch", key=action.key, reason=reason)
 
     def _untracked_for_long(self, action: Action) -> bool:
         """True once this `running` action has been seen without a worker or a run for
