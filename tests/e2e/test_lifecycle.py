@@ -62,7 +62,9 @@ def test_one_daemon_per_state_dir_and_graceful_stops_that_cost_no_attempt(
     environment = {
         "ZENML_CONFIG_PATH": str(zenml_store.config_path),
         **daemon_settings(tmp_path),
-        **slow_training(seconds=8),
+        # Long enough to be still going after the checks of a second daemon on a loaded
+        # machine (8 s was not, at a load of 10); the final start trains in 1 s.
+        **slow_training(seconds=20),
         "AUTOPILOT_START_FROM": "beginning",
         "AUTOPILOT_MAX_ATTEMPTS": "1",  # one counted interruption would fail it for good
         "AUTOPILOT_SHUTDOWN_GRACE_SECONDS": "1",
@@ -89,7 +91,7 @@ def test_one_daemon_per_state_dir_and_graceful_stops_that_cost_no_attempt(
         assert "interrupted" in (run.get_body().status_reason or "")
         assert not stopped.find("training.failed") and not stopped.find("training.attempt_failed")
 
-    final = start("final.log")
+    final = daemon_factory({**environment, **slow_training(seconds=1)})("final.log")
     succeeded = final.wait_event("training.succeeded", key=key)
     assert succeeded["attempt"] == 1  # the interrupted attempts were not counted
     statuses = sorted(r.status.value for r in _runs(key))
