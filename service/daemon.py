@@ -306,20 +306,46 @@ class Daemon:
         return time.monotonic() < self._retry_at
 
     def run_once(self, settle_interval: float = 0.5, wait: bool = True) -> int:
-        """One tick, then wait for what it launched. 0 when every launched action succeeded."""
+        """One tick, then wait for what it launched: with its retries, and with what it
+        launches in the slots they free (the rest of what the tick claimed), so that nothing
+        it started is left running at exit. A stop (SIGTERM) and any exit go through the
+        graceful shutdown, as `run`'s do. 0 when every launched action succeeded."""
         launched = self.safe_tick()
         if self.consecutive_failures:
             return 1
         if not wait:  # a dry run launched nothing to wait for
             self.log.info("once.finished", launched=launched, failed=[])
             return 0
-        while self.engine.busy(launched):
-            self.engine.executor.wait_for_report(settle_interval)
-            self.engine.settle()
-            self.engine.dispatch()  # retries of what this tick launched
+        try:
+            while not self._stopping.is_set() and self.engine.busy(launched):
+                if self._backing_off():
+                    self._stopping.wait(settle_interval)
+                    continue
+                self.engine.executor.wait_for_report(settle_interval)
+                launched += self._settle_and_dispatch()
+        finally:
+            self.engine.shutdown(self.grace_seconds)
+        launched = list(dict.fromkeys(launched))  # a retry is launched under the same key
         failed = [key for key in launched if not self.engine.succeeded(key)]
-        self.log.info("once.finished", launched=launched, failed=failed)
+        self.log.info("once.finished", launched=launched, failed=failed, stopped=self.stopping)
         return 1 if failed else 0
+
+    def _settle_and_dispatch(self) -> list[str]:
+        """Settle ended runs and launch what waits (`run --once`); a store that does not
+        answer is waited for with the same backoff as a failed tick."""
+        try:
+            self.engine.settle()
+            launched = self.engine.dispatch()
+        except Exception as error:
+            metrics.STORE_ERRORS.inc()
+            self._tick_failed(error)
+            return []
+        if self.consecutive_failures:
+            self.log.info(
+                "store.available", during="poll", after_failures=self.consecutive_failures
+            )
+        self.consecutive_failures, self._retry_at, self.store_error = 0, 0.0, None
+        return launched
 
     def _on_signal(self, signum: int, _: FrameType | None) -> None:
         if not self._stopping.is_set():

@@ -550,6 +550,13 @@ class Ledger:
             assert updated is not None
             return updated
 
+    def set_run_id(self, key: str, run_id: str) -> None:
+        """Record the run of an action's current attempt without changing its state (a run
+        that goes on elsewhere is then read by its id)."""
+        self._execute(
+            "UPDATE actions SET run_id = ?, updated_at = ? WHERE key = ?", (run_id, _now(), key)
+        )
+
     def update_details(self, key: str, details: dict[str, Any]) -> None:
         """Merge facts into an action's details without changing its state."""
         with self.transaction():

@@ -34,6 +34,8 @@ PAGE_SIZE = 100
 FINISHED_RUNS_KEPT = 1000
 DECISION_METADATA_KEY = "autopilot_decision"
 SUCCESSFUL = ["completed", "cached"]  # ZenML's successful run statuses (`is_successful`)
+# ZenML's statuses of a run that may still complete: not finished, and not being stopped.
+GOING = ["initializing", "provisioning", "queued", "running", "retrying", "paused", "resuming"]
 
 
 class StoreAdapter:
@@ -308,11 +310,14 @@ class StoreAdapter:
         )
         return [self._run_record(r) for r in pages]
 
-    def attempt_run(self, key: str, token: str) -> RunInfo | None:
+    def attempt_run(self, token: str) -> RunInfo | None:
         """The run of one attempt, by the attempt's token that ends its name (the launcher puts
         it there; a token is random, one per attempt). Not by its key's tag: a run killed as
         ZenML created it exists, `initializing`, before its tags do (seen in `make soak`), and
-        must still be found and closed, or its model version waits on it for ever."""
+        must still be found and closed, or its model version waits on it for ever. A name
+        suffix is no index's prefix: the database reads every run of the project for it (so
+        does a tag filter on SQLite, where ZenML's `EXISTS` is checked run by run), so this is
+        asked once per attempt at most, never per tick; a known run is read by its id."""
         return self._newest_run(name=f"endswith:-{token}")
 
     def newest_run_for_key(self, key: str) -> RunInfo | None:
@@ -341,6 +346,21 @@ class StoreAdapter:
                 if not run.rejected:
                     return run
         return None
+
+    def completed_or_going_run_for_key(
+        self, key: str, model_version_id: str | None = None
+    ) -> RunInfo | None:
+        """A run of this key that completed, else the newest one that may still complete (a
+        lost ledger while a run goes on on a remote orchestrator), else None. With
+        `model_version_id`, only runs on that model version (`completed_run_for_key`). One
+        query when there is neither, the usual case before a launch."""
+        filters: dict[str, Any] = {"status": f"oneof:{json.dumps(SUCCESSFUL + GOING)}"}
+        if model_version_id is not None:
+            filters["model_version_id"] = UUID(model_version_id)
+        newest = self._newest_run(tags=f"equals:{key}", **filters)
+        if newest is None or newest.status is RunStatus.SUCCEEDED:
+            return newest
+        return self.completed_run_for_key(key, model_version_id) or newest
 
     def _newest_run(self, **filters: Any) -> RunInfo | None:
         page = self._client.list_pipeline_runs(

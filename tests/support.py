@@ -464,6 +464,12 @@ def sleep_launcher(value: str, seconds: float) -> str:
     return value
 
 
+def launch_failing_before_the_store(**kwargs: Any) -> str:
+    """A launcher whose worker fails before its run reaches the store (the store did not
+    answer when it started, say): it reports the failure, and no run exists for it."""
+    raise ConnectionError("the store did not answer before the run was created")
+
+
 def launch_killed_before_run_tags(**kwargs: Any) -> str:
     """The daemon's own launcher, in a worker that is SIGKILLed inside ZenML's creation of its
     run: after ZenML committed the run (`initializing`) and linked it to its model version,

@@ -1,10 +1,13 @@
-"""Stop the real ZenML server for 30+ seconds under the daemon: it logs the outage once, stays
-alive (and says so: /healthz, the liveness probe, stays green while it waits), turns /readyz red
-then green, and catches up with nothing lost or doubled."""
+"""Stop the real ZenML server for 30+ seconds under the daemon while a training is in flight: it
+logs the outage once, stays alive (and says so: /healthz, the liveness probe, stays green while
+it waits), turns /readyz red then green, records the training in flight exactly once, and
+catches up with nothing lost, doubled or left `running`."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,17 +15,24 @@ import pytest
 from pipelines.feature_engineering import launch_feature_engineering
 from tests.browser import Dom, dump_dom
 from tests.e2e.test_server_e2e import with_service_account_key
-from tests.support import Receiver, http_get, wait_for
+from tests.support import Receiver, http_get, slow_training, wait_for
 
 pytestmark = pytest.mark.e2e
 OUTAGE_SECONDS = 32
+TRAINING_SECONDS = 10  # the training in flight is still in its step when the server stops
 
 
-def _completed_runs(key: str) -> int:
+def _runs(key: str, status: str) -> list:
     from zenml.client import Client
 
     runs = Client().list_pipeline_runs(tags=f"equals:{key}").items
-    return len([r for r in runs if r.status.value == "completed"])
+    return [r for r in runs if r.status.value == status]
+
+
+def _running_actions(state_dir: Path) -> list[str]:
+    with sqlite3.connect(state_dir / "ledger.sqlite") as ledger:
+        rows = ledger.execute("SELECT key FROM actions WHERE state = 'running'").fetchall()
+    return [key for (key,) in rows]
 
 
 def the_status_page_shows_the_outage(port: str, trained_before: Any) -> None:
@@ -49,6 +59,7 @@ def test_store_outage_is_ridden_out_with_nothing_lost_or_doubled(
         "AUTOPILOT_NOTIFY_WEBHOOK_URLS": receiver.url,
         "AUTOPILOT_NOTIFY_EVENTS": "default,training.succeeded",
         "AUTOPILOT_NOTIFY_OUTAGE_AFTER_SECONDS": "10",
+        **slow_training(seconds=TRAINING_SECONDS),
     }
     daemon = daemon_factory(environment)("daemon.log")
     ready = f"http://127.0.0.1:{environment['AUTOPILOT_HTTP_PORT']}/readyz"
@@ -56,6 +67,9 @@ def test_store_outage_is_ridden_out_with_nothing_lost_or_doubled(
     daemon.wait_event("daemon.started", timeout=90)
     before = launch_feature_engineering(training_tags=["approved"], random_state=51)
     daemon.wait_event("training.succeeded", key=f"train:{before.training_id}", timeout=240)
+    in_flight = launch_feature_engineering(training_tags=["approved"], random_state=54)
+    in_flight_key = f"train:{in_flight.training_id}"
+    wait_for(lambda: _runs(in_flight_key, "running"), timeout=120, what="a training in flight")
 
     zenml_server.stop()
     outage_started = time.monotonic()
@@ -86,12 +100,15 @@ def test_store_outage_is_ridden_out_with_nothing_lost_or_doubled(
     daemon.wait_event("store.available", timeout=180)
     wait_for(lambda: http_get(ready)[0] == 200, timeout=60, what="/readyz to turn green")
     assert http_get(alive)[0] == 200
-    for dataset in after:
-        daemon.wait_event("training.succeeded", key=f"train:{dataset.training_id}", timeout=240)
+    for key in (in_flight_key, *(f"train:{dataset.training_id}" for dataset in after)):
+        daemon.wait_event("training.succeeded", key=key, timeout=240)
+    assert _running_actions(Path(environment["AUTOPILOT_STATE_DIR"])) == []
     assert daemon.stop() == 0
 
-    for dataset in (before, *after):
-        assert _completed_runs(f"train:{dataset.training_id}") == 1
+    for dataset in (before, in_flight, *after):
+        assert len(_runs(f"train:{dataset.training_id}", "completed")) == 1
+    # The training in flight: its outcome recorded once, whatever the outage did to its run.
+    assert len(daemon.find("training.succeeded", key=in_flight_key)) == 1
     outage_lines = [e for e in daemon.events() if e["event"] == "store.unavailable"]
     assert len([e for e in outage_lines if e["level"] == "error"]) == 1  # logged once
 

@@ -427,3 +427,87 @@ def test_a_ledger_restored_from_before_a_promotion_does_not_promote_again(
         assert len(runs_for(restored, f"train:{dataset.training_id}")) == 1
     for version in (promoted, newer):
         assert len(runs_for(restored, f"infer:{version.id}")) == 1
+
+
+def test_a_result_the_store_could_not_take_is_recorded_once_it_answers(
+    zenml_store, tmp_path, monkeypatch, capsys
+):
+    """A worker ends while the store is down: recording its result fails with the tick, and
+    the next tick records it once the store answers. Without keeping it, the action stayed
+    `running` with no worker and no run for as long as the daemon lived."""
+    from sqlalchemy.exc import OperationalError
+    from zenml.client import Client
+
+    approved = launch_feature_engineering(training_tags=["approved"], random_state=33)
+    key = f"train:{approved.training_id}"
+    with monkeypatch.context() as patched:  # the first attempt's worker fails before the store
+        patched.setattr(actions, "LAUNCHER", "tests.support:launch_failing_before_the_store")
+        engine = make_engine(tmp_path / "state")
+        assert engine.tick().launched == [key]
+    wait_for(engine.executor.has_results, timeout=120, interval=0.1, what="the worker to end")
+    capsys.readouterr()
+
+    def store_down(*args, **kwargs):
+        raise OperationalError("SELECT", {}, ConnectionRefusedError("the store is down"))
+
+    with monkeypatch.context() as outage:
+        store_class = type(Client().zen_store)  # a pydantic model: patched on its class
+        for read in ("get_run", "list_runs"):
+            outage.setattr(store_class, read, store_down)
+        with pytest.raises(OperationalError):
+            engine.tick()  # the daemon logs the failed tick and retries it with backoff
+    assert engine.ledger.action(key).state is ActionState.RUNNING
+
+    tick_until(engine, lambda: _settled(engine, key), "the retry", timeout=120)
+    action = engine.ledger.action(key)
+    assert (action.state, action.attempts) == (ActionState.SUCCEEDED, 2)
+    (failed,) = [e for e in _events(capsys, key) if e["event"] == "training.attempt_failed"]
+    assert "did not answer before the run was created" in failed["error"]  # the worker's own
+    assert [r.status for r in runs_for(engine, key)] == [RunStatus.SUCCEEDED]
+
+
+def test_a_running_action_with_no_worker_and_no_run_is_launched_again_while_the_daemon_lives(
+    zenml_store, tmp_path, monkeypatch
+):
+    """The backstop: a `running` action whose worker's end this process lost, however, and
+    that has no run in the store goes back to pending without a restart, its attempt not
+    counted; not before a grace period, in which a run its worker created may still show."""
+    approved = launch_feature_engineering(training_tags=["approved"], random_state=34)
+    key = f"train:{approved.training_id}"
+    monkeypatch.setattr(actions, "UNTRACKED_GRACE_SECONDS", 2.0)
+    with monkeypatch.context() as patched:
+        patched.setattr(actions, "LAUNCHER", "tests.support:launch_failing_before_the_store")
+        engine = make_engine(tmp_path / "state")
+        assert engine.tick().launched == [key]
+    wait_for(engine.executor.has_results, timeout=120, interval=0.1, what="the worker to end")
+    engine.executor._workers.clear()  # its end is lost
+
+    engine.tick()
+    assert engine.ledger.action(key).state is ActionState.RUNNING  # within the grace period
+    tick_until(engine, lambda: _settled(engine, key), "the relaunch", timeout=120)
+    action = engine.ledger.action(key)
+    assert (action.state, action.attempts) == (ActionState.SUCCEEDED, 1)  # uncounted
+    assert [r.status for r in runs_for(engine, key)] == [RunStatus.SUCCEEDED]
+
+
+def test_a_job_whose_template_died_warming_up_goes_back_to_pending_uncounted(
+    zenml_store, tmp_path, capsys
+):
+    """No worker was ever forked for it, so no run can exist: like a launch that raised, it
+    is launched again without using an attempt (here the only one allowed)."""
+    approved = launch_feature_engineering(training_tags=["approved"], random_state=35)
+    key = f"train:{approved.training_id}"
+    engine = make_engine(tmp_path / "state", max_attempts=1)
+    capsys.readouterr()
+    assert engine.tick().launched == [key]  # handed to the template, which is still warming
+    assert engine.executor.worker_pid(key) is None  # no worker forked yet
+    os.kill(engine.executor._template.pid, signal.SIGKILL)  # the OOM killer, say
+
+    tick_until(engine, lambda: _settled(engine, key), "the relaunch", timeout=120)
+    action = engine.ledger.action(key)
+    assert (action.state, action.attempts) == (ActionState.SUCCEEDED, 1)
+    events = _events(capsys, key)
+    (relaunched,) = [e for e in events if e["event"] == "training.launch_failed"]
+    assert relaunched["attempt_counted"] is False
+    assert "template process died" in relaunched["error"]
+    assert not [e for e in events if e["event"] in ("training.attempt_failed", "training.failed")]
