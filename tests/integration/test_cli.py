@@ -407,7 +407,12 @@ def test_the_start_up_check_imports_on_the_runs_stack_and_warns_of_a_training_wi
     assert checked.returncode == 0, checked.stderr[-2000:]
     assert f"autopilot: warning: {warning}" in checked.stderr
     (shown,) = json.loads(checked.stdout)["warnings"]
-    assert shown.startswith(warning) and "IMPORTS" not in checked.stderr
+    assert shown.startswith(warning)
+    # The other automation passes its dataset: no such warning names it (the store's notes on
+    # names it does not hold yet may).
+    assert not any(
+        "IMPORTS" in line and "placeholder" in line for line in checked.stderr.splitlines()
+    )
     dry = autopilot("run", "--once", "--dry-run", env=env)
     assert dry.returncode == 0, dry.stderr[-2000:]
     events = [json.loads(line) for line in dry.stdout.splitlines()]
