@@ -41,6 +41,7 @@ class Automation:
     inference: PipelineSpec
     promotion: PromotionPolicy
     env_prefix: str = "AUTOPILOT_"  # its variables: AUTOPILOT_AUTOMATIONS__<NAME>__ when named
+    notify_events: frozenset[str] | None = None  # None: the daemon's AUTOPILOT_NOTIFY_EVENTS
     # When selected versions train (core/triggers); the default trains each one at once.
     training_policy: TrainingPolicy = field(default_factory=TrainingPolicy)
     inference_schedule: Schedule | None = None  # an inference at each fire (stages/schedules)

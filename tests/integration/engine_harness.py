@@ -26,11 +26,15 @@ def make_engine(
     state_dir: Path,
     store: StoreAdapter | None = None,
     environ: dict[str, str] | None = None,
+    worker_environment: dict[str, str] | None = None,
     clock: Callable[[], float] | None = None,
     **overrides: Any,
 ) -> Autopilot:
-    """`clock`: the daemon's own clock (epoch seconds) in place of the real one: schedules'
-    fires and how long versions have waited (never the store's clock)."""
+    """An engine started on `state_dir`. `environ`: its settings' variables; `overrides`:
+    settings by name (`max_attempts=1`); `worker_environment`: set in its workers (the
+    stack to run on, as `autopilot run` sets it for `AUTOPILOT_STACK`); `clock`: the daemon's
+    own clock (epoch seconds) in place of the real one: schedules' fires and how long versions
+    have waited (never the store's clock)."""
     environ = {
         "AUTOPILOT_STATE_DIR": str(state_dir),
         "AUTOPILOT_START_FROM": "beginning",
@@ -48,7 +52,7 @@ def make_engine(
         settings,
         Ledger(settings.ledger_path),
         store,
-        make_executor(settings, stack),
+        make_executor(settings, {**stack, **(worker_environment or {})}),
     )
     if clock is not None:
         engine.context.clock = clock
