@@ -22,6 +22,7 @@ from service.notify import outbox
 from service.settings import AUTOMATION_NAME
 from service.stages.context import DATASET, MODEL, WAITING_SINCE
 from service.stages.pipeline_holds import HELD_PREFIX
+from service.stages.training_gate import SUPERSEDED_BY, describe_gates, explain_queue
 
 OPEN_STATES = (ActionState.PENDING, ActionState.RUNNING, ActionState.RETRY_WAIT)
 WAITING_LISTED = 50  # the versions waiting longest; `waiting_total` counts them all
@@ -73,6 +74,7 @@ def status(ledger: Ledger, in_store: dict[str, list[str]] | None = None) -> dict
         "recent_failures": [_describe(a) for a in ledger.recent_actions(ActionState.FAILED)],
         "recently_skipped": [_describe(a) for a in ledger.recent_actions(ActionState.SKIPPED)],
         "notifications": outbox.summary(ledger),
+        **describe_gates(ledger),  # training gates' queues, schedules' last fires (issue 20)
     }
 
 
@@ -81,7 +83,8 @@ def explain(ledger: Ledger, subject_id: str) -> dict[str, Any]:
     it, and how each action ended."""
     subjects = ledger.subjects(subject_id)
     actions = ledger.actions_for_subject(subject_id)
-    if not subjects and not actions:
+    gates = explain_queue(ledger, subject_id)
+    if not subjects and not actions and not gates:
         raise OperationError(
             f"{subject_id} is not in the ledger: the daemon has not seen it (not a watched "
             "artifact or model, created before the daemon's start-from point and never "
@@ -102,6 +105,8 @@ def explain(ledger: Ledger, subject_id: str) -> dict[str, Any]:
         }
         for subject in subjects
     ]
+    if gates:  # queued at a training gate: what it waits for, and until when
+        explanation["training_gate"] = gates
     explanation["actions"] = [_describe(a) for a in actions]
     return explanation
 
@@ -112,8 +117,10 @@ def replay(ledger: Ledger, key: str) -> Action:
     action = ledger.action(key)
     if action is None:
         raise OperationError(f"no action {key} in the ledger")
-    if action.state not in (ActionState.FAILED, ActionState.SKIPPED):
-        raise OperationError(f"{key} is {action.state}: only failed or skipped actions replay")
+    if action.state not in (ActionState.FAILED, ActionState.SKIPPED, ActionState.SUPERSEDED):
+        raise OperationError(
+            f"{key} is {action.state}: only failed, skipped or superseded actions replay"
+        )
     return ledger.transition(
         key,
         ActionState.PENDING,
@@ -253,7 +260,7 @@ def _describe(action: Action) -> dict[str, Any]:
     decision = action.details.get("decision")
     if decision is not None:
         described["decision"] = decision
-    for name in ("replayed_at", "skipped_at", "claimed_by"):
+    for name in ("replayed_at", "skipped_at", "claimed_by", SUPERSEDED_BY, "fire"):
         if name in action.details:
             described[name] = action.details[name]
     return described

@@ -33,7 +33,9 @@ from service.core import templates
 from service.core.automation import DEFAULT_AUTOMATION, Automation, PipelineSpec
 from service.core.promotion import Goal, PromotionPolicy
 from service.core.retry import RetryPolicy
+from service.core.schedule import Catchup, Schedule, parse_schedule
 from service.core.startup import StartFrom
+from service.core.triggers import TrainingPolicy
 from service.notify.events import parse_event_names
 from service.notify.outbox import webhook_destination
 from service.redact import redact_url
@@ -81,6 +83,14 @@ class AutomationSettings(BaseModel):
     inference_config: str | None = None
     inference_parameters: dict[str, Any] | None = None
     inference_dataset_name: str = Field(default=INFERENCE_DATASET, min_length=1)  # single form
+    # When to train and infer (issue 20; core/triggers.py, core/schedule.py).
+    training_schedule: str | None = None
+    training_schedule_always: bool = False
+    training_debounce_seconds: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    training_min_interval_seconds: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    training_latest_only: bool = False
+    inference_schedule: str | None = None
+    schedule_catchup: Catchup = Catchup.LATEST
     source_root: str | None = None  # named form; the single form uses AUTOPILOT_SOURCE_ROOT
     notify_events: str | None = None  # named form; the single form uses AUTOPILOT_NOTIFY_EVENTS
 
@@ -105,16 +115,25 @@ class AutomationSettings(BaseModel):
         "inference_config",
         "promotion_metric_artifact",
         "source_root",
+        "training_schedule",
+        "inference_schedule",
         mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("promotion_goal", mode="before")
+    @field_validator("promotion_goal", "schedule_catchup", mode="before")
     @classmethod
-    def _goal_lower_case(cls, value: Any) -> Any:
+    def _lower_case(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("training_schedule", "inference_schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_schedule(value)  # ValueError says what is wrong
+        return value
 
     @field_validator("training_pipeline", "inference_pipeline")
     @classmethod
@@ -527,6 +546,12 @@ def _automation(
     )
     if training is None or inference is None:
         return None
+    if parsed.training_schedule_always and parsed.training_schedule is None:
+        problems.append(
+            f"{prefix}TRAINING_SCHEDULE_ALWAYS=true: retrains at each fire of "
+            f"{prefix}TRAINING_SCHEDULE, which is not set"
+        )
+        return None
     return Automation(
         name=name,
         dataset_names=tuple(parsed.dataset_names),
@@ -542,10 +567,23 @@ def _automation(
             metric_artifact=parsed.promotion_metric_artifact,
         ),
         env_prefix=prefix,
+        training_policy=TrainingPolicy(
+            schedule=_schedule(parsed.training_schedule),
+            schedule_always=parsed.training_schedule_always,
+            debounce_seconds=parsed.training_debounce_seconds,
+            min_interval_seconds=parsed.training_min_interval_seconds,
+            latest_only=parsed.training_latest_only,
+        ),
+        inference_schedule=_schedule(parsed.inference_schedule),
+        schedule_catchup=parsed.schedule_catchup,
         notify_events=None
         if parsed.notify_events is None
         else parse_event_names(parsed.notify_events),
     )
+
+
+def _schedule(spec: str | None) -> Schedule | None:
+    return None if spec is None else parse_schedule(spec)
 
 
 def _pipeline_spec(
@@ -645,6 +683,11 @@ def describe_automation(automation: Automation) -> dict[str, object]:
             "must_beat_production": policy.must_beat_production,
         },
         "inference": _describe_pipeline(automation.inference),
+        "training_policy": automation.training_policy.describe(),
+        "inference_schedule": (
+            automation.inference_schedule.spec if automation.inference_schedule else None
+        ),
+        "schedule_catchup": automation.schedule_catchup.value,
         "notify_events": None
         if automation.notify_events is None
         else sorted(automation.notify_events),

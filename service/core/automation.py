@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.core.promotion import PromotionPolicy
+from service.core.schedule import Catchup, Schedule
+from service.core.triggers import TrainingPolicy
 
 DEFAULT_AUTOMATION = "default"
 
@@ -40,6 +42,10 @@ class Automation:
     promotion: PromotionPolicy
     env_prefix: str = "AUTOPILOT_"  # its variables: AUTOPILOT_AUTOMATIONS__<NAME>__ when named
     notify_events: frozenset[str] | None = None  # None: the daemon's AUTOPILOT_NOTIFY_EVENTS
+    # When selected versions train (core/triggers); the default trains each one at once.
+    training_policy: TrainingPolicy = field(default_factory=TrainingPolicy)
+    inference_schedule: Schedule | None = None  # an inference at each fire (stages/schedules)
+    schedule_catchup: Catchup = Catchup.LATEST  # fires missed while the daemon was down
 
     def dataset_stream(self, artifact: str) -> str:
         return f"{self.name}/dataset:{artifact}"

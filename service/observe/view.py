@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from service import metrics
-from service.core.actions import ActionKind, ActionState, action_key
+from service.core.actions import TERMINAL_STATES, ActionKind, ActionState, action_key
 from service.core.automation import Automation
 from service.ledger import Action, Ledger, ProductionChange, Subject, epoch
 from service.redact import redact as scrub
@@ -340,7 +340,7 @@ def _chain_ended(
     training: Action, decision: Mapping[str, Any] | None, inference: Action | None
 ) -> bool:
     """Nothing more will happen in this chain unless a person steps in."""
-    terminal = {ActionState.SUCCEEDED, ActionState.FAILED, ActionState.SKIPPED}
+    terminal = TERMINAL_STATES  # a superseded training (a training gate's) included
     if training.state is not ActionState.SUCCEEDED:
         return training.state in terminal
     if decision is None:

@@ -32,10 +32,12 @@ def test_replay_starts_a_failed_action_again_from_its_first_attempt(ledger):
     assert action.details["replayed_from"] == "failed"
 
 
-def test_only_failed_or_skipped_actions_replay(ledger):
+def test_only_failed_skipped_or_superseded_actions_replay(ledger):
     ledger.claim("train:d2", ActionKind.TRAIN, "d2", {}, "default")
-    with pytest.raises(operations.OperationError, match="only failed or skipped"):
+    with pytest.raises(operations.OperationError, match="only failed, skipped or superseded"):
         operations.replay(ledger, "train:d2")
+    ledger.transition("train:d2", ActionState.SUPERSEDED)  # a training gate passed it over
+    assert operations.replay(ledger, "train:d2").details["replayed_from"] == "superseded"
     with pytest.raises(operations.OperationError, match="no action"):
         operations.replay(ledger, "train:nope")
 

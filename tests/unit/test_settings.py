@@ -213,6 +213,60 @@ def test_a_pipeline_reference_needs_module_and_attribute():
         load_settings({"AUTOPILOT_TRAINING_PIPELINE": "training"})
 
 
+def test_trigger_policies_and_schedules_per_automation_and_in_the_single_form():
+    prefix = "AUTOPILOT_AUTOMATIONS__NIGHTLY__"
+    settings = load_settings(
+        {
+            f"{prefix}DATASET_NAMES": "d",
+            f"{prefix}MODEL_NAME": "m",
+            f"{prefix}TRAINING_SCHEDULE": "0 2 * * 1-5",
+            f"{prefix}TRAINING_SCHEDULE_ALWAYS": "true",
+            f"{prefix}TRAINING_DEBOUNCE_SECONDS": "300",
+            f"{prefix}TRAINING_MIN_INTERVAL_SECONDS": "3600",
+            f"{prefix}TRAINING_LATEST_ONLY": "true",
+            f"{prefix}INFERENCE_SCHEDULE": "every 6h",
+            f"{prefix}SCHEDULE_CATCHUP": "None",
+        }
+    )
+    (nightly,) = settings.automations
+    policy = nightly.training_policy
+    assert policy.schedule is not None and policy.schedule.spec == "0 2 * * 1-5"
+    assert (policy.schedule_always, policy.latest_only) == (True, True)
+    assert (policy.debounce_seconds, policy.min_interval_seconds) == (300, 3600)
+    assert nightly.inference_schedule is not None and nightly.inference_schedule.interval
+    assert nightly.schedule_catchup == "none"
+    assert describe(settings)["automations"]["nightly"]["training_policy"]["latest_only"]
+    # the single form: the same FIELDs; none set trains each selected version at once
+    single = load_settings({"AUTOPILOT_TRAINING_DEBOUNCE_SECONDS": "10"}).automations[0]
+    assert single.training_policy.gated and single.inference_schedule is None
+    assert not load_settings({}).automations[0].training_policy.gated
+
+
+def test_a_bad_schedule_or_policy_is_named():
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            {
+                "AUTOPILOT_TRAINING_SCHEDULE": "every day",
+                "AUTOPILOT_INFERENCE_SCHEDULE": "0 6 * * 8",
+                "AUTOPILOT_TRAINING_DEBOUNCE_SECONDS": "-5",
+                "AUTOPILOT_TRAINING_LATEST_ONLY": "sometimes",
+                "AUTOPILOT_SCHEDULE_CATCHUP": "all",
+            }
+        )
+    text = str(caught.value)
+    for name in (
+        "AUTOPILOT_TRAINING_SCHEDULE='every day'",
+        "AUTOPILOT_INFERENCE_SCHEDULE='0 6 * * 8'",
+        "AUTOPILOT_TRAINING_DEBOUNCE_SECONDS='-5'",
+        "AUTOPILOT_TRAINING_LATEST_ONLY='sometimes'",
+        "AUTOPILOT_SCHEDULE_CATCHUP='all'",
+    ):
+        assert name in text
+    assert "five fields" in text and "0-7" in text
+    with pytest.raises(ConfigError, match=r"TRAINING_SCHEDULE_ALWAYS=true.*not set"):
+        load_settings({"AUTOPILOT_TRAINING_SCHEDULE_ALWAYS": "true"})
+
+
 def test_a_training_told_nothing_of_its_dataset_is_warned_of_by_its_variable(tmp_path):
     """Every selected version would launch the same run: a warning naming the variable (and
     the config's placeholders, which are never filled); the bundled default gets none."""
