@@ -30,7 +30,11 @@ CRASH_POINTS = (
     "after_promotion_decided",  # decision in the ledger, stage not yet changed
     "after_stage_changed",  # model in production, decision metadata not yet written
     "after_production_seen",  # production change recorded and infer key claimed
+    "between_evaluations",  # one of a candidate's two evaluations recorded, the other not
 )
+# Reached only by an automation with an evaluation pipeline and a production version
+# (tests/e2e/test_evaluation.py), not by the iris chain of tests/e2e/test_crash_points.py.
+EVALUATION_CRASH_POINTS = ("between_evaluations",)
 
 PAUSE_POINTS = (
     # start-up: the state dir locked, the worker template forked, the logs configured; the

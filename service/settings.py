@@ -16,11 +16,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SkipValidation, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SkipValidation,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.core import templates
-from service.core.automation import DEFAULT_AUTOMATION, Automation, PipelineSpec
+from service.core.automation import DEFAULT_AUTOMATION, Automation, Evaluation, PipelineSpec
 from service.core.promotion import Goal, PromotionPolicy
 from service.core.retry import RetryPolicy
 from service.core.startup import StartFrom
@@ -62,13 +69,22 @@ class AutomationSettings(BaseModel):
     promotion_goal: Goal = Goal.MAXIMIZE
     promotion_threshold: float = Field(default=0.9, allow_inf_nan=False)
     promotion_must_beat_production: bool = True
+    promotion_min_improvement: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     inference_pipeline: str | None = None
     inference_config: str | None = None
     inference_parameters: dict[str, Any] | None = None
     inference_dataset_name: str = Field(default=INFERENCE_DATASET, min_length=1)  # single form
+    # Champion against challenger (core/evaluation.py): both versions scored on one dataset.
+    evaluation_pipeline: str | None = None
+    evaluation_config: str | None = None
+    evaluation_parameters: dict[str, Any] | None = None
+    evaluation_dataset_name: str | None = None
+    evaluation_dataset_required_tags: CommaList = Field(default=["approved"])
     source_root: str | None = None  # named form; the single form uses AUTOPILOT_SOURCE_ROOT
 
-    @field_validator("dataset_names", "dataset_required_tags", mode="before")
+    @field_validator(
+        "dataset_names", "dataset_required_tags", "evaluation_dataset_required_tags", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -89,6 +105,9 @@ class AutomationSettings(BaseModel):
         "inference_config",
         "promotion_metric_artifact",
         "source_root",
+        "evaluation_pipeline",
+        "evaluation_config",
+        "evaluation_dataset_name",
         mode="before",
     )
     @classmethod
@@ -100,14 +119,16 @@ class AutomationSettings(BaseModel):
     def _goal_lower_case(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("training_pipeline", "inference_pipeline")
+    @field_validator("training_pipeline", "inference_pipeline", "evaluation_pipeline")
     @classmethod
     def _pipeline_reference(cls, value: str | None) -> str | None:
         if value is not None and not PIPELINE_REFERENCE.fullmatch(value.strip()):
             raise ValueError("expected module:attribute, e.g. pipelines.training:training")
         return None if value is None else value.strip()
 
-    @field_validator("training_parameters", "inference_parameters", mode="before")
+    @field_validator(
+        "training_parameters", "inference_parameters", "evaluation_parameters", mode="before"
+    )
     @classmethod
     def _json_object(cls, value: Any) -> Any:
         if not isinstance(value, str):
@@ -132,14 +153,21 @@ class AutomationSettings(BaseModel):
     def _inference_placeholders(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         return _known_placeholders(value, training=False)
 
+    @field_validator("evaluation_parameters")
+    @classmethod
+    def _evaluation_placeholders(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _known_placeholders(value, kind="evaluation")
 
-def _known_placeholders(value: dict[str, Any] | None, training: bool) -> dict[str, Any] | None:
+
+def _known_placeholders(
+    value: dict[str, Any] | None, training: bool = True, kind: str | None = None
+) -> dict[str, Any] | None:
     if value is None:
         return None
-    unknown = templates.unknown_placeholders(value, training)
+    kind = kind or ("training" if training else "inference")
+    unknown = templates.unknown_for(value, kind)
     if unknown:
-        known = templates.TRAINING_PLACEHOLDERS if training else templates.INFERENCE_PLACEHOLDERS
-        prefixes = templates.DATASET_PREFIXES if training else templates.INFERENCE_PREFIXES
+        known, prefixes = templates.KNOWN[kind]
         offered = ", ".join([*known, *(f"{p}<name>" for p in prefixes)])
         raise ValueError(f"unknown placeholder {', '.join(unknown)} (known: {offered})")
     return value
@@ -424,7 +452,8 @@ def _automation(
     inference = _pipeline_spec(
         prefix, "inference", parsed, root, problems, (BUNDLED_INFERENCE, bundled_inference)
     )
-    if training is None or inference is None:
+    evaluation = _evaluation(prefix, parsed, root, problems)
+    if training is None or inference is None or evaluation is False:
         return None
     return Automation(
         name=name,
@@ -439,8 +468,44 @@ def _automation(
             must_beat_production=parsed.promotion_must_beat_production,
             goal=parsed.promotion_goal,
             metric_artifact=parsed.promotion_metric_artifact,
+            min_improvement=parsed.promotion_min_improvement,
         ),
         env_prefix=prefix,
+        evaluation=evaluation,
+    )
+
+
+def _evaluation(
+    prefix: str, parsed: AutomationSettings, source_root: Path, problems: list[str]
+) -> Evaluation | Literal[False] | None:
+    """The evaluation pipeline and its dataset, None when there is none, False when they are
+    configured wrong (each problem named). There is no bundled evaluation pipeline: its other
+    settings mean nothing without one, and it means nothing without its dataset."""
+    if parsed.evaluation_pipeline is None:
+        given = [
+            f"{prefix}EVALUATION_{name.upper()}"
+            for name in ("config", "parameters", "dataset_name")
+            if getattr(parsed, f"evaluation_{name}") is not None
+        ]
+        for variable in given:
+            problems.append(
+                f"{variable}: set without {prefix}EVALUATION_PIPELINE (there is no bundled "
+                "evaluation pipeline): set the pipeline too, or remove it"
+            )
+        return False if given else None
+    if parsed.evaluation_dataset_name is None:
+        problems.append(
+            f"{prefix}EVALUATION_DATASET_NAME: required with {prefix}EVALUATION_PIPELINE "
+            "(the artifact whose newest approved version both versions are scored on)"
+        )
+        return False
+    spec = _pipeline_spec(prefix, "evaluation", parsed, source_root, problems, ("", {}))
+    if spec is None:
+        return False
+    return Evaluation(
+        pipeline=spec,
+        dataset_name=parsed.evaluation_dataset_name,
+        required_tags=tuple(parsed.evaluation_dataset_required_tags),
     )
 
 
@@ -452,8 +517,8 @@ def _pipeline_spec(
     problems: list[str],
     default: tuple[str, dict[str, Any]],
 ) -> PipelineSpec | None:
-    """The `kind` ("training" or "inference") pipeline as configured; the bundled one (from
-    this project's folder) when unset."""
+    """The `kind` ("training", "inference" or "evaluation") pipeline as configured; the
+    bundled one (from this project's folder) when unset."""
     reference: str | None = getattr(parsed, f"{kind}_pipeline")
     config: str | None = getattr(parsed, f"{kind}_config")
     parameters: dict[str, Any] | None = getattr(parsed, f"{kind}_parameters")
@@ -531,8 +596,20 @@ def describe_automation(automation: Automation) -> dict[str, object]:
             "goal": policy.goal.value,
             "threshold": policy.threshold,
             "must_beat_production": policy.must_beat_production,
+            "min_improvement": policy.min_improvement,
         },
         "inference": _describe_pipeline(automation.inference),
+        "evaluation": _describe_evaluation(automation.evaluation),
+    }
+
+
+def _describe_evaluation(evaluation: Evaluation | None) -> dict[str, object] | None:
+    if evaluation is None:
+        return None
+    return {
+        **_describe_pipeline(evaluation.pipeline),
+        "dataset_name": evaluation.dataset_name,
+        "dataset_required_tags": list(evaluation.required_tags),
     }
 
 

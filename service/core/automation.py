@@ -30,6 +30,16 @@ class PipelineSpec:
 
 
 @dataclass(frozen=True)
+class Evaluation:
+    """Champion against challenger (`core/evaluation.py`): a pipeline that scores one model
+    version on one version of an evaluation dataset, and which dataset versions it may use."""
+
+    pipeline: PipelineSpec
+    dataset_name: str
+    required_tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Automation:
     name: str
     dataset_names: tuple[str, ...]
@@ -39,6 +49,15 @@ class Automation:
     inference: PipelineSpec
     promotion: PromotionPolicy
     env_prefix: str = "AUTOPILOT_"  # its variables: AUTOPILOT_AUTOMATIONS__<NAME>__ when named
+    evaluation: Evaluation | None = None  # None: candidates are judged on their training metric
+
+    @property
+    def pipelines(self) -> dict[str, PipelineSpec]:
+        """Its pipelines by kind (`training`, `inference`, and `evaluation` when it has one)."""
+        specs = {"training": self.training, "inference": self.inference}
+        if self.evaluation is not None:
+            specs["evaluation"] = self.evaluation.pipeline
+        return specs
 
     def dataset_stream(self, artifact: str) -> str:
         return f"{self.name}/dataset:{artifact}"
