@@ -452,15 +452,49 @@ def iris_automation(name: str = "iris") -> dict[str, str]:
 def publish_diabetes(random_state: int = 0, noise: float = 0.0, approved: bool = True) -> Any:
     """Run the example project's feature engineering in this process, as its user would (its
     own `pipelines` package, imported beside this project's)."""
-    return _in_example("publish", random_state=random_state, noise=noise, approved=approved)
+
+    def publish() -> Any:
+        from pipelines.feature_engineering import publish  # the example's
+
+        return publish(random_state=random_state, noise=noise, approved=approved)
+
+    return _in_example(publish)
 
 
 def publish_diabetes_holdout(approved: bool = True) -> Any:
     """Publish the example's holdout (`diabetes_holdout`), as `publish_diabetes` does."""
-    return _in_example("publish_holdout", approved=approved)
+
+    def publish() -> Any:
+        from pipelines.feature_engineering import publish_holdout  # the example's
+
+        return publish_holdout(approved=approved)
+
+    return _in_example(publish)
 
 
-def _in_example(function: str, **arguments: Any) -> Any:
+def train_diabetes_by_hand(dataset: dict[str, str]) -> str:
+    """Train the example's model on a published dataset in this process, as its user would by
+    hand (its YAML names the version `sgd`), and put that version in production; its id."""
+    from zenml.client import Client
+
+    def train() -> Any:
+        from pipelines.training import training  # the example's
+
+        configured = training.with_options(
+            config_path=str(EXAMPLE_ROOT / "configs" / "training.yaml")
+        )
+        return configured(train_dataset_id=dataset["train_id"], test_dataset_id=dataset["test_id"])
+
+    run = _in_example(train)
+    version = Client().get_pipeline_run(run.id).model_version
+    assert version is not None
+    Client().update_model_version("diabetes_regressor", version.id, stage="production")
+    return str(version.id)
+
+
+def _in_example(call: Callable[[], Any]) -> Any:
+    """Call `call` with the example's packages importable (not this project's `pipelines`)
+    and the example as ZenML's source root."""
     from zenml.utils import source_utils
 
     from service.runtime.sources import imported_from
@@ -469,9 +503,7 @@ def _in_example(function: str, **arguments: Any) -> Any:
     with imported_from(str(EXAMPLE_ROOT)):
         source_utils.set_custom_source_root(str(EXAMPLE_ROOT))
         try:
-            import pipelines.feature_engineering as example  # the example's
-
-            return getattr(example, function)(**arguments)
+            return call()
         finally:
             source_utils.set_custom_source_root(previous)
 
