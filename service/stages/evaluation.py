@@ -26,7 +26,6 @@ from service.core.evaluation import (
     NO_EVALUATION_DATASET,
     EvaluationRecord,
     Outcome,
-    Side,
     evaluated_values,
     open_keys,
     usable_dataset,
@@ -124,13 +123,15 @@ class Evaluations:
         record: EvaluationRecord,
         *versions: ModelVersionInfo | None,
     ) -> list[str]:
-        """Claim the evaluation of each version (in the caller's transaction); the keys that
-        were claimed before (an evaluation is done once: reused, never run again)."""
+        """Claim the record's evaluation of each of these versions (in the caller's
+        transaction); the keys that were claimed before (an evaluation is done once: reused,
+        never run again)."""
+        by_id = {version.id: version for version in versions if version is not None}
         reused = []
-        for version in versions:
+        for side in record.sides:
+            version = by_id.get(side.model_version_id)
             if version is None:
                 continue
-            side = Side.of(version, record.dataset_version_id)
             details = {
                 "model_version_number": version.number,
                 "evaluation_dataset_version_id": record.dataset_version_id,
