@@ -37,6 +37,13 @@ def _decided(engine: Autopilot, train_id: str) -> dict[str, Any] | None:
     return {**promotion.details["decision"], "model_version_id": version_id}
 
 
+def _promotion_of(engine: Autopilot, train_id: str) -> Any:
+    """The promotion action of the version trained on this dataset, once claimed."""
+    training = engine.ledger.action(f"train:diabetes:{train_id}")
+    run = engine.store.run(training.run_id) if training and training.run_id else None
+    return engine.ledger.action(f"promote:{run.model_version_id}") if run else None
+
+
 def _completed(engine: Autopilot, key: str) -> int:
     return sum(run.status.value == "succeeded" for run in runs_for(engine, key))
 
@@ -85,6 +92,23 @@ def test_candidates_are_compared_with_production_on_the_same_holdout(zenml_store
     keys = [f"evaluate:{d['model_version_id']}@{holdout}" for d in (first, second, third)]
     assert {key: _completed(engine, key) for key in keys} == dict.fromkeys(keys, 1)
     assert client.get_model_version(MODEL, "production").id == UUID(champion)
+
+    # Production changes while a candidate is being evaluated (a person promotes the rejected
+    # version): the new production version is compared on the same holdout, its score reused.
+    better = publish_diabetes(random_state=8)
+    promotion = tick_until(
+        engine, lambda: _promotion_of(engine, better["train_id"]), "the fourth one evaluating"
+    )
+    assert promotion.details["phase"] == "evaluating"
+    client.update_model_version(
+        MODEL, UUID(second["model_version_id"]), stage="production", force=True
+    )
+    fourth = tick_until(engine, lambda: _decided(engine, better["train_id"]), "the fourth one")
+    assert fourth["outcome"] == "promoted", fourth
+    assert fourth["reason"] == "clears_threshold_and_beats_production"
+    assert fourth["production_version_id"] == second["model_version_id"]
+    assert fourth["production_value"] == second["value"]
+    assert fourth["evaluation"]["production_run_id"] == second["evaluation"]["candidate_run_id"]
     # Each evaluation ran pinned to its version, and the score is the one its run logged.
     for decision, role in ((second, "candidate"), (second, "production")):
         run = client.get_pipeline_run(UUID(decision["evaluation"][f"{role}_run_id"]))
