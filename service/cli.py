@@ -106,18 +106,22 @@ def run_check_config(settings: Settings, offline: bool = False) -> int:
     """Print the effective configuration with each automation's pipelines imported and
     checked, or exit 2 naming every bad variable. Unless `offline`, also ask the store which
     watched names it does not hold (warnings: they may be created later)."""
-    _zenml_defaults()
+    _zenml_defaults(settings)  # before the check: it may connect (AUTOPILOT_STACK)
     from service.logs import stdout_held
-    from service.runtime.checks import check_pipelines
+    from service.runtime.checks import check_pipelines, training_warnings
 
     with stdout_held():  # stdout is the configuration, one JSON document
-        problems, resolved = check_pipelines(settings.automations)
+        problems, resolved = check_pipelines(settings.automations, settings.stack)
     _show_held_output()
     if problems:
         _print_config_error(ConfigError(problems))
         return EXIT_CONFIG
+    warnings = training_warnings(settings.automations)
+    for warning in warnings:
+        print(f"autopilot: warning: {warning.message}", file=sys.stderr)
     shown = describe(settings)
     shown["pipelines"] = resolved
+    shown["warnings"] = [warning.message for warning in warnings]
     if not offline:
         shown["names_not_in_store"] = _names_not_in_store(settings)
     print(json.dumps(shown, indent=2, default=str))
@@ -287,7 +291,8 @@ def _run(settings: Settings, once: bool, dry_run: bool, lock: StateDirLock | Non
     # What ZenML prints while it is imported, here and in the check child, would break the log's
     # one JSON event per line: held, and logged as `zenml.log` events once the log is set up.
     with stdout_held():
-        check = PipelineCheck(settings.automations)  # in a child process, while this one imports
+        # In a child process, while this one imports; on the stack the runs get.
+        check = PipelineCheck(settings.automations, settings.stack)
         # zenml before the log is configured (it rewires the root logger); the daemon's own
         # modules before the template is forked from this process (their pages are shared).
         import zenml  # noqa: F401
@@ -372,6 +377,7 @@ def _run_daemon(
     from service.files import secure_state_dir
     from service.ledger import Ledger
     from service.logs import get_logger
+    from service.runtime.checks import training_warnings
 
     if dry_run:
         structlog.contextvars.bind_contextvars(dry_run=True)
@@ -401,6 +407,13 @@ def _run_daemon(
             for a in settings.automations
         },
     )
+    for warning in training_warnings(settings.automations):
+        get_logger().warning(
+            "config.training_without_dataset",
+            automation=warning.automation,
+            variable=warning.variable,
+            detail=warning.message,
+        )
     if settings.sqlite_wal and not dry_run:
         _use_wal_journal(store)
     tightened = secure_state_dir(settings.state_dir, settings.ledger_path)

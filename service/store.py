@@ -44,6 +44,8 @@ class StoreAdapter:
 
         self._client = client or Client()
         # Finished runs never change: the latest ones read are kept (producers of a backlog).
+        # Only the launcher's `autopilot:rejected` tag comes after a run's end; whatever depends
+        # on it (`completed_run_for_key`, a model version's producer) reads the run afresh.
         self._finished_runs: OrderedDict[str, RunInfo] = OrderedDict()
         # Every record carries the configured name its store name answers to (core/names).
         self._artifact_names = NameMap()
@@ -321,11 +323,23 @@ class StoreAdapter:
     ) -> RunInfo | None:
         """A run of this key that completed, if any: the action is done, whatever the ledger
         says (a ledger lost or restored from a backup). With `model_version_id`, only a run on
-        that model version counts (an inference that ran on another one was rejected)."""
+        that model version counts (an inference that ran on another one was rejected). A run
+        the launcher rejected (tagged `autopilot:rejected`) never counts."""
         filters: dict[str, Any] = {"status": f"oneof:{json.dumps(SUCCESSFUL)}"}
         if model_version_id is not None:
             filters["model_version_id"] = UUID(model_version_id)
-        return self._newest_run(tags=f"equals:{key}", **filters)
+        for items in self._page_lists(
+            self._client.list_pipeline_runs,
+            tags=f"equals:{key}",
+            sort_by="desc:created",
+            hydrate=True,
+            **filters,
+        ):
+            for response in items:
+                run = self._run_record(response)
+                if not run.rejected:
+                    return run
+        return None
 
     def _newest_run(self, **filters: Any) -> RunInfo | None:
         page = self._client.list_pipeline_runs(

@@ -381,6 +381,23 @@ def launch_killed_before_run_tags(**kwargs: Any) -> str:
     return launch_pipeline(**kwargs)
 
 
+def launch_with_check_held(**kwargs: Any) -> str:
+    """The daemon's own launcher, holding a completed training run before the launcher checks
+    it, until a file `release-check` appears beside the run's configuration: the window in
+    which the store shows the run completed, but not yet whether the launcher rejects it."""
+    from service.runtime import launch
+
+    release = Path(kwargs["run_config_path"]).parent / "release-check"
+    check = launch.check_trained
+
+    def held(run_id: Any, model_name: str) -> None:
+        wait_for(release.exists, timeout=300, interval=0.1, what=str(release))
+        check(run_id, model_name)
+
+    launch.check_trained = held  # type: ignore[assignment]
+    return launch.launch_pipeline(**kwargs)
+
+
 EXAMPLE_ROOT = PROJECT_ROOT / "examples" / "diabetes"
 # rmse on the example's test split (random_state 0): clean data 61.0, noise=1.0 data 74.8.
 DIABETES_THRESHOLD = "64"
@@ -510,6 +527,8 @@ def _in_example(call: Callable[[], Any]) -> Any:
 
 SLOW_ROOT = PROJECT_ROOT / "tests" / "projects" / "slow"
 ISOLATION_ROOT = PROJECT_ROOT / "tests" / "projects" / "isolation"
+PINNED_ROOT = PROJECT_ROOT / "tests" / "projects" / "pinned"
+IMPORTS_ROOT = PROJECT_ROOT / "tests" / "projects" / "imports"
 
 
 def slow_training(seconds: float) -> dict[str, str]:

@@ -35,9 +35,11 @@ STEP_SEPARATOR = "::"
 
 
 def needs_evaluation(candidate: ModelVersionInfo, production: ModelVersionInfo | None) -> bool:
-    """False when the decision does not depend on any metric: a failed training run, or a
-    version already in production (promoted by its own pipeline or a person)."""
-    if candidate.producer is not None and candidate.producer.status is RunStatus.FAILED:
+    """False when the decision does not depend on any metric: a failed training run, one the
+    launcher rejected, or a version already in production (promoted by its own pipeline or a
+    person)."""
+    run = candidate.producer
+    if run is not None and (run.status is RunStatus.FAILED or run.rejected):
         return False
     return production is None or production.id != candidate.id
 

@@ -87,6 +87,7 @@ class PromotionReason(StrEnum):
     NOT_BETTER_THAN_PRODUCTION = "not_better_than_production"
     BELOW_MIN_IMPROVEMENT = "below_min_improvement"  # better, by less than the minimum
     TRAINING_RUN_FAILED = "training_run_failed"
+    TRAINING_RUN_REJECTED = "training_run_rejected"
     EVALUATION_FAILED = "evaluation_failed"  # the candidate's evaluation run failed for good
 
 
@@ -219,6 +220,13 @@ def decide_promotion(
 
     if candidate.producer is not None and candidate.producer.status is RunStatus.FAILED:
         return decision(False, PromotionReason.TRAINING_RUN_FAILED, "its training run failed")
+    if candidate.producer is not None and candidate.producer.rejected:
+        return decision(
+            False,
+            PromotionReason.TRAINING_RUN_REJECTED,
+            f"its training run {candidate.producer.name or candidate.producer.id} was rejected "
+            "by the launcher (it wrote into a model version it did not create)",
+        )
     if production is not None and production.id == candidate.id:
         return decision(False, PromotionReason.ALREADY_PRODUCTION, "already in production")
     reading = evaluated.candidate if evaluated else read_metric(candidate, policy)

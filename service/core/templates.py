@@ -57,6 +57,11 @@ def placeholders(parameters: Mapping[str, Any]) -> set[str]:
     return {match for value in _strings(parameters) for match in PLACEHOLDER.findall(value)}
 
 
+def uses_dataset(parameters: Mapping[str, Any]) -> bool:
+    """True when the parameters pass the triggering dataset on (any `dataset.*` placeholder)."""
+    return any(name.startswith("dataset.") for name in placeholders(parameters))
+
+
 def unknown_placeholders(parameters: Mapping[str, Any], training: bool) -> list[str]:
     """Placeholder names that no training (or inference) event can fill."""
     return unknown_for(parameters, "training" if training else "inference")

@@ -14,6 +14,7 @@ from service import metrics
 from service.core import templates
 from service.core.actions import ActionKind, ActionState, run_tags
 from service.core.automation import Automation, PipelineSpec
+from service.core.pinning import Unpinnable, pin_reference
 from service.core.records import RunInfo, RunStatus
 from service.errors import describe_error
 from service.faults import crashpoint
@@ -111,7 +112,7 @@ class ActionRunner:
             return False
         try:
             arguments = self._launch_arguments(automation, action, spec)
-        except templates.PlaceholderMissing as error:
+        except (templates.PlaceholderMissing, Unpinnable) as error:
             self._cannot_launch(action, str(error))
             return False
         attempt = action.attempts + 1
@@ -243,7 +244,8 @@ class ActionRunner:
                         needed, dataset.id, dataset.artifact_name, dataset.version, producer
                     )
                 )
-        return values, {"model_version": version.name, "model_version_id": version.id}
+        pin = pin_reference(automation.model_name, version.name, version.number)
+        return values, {"model_version": pin, "model_version_id": version.id}
 
     def _dataset_values(
         self,
@@ -360,7 +362,9 @@ class ActionRunner:
                     "recovery.relaunch", key=action.key, reason="no run in the store"
                 )
             return
-        if run.status is RunStatus.SUCCEEDED:
+        if run.status is RunStatus.SUCCEEDED and run.rejected:  # its report was never read
+            self._attempt_failed(action, f"run {run.id} was rejected by its launcher", run)
+        elif run.status is RunStatus.SUCCEEDED:
             self._succeeded(action, run)
         elif run.status is RunStatus.FAILED:
             self._attempt_failed(action, f"run {run.id} failed", run)

@@ -30,6 +30,7 @@ from service.core.evaluation import (
     open_keys,
     usable_dataset,
 )
+from service.core.pinning import pin_reference
 from service.core.promotion import decide_promotion
 from service.core.records import ModelVersionInfo
 from service.faults import crashpoint
@@ -270,7 +271,8 @@ def launch_values(
     context: Context, automation: Automation, action: Action
 ) -> tuple[dict[str, Any], dict[str, str | None]]:
     """The placeholders of an evaluation (`templates.EVALUATION_PLACEHOLDERS`), and its pin:
-    the model version it scores, exactly, as an inference is pinned."""
+    the model version it scores, exactly, as an inference is pinned (`core/pinning`; a version
+    that cannot be pinned exactly fails the evaluation at once, `Unpinnable`)."""
     version = context.store.model_version(action.subject_id)
     if version is None:
         raise templates.PlaceholderMissing("model_version.id", "the model version was deleted")
@@ -286,4 +288,5 @@ def launch_values(
     }
     for key, value in version.metadata.items():
         values[f"model_version.metadata.{key}"] = value
-    return values, {"model_version": version.name, "model_version_id": version.id}
+    pin = pin_reference(automation.model_name, version.name, version.number)
+    return values, {"model_version": pin, "model_version_id": version.id}

@@ -15,9 +15,10 @@ from service.core.automation import Automation
 from service.core.evaluation import needs_evaluation
 from service.core.polling import Polls, format_floor, parse_floor, raised_floor
 from service.core.promotion import PRODUCTION, PromotionDecision, decide_promotion, wait_reason
-from service.core.records import ModelVersionInfo, RunInfo
+from service.core.records import ModelVersionInfo, RunInfo, RunStatus
 from service.faults import crashpoint
 from service.ledger import Action
+from service.stages.actions import ATTEMPT_TOKEN
 from service.stages.context import (
     MODEL,
     WAITING_SINCE,
@@ -207,7 +208,7 @@ class ModelJudge:
         now = self.context.clock()
         unlinked_since = None if version.producer else first_seen(prior, UNLINKED_SINCE, now)
         unlinked_for = timedelta(seconds=0 if unlinked_since is None else now - unlinked_since)
-        waiting = wait_reason(version, unlinked_for)
+        waiting = wait_reason(version, unlinked_for) or self._launcher_not_done(version)
         if waiting is not None:
             if prior is None or prior.reason != waiting:
                 self.context.log(automation).info(
@@ -242,6 +243,20 @@ class ModelJudge:
         if action is not None and action.state is ActionState.PENDING:
             return self._apply(automation, action, version)
         return False
+
+    def _launcher_not_done(self, version: ModelVersionInfo) -> str | None:
+        """A version whose training run completed, launched by this daemon and not settled yet,
+        waits: the launcher checks a run after it completes, and tags it rejected if it wrote
+        where it must not have (`service/runtime/launch.py`); until the run's worker has
+        reported, a completed run does not say yet whether its version is a candidate."""
+        run = version.producer
+        if run is None or run.status is not RunStatus.SUCCEEDED or run.rejected:
+            return None
+        for action in self.ledger.actions_in(ActionState.RUNNING, kind=ActionKind.TRAIN):
+            token = action.details.get(ATTEMPT_TOKEN)
+            if token and run.name.endswith(f"-{token}"):
+                return "training_run_not_settled"
+        return None
 
     def _production(self, automation: Automation) -> ModelVersionInfo | None:
         """Production as the policy compares against it (with its metric artifact, if any)."""

@@ -135,7 +135,7 @@ class PipelineHolds:
     ) -> None:
         review.checked_code = review.watch.take()  # before it imports: a later edit is seen
         review.checked_at = time.monotonic()
-        review.check = PipelineCheck((automation,))
+        review.check = PipelineCheck((automation,), self.context.settings.stack)
         shown = describe_changes(list(changed)) if changed else {}
         self.context.log(automation).info(
             "automation.pipeline_check_started", reason=reason, **shown

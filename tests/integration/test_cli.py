@@ -14,6 +14,8 @@ import pytest
 from pipelines.feature_engineering import launch_feature_engineering
 from tests.support import (
     EXAMPLE_ROOT,
+    IMPORTS_ROOT,
+    PINNED_ROOT,
     PROJECT_ROOT,
     QUIET_ZENML,
     daemon_settings,
@@ -75,6 +77,7 @@ def test_check_config_prints_the_effective_configuration_without_secrets():
     assert shown["automations"]["default"]["model_name"] == "m"
     assert shown["ZENML_STORE_API_KEY"] == "<redacted>"
     assert "ZENKEY_very_secret_value" not in result.stdout + result.stderr
+    assert shown["warnings"] == [] and "warning" not in result.stderr  # trains on {{ dataset.id }}
 
 
 @pytest.mark.integration
@@ -337,6 +340,78 @@ def test_pipelines_that_cannot_run_as_configured_exit_2_naming_each_variable(tmp
             f"{params}EVALUATION_PARAMETERS: pipeline evaluation needs parameter 'dataset_id'"
             in (text)
         )
+
+
+def _imports_automation(training: str) -> dict[str, str]:
+    """A project of tests/projects/imports as a named automation (the bundled inference)."""
+    prefix = "AUTOPILOT_AUTOMATIONS__IMPORTS__"
+    return {
+        f"{prefix}SOURCE_ROOT": str(IMPORTS_ROOT),
+        f"{prefix}DATASET_NAMES": "imports_dataset",
+        f"{prefix}MODEL_NAME": "imports_model",
+        f"{prefix}TRAINING_PIPELINE": training,
+        f"{prefix}TRAINING_PARAMETERS": json.dumps({"dataset_version_id": "{{ dataset.id }}"}),
+    }
+
+
+@pytest.mark.integration
+def test_the_start_up_check_imports_on_the_runs_stack_and_warns_of_a_training_without_dataset(
+    zenml_store, tmp_path
+):
+    """`imports` reads the active stack when imported (ZenML's e2e template does); only the
+    stack named by AUTOPILOT_STACK, not the active one, has what it reads. `fixed` trains every
+    selected version with the same parameters: said, by name, and the daemon still starts."""
+    client = zenml_store.client
+    client.create_stack_component(
+        name="registry",
+        flavor="default",
+        component_type="container_registry",
+        configuration={"uri": "localhost:5000"},
+    )
+    client.create_stack(
+        name="runs",
+        components={
+            "orchestrator": "default",
+            "artifact_store": "default",
+            "container_registry": "registry",
+        },
+    )
+    assert client.active_stack_model.name == "default"
+    fixed = "AUTOPILOT_AUTOMATIONS__FIXED__"
+    env = {
+        **_imports_automation("reads_stack:training"),
+        f"{fixed}SOURCE_ROOT": str(PINNED_ROOT),
+        f"{fixed}DATASET_NAMES": "fixed_dataset",
+        f"{fixed}MODEL_NAME": "fixed_model",
+        f"{fixed}TRAINING_PIPELINE": "pinned_training:training_into_v1",
+        f"{fixed}TRAINING_PARAMETERS": json.dumps({"dataset_version_id": "one-for-all"}),
+        "AUTOPILOT_STACK": "runs",
+        "AUTOPILOT_STATE_DIR": str(tmp_path / "state"),
+        "AUTOPILOT_LOG_FORMAT": "json",
+    }
+    warning = f"{fixed}TRAINING_PARAMETERS: no {{{{ dataset.* }}}} placeholder"
+    checked = autopilot("check-config", env=env)
+    assert checked.returncode == 0, checked.stderr[-2000:]
+    assert f"autopilot: warning: {warning}" in checked.stderr
+    (shown,) = json.loads(checked.stdout)["warnings"]
+    assert shown.startswith(warning) and "IMPORTS" not in checked.stderr
+    dry = autopilot("run", "--once", "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    events = [json.loads(line) for line in dry.stdout.splitlines()]
+    (logged,) = [e for e in events if e["event"] == "config.training_without_dataset"]
+    assert (logged["automation"], logged["level"]) == ("fixed", "warning")
+    assert logged["variable"] == f"{fixed}TRAINING_PARAMETERS"
+
+
+def test_a_project_that_fails_to_import_is_named_with_the_file_and_line_that_raised():
+    result = autopilot("check-config", env=_imports_automation("raises_at_import:training"))
+    assert result.returncode == 2
+    # The innermost frame in the project's own files, not pathlib's that raised.
+    source = (IMPORTS_ROOT / "labels.py").read_text().splitlines()
+    line = next(n for n, text in enumerate(source, 1) if "read_text()" in text)
+    assert "FileNotFoundError: [Errno 2] No such file or directory: 'labels.txt'" in result.stderr
+    assert f"(at labels.py:{line})" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_the_bundled_pipelines_take_exactly_the_parameters_the_start_up_check_assumes():

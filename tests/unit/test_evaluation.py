@@ -30,6 +30,8 @@ def test_a_failed_training_or_a_version_already_in_production_needs_no_evaluatio
     production = model_version(stage="production")
     assert not needs_evaluation(model_version(producer=run(RunStatus.FAILED)), None)
     assert not needs_evaluation(production, production)
+    rejected = run(tags=frozenset({"autopilot:rejected"}))
+    assert not needs_evaluation(model_version(producer=rejected), None)
     assert needs_evaluation(model_version(producer=run()), production)
     assert needs_evaluation(model_version(producer=run()), None)
 

@@ -213,6 +213,32 @@ def test_a_pipeline_reference_needs_module_and_attribute():
         load_settings({"AUTOPILOT_TRAINING_PIPELINE": "training"})
 
 
+def test_a_training_told_nothing_of_its_dataset_is_warned_of_by_its_variable(tmp_path):
+    """Every selected version would launch the same run: a warning naming the variable (and
+    the config's placeholders, which are never filled); the bundled default gets none."""
+    from service.runtime.checks import training_warnings
+
+    (tmp_path / "train.yaml").write_text("parameters:\n  train: '{{ dataset.id }}'\n")
+    settings = load_settings(
+        {
+            "AUTOPILOT_SOURCE_ROOT": str(tmp_path),
+            f"{CHURN}DATASET_NAMES": "churn_train",
+            f"{CHURN}MODEL_NAME": "churn",
+            f"{CHURN}TRAINING_PIPELINE": "pipelines.training:training",
+            f"{CHURN}TRAINING_CONFIG": "train.yaml",
+            f"{CHURN}TRAINING_PARAMETERS": '{"alpha": 0.1, "name": "{{ model.name }}"}',
+            f"{IRIS}MODEL_NAME": "iris_classifier",
+            f"{IRIS}DATASET_NAMES": "iris_training_dataset",
+        }
+    )
+    (warning,) = training_warnings(settings.automations)
+    assert (warning.automation, warning.variable) == ("churn", f"{CHURN}TRAINING_PARAMETERS")
+    assert warning.message.startswith(f"{CHURN}TRAINING_PARAMETERS: no {{{{ dataset.* }}}}")
+    assert "churn_train" in warning.message
+    assert f"{CHURN}TRAINING_CONFIG's parameters hold dataset.id" in warning.message
+    assert training_warnings(load_settings({}).automations) == []
+
+
 def test_an_evaluation_pipeline_with_its_dataset_and_a_minimum_improvement(tmp_path):
     (tmp_path / "evaluation.yaml").write_text("model:\n  name: churn\n")
     settings = load_settings(
