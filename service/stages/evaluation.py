@@ -221,10 +221,11 @@ class Evaluations:
         """Production changed while a promotion waited for (or carried out) its evaluated
         decision: the new production version is scored on the same dataset version first."""
         record = EvaluationRecord.from_details(action.details["evaluation"])
-        updated = record.against(production)
+        compared = production if automation.promotion.must_beat_production else None
+        updated = record.against(compared)
         details = {"phase": EVALUATING, "decision": None, "evaluation": updated.as_details()}
         with self.ledger.transaction():
-            reused = self._claim(automation, updated, production)
+            reused = self._claim(automation, updated, compared)
             self.ledger.update_details(action.key, details)
         self.context.log(automation).info(
             "evaluation.production_changed",
