@@ -18,6 +18,8 @@
     .venv/bin/python bench/bench.py candidates  # 7. spawn, reuse or fork: CPU per run
     .venv/bin/python bench/bench.py fingerprint  # 7. what a launch pays to see changed code
     .venv/bin/python bench/bench.py rewarm    # 7. the first run after an edit: a new template
+    .venv/bin/python bench/bench.py page      # 8. the status page's cost, and the tick's while read
+    .venv/bin/python bench/bench.py page-build  # 8. what building the page costs alone
 
 Each prints one JSON line per measurement. Every store is a fresh temporary one; the global
 ZenML config is never touched. Bulk versions are inserted with SQL (copies of one real version),
@@ -924,6 +926,8 @@ BENCHES: dict[str, Callable[[], None]] = {
     "candidates": lambda: _throughput("candidates"),
     "fingerprint": lambda: _reload("fingerprint"),
     "rewarm": lambda: _reload("rewarm"),
+    "page": lambda: _status_page(),
+    "page-build": lambda: _status_page(ticks=0),
 }
 
 
@@ -937,6 +941,13 @@ def _reload(name: str) -> None:
     import reload  # bench/reload.py, beside this file
 
     getattr(reload, name)()
+
+
+def _status_page(**arguments: Any) -> None:
+    sys.modules.setdefault("bench", sys.modules[__name__])
+    import status_page  # bench/status_page.py, beside this file
+
+    status_page.page(**arguments)
 
 
 def _throughput(name: str, **arguments: Any) -> None:

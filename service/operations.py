@@ -1,9 +1,11 @@
 """Operator commands: `status`, `explain`, `replay`, `skip`. They read and write the ledger only
-(the daemon picks up a replay or skip on its next tick), so they work while the daemon runs."""
+(the daemon picks up a replay or skip on its next tick), so they work while the daemon runs.
+`rename_automation` too, but only while no daemon runs (the CLI holds the state dir's lock)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from service.core.actions import (
@@ -13,9 +15,12 @@ from service.core.actions import (
     ParsedKey,
     parse_action_key,
 )
+from service.core.automation import DEFAULT_AUTOMATION
 from service.core.evaluation import EVALUATING
 from service.engine import LAST_POLL_KEY
-from service.ledger import Action, Ledger, Subject, epoch
+from service.ledger import Action, AutomationRows, Ledger, Subject, epoch
+from service.notify import outbox
+from service.settings import AUTOMATION_NAME
 from service.stages.context import DATASET, MODEL, WAITING_SINCE
 from service.stages.evaluation import DATASET_DETAILS
 from service.stages.pipeline_holds import HELD_PREFIX
@@ -75,6 +80,7 @@ def status(ledger: Ledger, in_store: dict[str, list[str]] | None = None) -> dict
         "open": [_describe(a) for a in ledger.actions_in(*OPEN_STATES)],
         "recent_failures": [_describe(a) for a in ledger.recent_actions(ActionState.FAILED)],
         "recently_skipped": [_describe(a) for a in ledger.recent_actions(ActionState.SKIPPED)],
+        "notifications": outbox.summary(ledger),
     }
 
 
@@ -157,6 +163,62 @@ def skip(ledger: Ledger, key: str) -> Action:
                 f"{key} is a promotion decision being applied; it cannot be skipped"
             )
         return ledger.transition(key, ActionState.SKIPPED, details={"skipped_at": epoch()})
+
+
+@dataclass(frozen=True)
+class Renamed:
+    old: str
+    new: str
+    carried_over: AutomationRows  # what `old` held
+    replaced: AutomationRows  # what `new` held before (streams, skipped versions)
+
+    def log_fields(self) -> dict[str, Any]:
+        return {
+            "automation": self.new,
+            "renamed_from": self.old,
+            "carried_over": asdict(self.carried_over),
+            "replaced": asdict(self.replaced),
+        }
+
+
+def rename_automation(ledger: Ledger, old: str, new: str, configured: set[str]) -> Renamed:
+    """Carry an automation's streams, judgements and actions (open ones included) over to a new
+    name, so that renaming it in the configuration strands nothing and redoes nothing. `new`
+    must be configured and `old` no longer; `new` may hold what a start under the new name
+    wrote before it acted (streams, skipped versions), which `old`'s replace, but no action."""
+    old, new = old.strip().lower(), new.strip().lower()
+    if not AUTOMATION_NAME.fullmatch(new):
+        raise OperationError(f"{new!r} is not an automation name (a-z, 0-9, _; at most 40)")
+    if old == new:
+        raise OperationError(f"{old} and {new} are the same automation")
+    if old in configured:
+        variables = (
+            "the single-automation AUTOPILOT_* variables"
+            if old == DEFAULT_AUTOMATION
+            else f"its AUTOPILOT_AUTOMATIONS__{old.upper()}__* variables"
+        )
+        raise OperationError(
+            f"{old} is still configured: rename it in the configuration first ({variables}), "
+            "then carry its work over"
+        )
+    if new not in configured:
+        raise OperationError(
+            f"{new} is not configured (configured: {', '.join(sorted(configured))}): configure "
+            "it first, so its work is not stranded again"
+        )
+    with ledger.transaction():
+        rows = ledger.rows_by_automation()
+        none = AutomationRows()
+        renamed = Renamed(old, new, rows.get(old, none), rows.get(new, none))
+        if renamed.carried_over.empty:
+            raise OperationError(f"the ledger holds nothing of automation {old}")
+        if renamed.replaced.actions:
+            raise OperationError(
+                f"{new} has {renamed.replaced.actions} actions of its own already (a daemon ran "
+                f"it): its history and {old}'s cannot be merged"
+            )
+        ledger.rename_automation(old, new)
+    return renamed
 
 
 def _check_key(key: str) -> ParsedKey:

@@ -14,14 +14,17 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     SkipValidation,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -31,6 +34,8 @@ from service.core.automation import DEFAULT_AUTOMATION, Automation, Evaluation, 
 from service.core.promotion import Goal, PromotionPolicy
 from service.core.retry import RetryPolicy
 from service.core.startup import StartFrom
+from service.notify.events import parse_event_names
+from service.notify.outbox import webhook_destination
 from service.redact import redact_url
 from service.runtime.sources import BUNDLED_ROOT
 
@@ -39,6 +44,9 @@ ENV_PREFIX = "AUTOPILOT_"
 EXTRA_KNOWN_VARIABLES = frozenset({"AUTOPILOT_TEST_CRASH_AT", "AUTOPILOT_TEST_PAUSE_AT"})
 # ZenML's own variables that hold secrets: never printed.
 SECRET_ZENML_VARIABLES = ("ZENML_STORE_API_KEY", "ZENML_STORE_PASSWORD")
+# Settings whose value is never echoed, not even in an error message (a Slack or Discord
+# webhook URL is a credential too).
+SECRET_SETTINGS = frozenset({"notify_webhook_urls", "notify_webhook_secret"})
 
 AUTOMATIONS_PREFIX = f"{ENV_PREFIX}AUTOMATIONS__"
 AUTOMATION_NAME = re.compile(r"[a-z0-9_]{1,40}")
@@ -81,6 +89,7 @@ class AutomationSettings(BaseModel):
     evaluation_dataset_name: str | None = None
     evaluation_dataset_required_tags: CommaList = Field(default=["approved"])
     source_root: str | None = None  # named form; the single form uses AUTOPILOT_SOURCE_ROOT
+    notify_events: str | None = None  # named form; the single form uses AUTOPILOT_NOTIFY_EVENTS
 
     @field_validator(
         "dataset_names", "dataset_required_tags", "evaluation_dataset_required_tags", mode="before"
@@ -143,6 +152,13 @@ class AutomationSettings(BaseModel):
             raise ValueError("expected a JSON object of pipeline parameters")
         return parsed
 
+    @field_validator("notify_events")
+    @classmethod
+    def _known_events(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_event_names(value)
+        return value
+
     @field_validator("training_parameters")
     @classmethod
     def _training_placeholders(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -175,7 +191,8 @@ def _known_placeholders(
 
 # Fields of AutomationSettings in each form.
 AUTOMATION_FIELDS = tuple(AutomationSettings.model_fields)
-SINGLE_FORM_FIELDS = tuple(f for f in AUTOMATION_FIELDS if f != "source_root")
+NAMED_ONLY_FIELDS = ("source_root", "notify_events")
+SINGLE_FORM_FIELDS = tuple(f for f in AUTOMATION_FIELDS if f not in NAMED_ONLY_FIELDS)
 NAMED_FORM_FIELDS = tuple(f for f in AUTOMATION_FIELDS if f != "inference_dataset_name")
 NAMED_REQUIRED = ("dataset_names", "model_name")
 
@@ -219,6 +236,17 @@ class Settings(BaseSettings):
     zenml_api_key_file: Path | None = Field(
         default=None, description="File holding the ZenML API key (Docker secrets)."
     )
+    # Notifications (README "Notifications", service/notify/).
+    notify_webhook_urls: CommaList = Field(default=[], description="http(s) URLs, comma-separated.")
+    notify_webhook_secret: SecretStr | None = None
+    notify_webhook_secret_file: Path | None = None
+    notify_alerter: bool = False
+    notify_events: str = Field(default="default", description="event names, default, all.")
+    notify_outage_after_seconds: float = Field(default=600.0, gt=0, allow_inf_nan=False)
+    notify_max_age_seconds: float = Field(default=86400.0, gt=0, allow_inf_nan=False)
+    notify_timeout_seconds: float = Field(default=10.0, gt=0, allow_inf_nan=False)
+    notify_retry_backoff_seconds: float = Field(default=2.0, gt=0, allow_inf_nan=False)
+    notify_retry_max_backoff_seconds: float = Field(default=300.0, gt=0, allow_inf_nan=False)
 
     @field_validator("log_format", "log_level", mode="before")
     @classmethod
@@ -245,6 +273,49 @@ class Settings(BaseSettings):
             read_api_key(value)
         return value
 
+    @field_validator("notify_webhook_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("notify_webhook_urls")
+    @classmethod
+    def _http_urls(cls, value: list[str]) -> list[str]:
+        for number, url in enumerate(value, start=1):
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                shown = f"{parts.scheme}://{parts.hostname}/..." if parts.scheme else "no scheme"
+                raise ValueError(f"URL {number} ({shown}) is not an http(s) URL with a host")
+            if url in value[: number - 1]:
+                raise ValueError(f"URL {number} is URL {value.index(url) + 1} again")
+        return value
+
+    @field_validator("notify_webhook_secret", "notify_webhook_secret_file", mode="before")
+    @classmethod
+    def _empty_secret_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("notify_webhook_secret_file")
+    @classmethod
+    def _readable_secret_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        if info.data.get("notify_webhook_secret") is not None:
+            raise ValueError(
+                "set AUTOPILOT_NOTIFY_WEBHOOK_SECRET or AUTOPILOT_NOTIFY_WEBHOOK_SECRET_FILE, "
+                "not both"
+            )
+        read_secret_file(value)
+        return value
+
+    @field_validator("notify_events")
+    @classmethod
+    def _known_events(cls, value: str) -> str:
+        parse_event_names(value)
+        return value
+
     @field_validator("start_from")
     @classmethod
     def _valid_start_from(cls, value: str) -> str:
@@ -262,6 +333,29 @@ class Settings(BaseSettings):
     @property
     def ledger_path(self) -> Path:
         return self.state_dir / "ledger.sqlite"
+
+    @property
+    def notify_event_names(self) -> frozenset[str]:
+        return parse_event_names(self.notify_events)
+
+    def webhook_secret(self) -> str | None:
+        """The secret webhook requests are signed with (never logged: `cli` registers it)."""
+        if self.notify_webhook_secret is not None:
+            return self.notify_webhook_secret.get_secret_value()
+        if self.notify_webhook_secret_file is not None:
+            return read_secret_file(self.notify_webhook_secret_file)
+        return None
+
+
+def read_secret_file(path: Path) -> str:
+    """The secret in `path`, stripped; ValueError that says what is wrong, never the secret."""
+    try:
+        secret = path.read_text().strip()
+    except OSError as error:
+        raise ValueError(f"cannot read the secret file: {error.strerror}") from None
+    if not secret:
+        raise ValueError("the secret file is empty")
+    return secret
 
 
 def read_api_key(path: Path) -> str:
@@ -362,7 +456,7 @@ def _named_problems(error: ValidationError, variable: Any, environ: Mapping[str,
     for item in error.errors():
         field = str(item["loc"][0]) if item["loc"] else "?"
         name = variable(field)
-        shown = environ.get(name, "<unset>")
+        shown = "<redacted>" if field in SECRET_SETTINGS else environ.get(name, "<unset>")
         message = item["msg"].removeprefix("Value error, ")
         problems.append(f"{name}={shown!r}: {message}")
     return problems
@@ -471,6 +565,9 @@ def _automation(
             min_improvement=parsed.promotion_min_improvement,
         ),
         env_prefix=prefix,
+        notify_events=None
+        if parsed.notify_events is None
+        else parse_event_names(parsed.notify_events),
         evaluation=evaluation,
     )
 
@@ -580,6 +677,14 @@ def describe(settings: Settings, environ: Mapping[str, str] | None = None) -> di
     shown["ZENML_CONFIG_PATH"] = environ.get("ZENML_CONFIG_PATH", "<ZenML default>")
     for secret in SECRET_ZENML_VARIABLES:
         shown[secret] = "<redacted>" if environ.get(secret) else "<unset>"
+    # Webhook URLs are credentials (Slack, Discord): shown by their destination names only.
+    shown[env_name("notify_webhook_urls")] = [
+        webhook_destination(url) for url in settings.notify_webhook_urls
+    ]
+    shown[env_name("notify_webhook_secret")] = (
+        "<redacted>" if settings.notify_webhook_secret is not None else "<unset>"
+    )
+    shown["notify_events_resolved"] = sorted(settings.notify_event_names)
     return shown
 
 
@@ -599,6 +704,9 @@ def describe_automation(automation: Automation) -> dict[str, object]:
             "min_improvement": policy.min_improvement,
         },
         "inference": _describe_pipeline(automation.inference),
+        "notify_events": None
+        if automation.notify_events is None
+        else sorted(automation.notify_events),
         "evaluation": _describe_evaluation(automation.evaluation),
     }
 

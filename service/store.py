@@ -34,6 +34,8 @@ PAGE_SIZE = 100
 FINISHED_RUNS_KEPT = 1000
 DECISION_METADATA_KEY = "autopilot_decision"
 SUCCESSFUL = ["completed", "cached"]  # ZenML's successful run statuses (`is_successful`)
+# ZenML's statuses of a run that may still complete: not finished, and not being stopped.
+GOING = ["initializing", "provisioning", "queued", "running", "retrying", "paused", "resuming"]
 
 
 class StoreAdapter:
@@ -116,6 +118,27 @@ class StoreAdapter:
         model = self._client.get_stack(stack) if stack else self._client.active_stack_model
         orchestrator = model.components[StackComponentType.ORCHESTRATOR][0]
         return str(orchestrator.flavor_name) == "local"
+
+    def dashboard_links(self) -> dict[str, str]:
+        """URL templates (with `{id}`) of ZenML's dashboard pages for a run and a model
+        version, as ZenML's own `dashboard_utils` builds them (0.98): for a ZenML server only
+        (a local store has no dashboard). The open-source dashboard shows runs but no model
+        version (its model pages are ZenML Pro's), so it gets no model version template."""
+        from zenml.enums import StoreType
+        from zenml.models.v2.misc.server_models import ServerDeploymentType
+
+        zen_store = self._client.zen_store
+        if zen_store.type is not StoreType.REST:
+            return {}
+        info = zen_store.get_store_info()
+        project = self._client.active_project
+        if info.deployment_type == ServerDeploymentType.CLOUD and info.dashboard_url:
+            base = f"{info.dashboard_url.rstrip('/')}/projects/{project.id}"
+            return {"run": f"{base}/runs/{{id}}", "model_version": f"{base}/model-versions/{{id}}"}
+        # Where a person's browser reaches the dashboard, when the server says so (behind a
+        # proxy, or in Compose where the daemon's URL is the container network's).
+        server = redact_url((info.dashboard_url or info.server_url or zen_store.url).rstrip("/"))
+        return {"run": f"{server}/projects/{project.name}/runs/{{id}}"}
 
     # -- datasets -----------------------------------------------------------------------------
 
@@ -307,11 +330,14 @@ class StoreAdapter:
         )
         return [self._run_record(r) for r in pages]
 
-    def attempt_run(self, key: str, token: str) -> RunInfo | None:
+    def attempt_run(self, token: str) -> RunInfo | None:
         """The run of one attempt, by the attempt's token that ends its name (the launcher puts
         it there; a token is random, one per attempt). Not by its key's tag: a run killed as
         ZenML created it exists, `initializing`, before its tags do (seen in `make soak`), and
-        must still be found and closed, or its model version waits on it for ever."""
+        must still be found and closed, or its model version waits on it for ever. A name
+        suffix is no index's prefix: the database reads every run of the project for it (so
+        does a tag filter on SQLite, where ZenML's `EXISTS` is checked run by run), so this is
+        asked once per attempt at most, never per tick; a known run is read by its id."""
         return self._newest_run(name=f"endswith:-{token}")
 
     def newest_run_for_key(self, key: str) -> RunInfo | None:
@@ -340,6 +366,21 @@ class StoreAdapter:
                 if not run.rejected:
                     return run
         return None
+
+    def completed_or_going_run_for_key(
+        self, key: str, model_version_id: str | None = None
+    ) -> RunInfo | None:
+        """A run of this key that completed, else the newest one that may still complete (a
+        lost ledger while a run goes on on a remote orchestrator), else None. With
+        `model_version_id`, only runs on that model version (`completed_run_for_key`). One
+        query when there is neither, the usual case before a launch."""
+        filters: dict[str, Any] = {"status": f"oneof:{json.dumps(SUCCESSFUL + GOING)}"}
+        if model_version_id is not None:
+            filters["model_version_id"] = UUID(model_version_id)
+        newest = self._newest_run(tags=f"equals:{key}", **filters)
+        if newest is None or newest.status is RunStatus.SUCCEEDED:
+            return newest
+        return self.completed_run_for_key(key, model_version_id) or newest
 
     def _newest_run(self, **filters: Any) -> RunInfo | None:
         page = self._client.list_pipeline_runs(

@@ -49,6 +49,7 @@ class Automation:
     inference: PipelineSpec
     promotion: PromotionPolicy
     env_prefix: str = "AUTOPILOT_"  # its variables: AUTOPILOT_AUTOMATIONS__<NAME>__ when named
+    notify_events: frozenset[str] | None = None  # None: the daemon's AUTOPILOT_NOTIFY_EVENTS
     evaluation: Evaluation | None = None  # None: candidates are judged on their training metric
 
     @property

@@ -23,8 +23,12 @@ def make_engine(
     state_dir: Path,
     store: StoreAdapter | None = None,
     environ: dict[str, str] | None = None,
+    worker_environment: dict[str, str] | None = None,
     **overrides: Any,
 ) -> Autopilot:
+    """An engine started on `state_dir`. `environ`: its settings' variables; `overrides`:
+    settings by name (`max_attempts=1`); `worker_environment`: set in its workers (the
+    stack to run on, as `autopilot run` sets it for `AUTOPILOT_STACK`)."""
     environ = {
         "AUTOPILOT_STATE_DIR": str(state_dir),
         "AUTOPILOT_START_FROM": "beginning",
@@ -42,7 +46,7 @@ def make_engine(
         settings,
         Ledger(settings.ledger_path),
         store,
-        make_executor(settings, stack),
+        make_executor(settings, {**stack, **(worker_environment or {})}),
     )
     engine.start()
     _STARTED.append(engine)

@@ -112,21 +112,34 @@ def test_unknown_stack_exits_2(zenml_store, tmp_path):
 
 @pytest.mark.integration
 def test_run_once_exits_0_when_all_it_launched_succeeded_and_1_otherwise(zenml_store, tmp_path):
+    """Three approved datasets on two worker slots: `run --once` also waits for the third,
+    launched once a slot is free (it used to exit then and kill it, leaving it `running`)."""
     from zenml import save_artifact
+    from zenml.client import Client
 
     env = {
         "AUTOPILOT_STATE_DIR": str(tmp_path / "state"),
         "AUTOPILOT_START_FROM": "beginning",
         "AUTOPILOT_MAX_ATTEMPTS": "1",
+        "AUTOPILOT_MAX_CONCURRENT_RUNS": "2",
         "AUTOPILOT_LOG_FORMAT": "json",
         "AUTOPILOT_SQLITE_WAL": "false",
     }
-    good = launch_feature_engineering(training_tags=["approved"], random_state=31)
+    good = [
+        launch_feature_engineering(training_tags=["approved"], random_state=seed)
+        for seed in (31, 36, 37)
+    ]
     ok = autopilot("run", "--once", env=env)
     assert ok.returncode == 0, ok.stdout[-2000:] + ok.stderr[-2000:]
     events = [json.loads(line) for line in ok.stdout.splitlines()]
     (finished,) = [e for e in events if e["event"] == "once.finished"]
-    assert finished["launched"] == [f"train:{good.training_id}"]
+    keys = [f"train:{dataset.training_id}" for dataset in good]
+    assert sorted(finished["launched"]) == sorted(keys)
+    for key in keys:
+        runs = Client().list_pipeline_runs(tags=f"equals:{key}").items
+        assert [r.status.value for r in runs] == ["completed"], key
+    assert _actions_in(tmp_path / "state", "running") == []
+    assert Client().list_model_versions(model="iris_classifier").total == 3  # none by a kill
 
     broken = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})  # no `target` column
     bad = save_artifact(broken, name="iris_training_dataset", tags=["approved"])
@@ -245,6 +258,14 @@ def test_stdout_stays_one_json_event_per_line_and_errors_are_kept_redacted(zenml
         "noisy_training"
     )
     assert "noisy project: a print" in checked.stderr
+
+
+def _actions_in(state_dir: Path, state: str) -> list[str]:
+    import sqlite3
+
+    with sqlite3.connect(state_dir / "ledger.sqlite") as ledger:
+        rows = ledger.execute("SELECT key FROM actions WHERE state = ?", (state,)).fetchall()
+    return [key for (key,) in rows]
 
 
 def _journal_mode(store) -> str:
@@ -394,7 +415,12 @@ def test_the_start_up_check_imports_on_the_runs_stack_and_warns_of_a_training_wi
     assert checked.returncode == 0, checked.stderr[-2000:]
     assert f"autopilot: warning: {warning}" in checked.stderr
     (shown,) = json.loads(checked.stdout)["warnings"]
-    assert shown.startswith(warning) and "IMPORTS" not in checked.stderr
+    assert shown.startswith(warning)
+    # The other automation passes its dataset: no such warning names it (the store's notes on
+    # names it does not hold yet may).
+    assert not any(
+        "IMPORTS" in line and "placeholder" in line for line in checked.stderr.splitlines()
+    )
     dry = autopilot("run", "--once", "--dry-run", env=env)
     assert dry.returncode == 0, dry.stderr[-2000:]
     events = [json.loads(line) for line in dry.stdout.splitlines()]

@@ -4,6 +4,7 @@ the same holdout, not on the metric each training measured on its own test split
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from uuid import UUID
 
@@ -54,7 +55,8 @@ def test_candidates_are_compared_with_production_on_the_same_holdout(zenml_store
     client = Client()
     holdout = publish_diabetes_holdout()["holdout_id"]
     automation = diabetes_automation(**diabetes_evaluation(PROMOTION_MIN_IMPROVEMENT="1"))
-    engine = make_engine(tmp_path / "state", environ=automation)
+    notified = {"AUTOPILOT_NOTIFY_WEBHOOK_URLS": "http://127.0.0.1:9/hook"}  # recorded, not sent
+    engine = make_engine(tmp_path / "state", environ={**automation, **notified}, max_attempts=1)
 
     # The first version: nothing to beat, its own evaluation decides.
     clean = publish_diabetes(random_state=0)
@@ -109,6 +111,25 @@ def test_candidates_are_compared_with_production_on_the_same_holdout(zenml_store
     assert fourth["production_version_id"] == second["model_version_id"]
     assert fourth["production_value"] == second["value"]
     assert fourth["evaluation"]["production_run_id"] == second["evaluation"]["candidate_run_id"]
+
+    # A holdout version the evaluation pipeline cannot score (no `target`): the candidate's own
+    # evaluation fails for good, so it is rejected, and `evaluation.failed` is notified.
+    import pandas as pd
+    from zenml import save_artifact
+
+    broken = save_artifact(
+        pd.DataFrame({"age": [0.1, 0.2]}), name="diabetes_holdout", tags=["approved"]
+    )
+    failing = publish_diabetes(random_state=5)
+    fifth = tick_until(engine, lambda: _decided(engine, failing["train_id"]), "the fifth one")
+    assert fifth["outcome"] == "rejected" and fifth["reason"] == "evaluation_failed", fifth
+    assert fifth["evaluation"]["dataset_version_id"] == str(broken.id)
+    assert "KeyError" in fifth["detail"] and "target" in fifth["detail"]
+    failed_key = f"evaluate:{fifth['model_version_id']}@{broken.id}"
+    assert failed_key in fifth["detail"]
+    rows = engine.ledger.execute("SELECT event, body FROM notifications").fetchall()
+    notified_failures = [json.loads(row[1]) for row in rows if row[0] == "evaluation.failed"]
+    assert failed_key in {body["values"]["key"] for body in notified_failures}
     # Each evaluation ran pinned to its version, and the score is the one its run logged.
     for decision, role in ((second, "candidate"), (second, "production")):
         run = client.get_pipeline_run(UUID(decision["evaluation"][f"{role}_run_id"]))

@@ -162,6 +162,32 @@ def test_replay_of_an_automations_failed_actions_requeues_each_and_nothing_else(
     assert cli.main(["replay", "--automation", "reload"]) == 1  # --failed says which ones
 
 
+def test_rename_automation_carries_the_work_over_or_says_why_not(ledger):
+    ledger.set_cursor("default/dataset:iris", "2026-01-01 00:00:00")
+    ledger.claim("train:d1", ActionKind.TRAIN, "d1", {}, "default")
+    configured = {"iris", "churn"}
+    refusals = {
+        ("default", "Iris!"): "not an automation name",
+        ("default", "default"): "the same automation",
+        ("iris", "churn"): "iris is still configured",
+        ("default", "irsi"): "irsi is not configured",
+        ("nothing", "iris"): "holds nothing of automation nothing",
+    }
+    for (old, new), why in refusals.items():
+        with pytest.raises(operations.OperationError, match=why):
+            operations.rename_automation(ledger, old, new, configured)
+    ledger.claim("train:churn:d1", ActionKind.TRAIN, "d1", {}, "churn")
+    with pytest.raises(operations.OperationError, match="churn has 1 actions of its own"):
+        operations.rename_automation(ledger, "default", "churn", configured)
+    assert ledger.action("train:d1").automation == "default"  # refused: nothing moved
+
+    renamed = operations.rename_automation(ledger, "DEFAULT", "iris", configured)
+    assert (renamed.old, renamed.new) == ("default", "iris")
+    assert (renamed.carried_over.streams, renamed.carried_over.open_actions) == (1, 1)
+    assert ledger.action("train:d1").automation == "iris"
+    assert "iris/dataset:iris" in ledger.cursors()
+
+
 def test_status_lists_candidates_waiting_for_their_evaluations_and_explain_shows_them(ledger):
     from service.core.evaluation import EVALUATING, EvaluationRecord
     from tests.unit.factories import dataset, model_version
