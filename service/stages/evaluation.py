@@ -85,7 +85,11 @@ class Evaluations:
         compared = production if automation.promotion.must_beat_production else None
         record = EvaluationRecord.start(dataset, version, compared)
         key = action_key(ActionKind.PROMOTE, version.id)
-        details = {"phase": EVALUATING, "evaluation": record.as_details()}
+        details = {
+            **_promotion_ids(version),
+            "phase": EVALUATING,
+            "evaluation": record.as_details(),
+        }
         with self.ledger.transaction():
             self.ledger.claim(key, ActionKind.PROMOTE, version.id, details, automation.name)
             reused = self._claim(automation, record, version, compared)
@@ -260,6 +264,14 @@ class Evaluations:
             final,
             details,
         )
+
+
+def _promotion_ids(version: ModelVersionInfo) -> dict[str, Any]:
+    """The ids a promotion's ledger record keeps, as `models._details_of_version` does: they
+    tie the version to its dataset and training run (the status page's chains)."""
+    ids = model_ids(version)
+    ids.pop("model_version", None)
+    return {"model_version_number": version.number, **ids}
 
 
 def _field(name: str) -> str:

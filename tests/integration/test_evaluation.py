@@ -102,6 +102,9 @@ def test_candidates_are_compared_with_production_on_the_same_holdout(zenml_store
         engine, lambda: _promotion_of(engine, better["train_id"]), "the fourth one evaluating"
     )
     assert promotion.details["phase"] == "evaluating"
+    # Tied to its dataset and training run, as every promotion is (the status page's chains).
+    assert promotion.details["dataset_version_id"] == better["train_id"]
+    assert promotion.details["training_run_id"] is not None
     client.update_model_version(
         MODEL, UUID(second["model_version_id"]), stage="production", force=True
     )
