@@ -47,7 +47,7 @@ def make_executor(
     imports = {
         (spec.source_root, spec.module)
         for automation in settings.automations
-        for spec in (automation.training, automation.inference)
+        for spec in automation.pipelines.values()
     }
     return Executor(
         settings.max_concurrent_runs,

@@ -31,7 +31,11 @@ CRASH_POINTS = (
     "after_stage_changed",  # model in production, decision metadata not yet written
     "after_decision_recorded",  # decision done in the ledger, its notification in the outbox
     "after_production_seen",  # production change recorded and infer key claimed
+    "between_evaluations",  # one of a candidate's two evaluations recorded, the other not
 )
+# Reached only by an automation with an evaluation pipeline and a production version
+# (tests/e2e/test_evaluation.py), not by the iris chain of tests/e2e/test_crash_points.py.
+EVALUATION_CRASH_POINTS = ("between_evaluations",)
 
 # Crash points of the schedules (issue 20), tested by tests/e2e/test_schedules.py: not on the
 # chain every test_crash_points run goes through.

@@ -16,11 +16,13 @@ from service.core.actions import (
     parse_action_key,
 )
 from service.core.automation import DEFAULT_AUTOMATION
+from service.core.evaluation import EVALUATING
 from service.engine import LAST_POLL_KEY
 from service.ledger import Action, AutomationRows, Ledger, Subject, epoch
 from service.notify import outbox
 from service.settings import AUTOMATION_NAME
 from service.stages.context import DATASET, MODEL, WAITING_SINCE
+from service.stages.evaluation import DATASET_DETAILS
 from service.stages.pipeline_holds import HELD_PREFIX
 from service.stages.training_gate import SUPERSEDED_BY, describe_gates, explain_queue
 
@@ -58,6 +60,11 @@ def status(ledger: Ledger, in_store: dict[str, list[str]] | None = None) -> dict
         ),
         key=lambda w: -(w.get("waited_seconds") or 0.0),
     )
+    evaluating = [
+        _describe_evaluating(ledger, action)
+        for action in ledger.actions_in(ActionState.PENDING, kind=ActionKind.PROMOTE)
+        if action.details.get("phase") == EVALUATING
+    ]
     held = {
         key.removeprefix(HELD_PREFIX): json.loads(record)
         for key, record in ledger.meta_with_prefix(HELD_PREFIX).items()
@@ -69,6 +76,7 @@ def status(ledger: Ledger, in_store: dict[str, list[str]] | None = None) -> dict
         "cursors": cursors,
         "waiting": waiting[:WAITING_LISTED],
         "waiting_total": len(waiting),
+        "evaluating": evaluating,  # candidates waiting for their evaluations to end
         "actions_by_automation": ledger.count_actions(),
         "open": [_describe(a) for a in ledger.actions_in(*OPEN_STATES)],
         "recent_failures": [_describe(a) for a in ledger.recent_actions(ActionState.FAILED)],
@@ -227,6 +235,28 @@ def _check_key(key: str) -> ParsedKey:
         raise OperationError(str(error)) from None
 
 
+def _describe_evaluating(ledger: Ledger, promotion: Action) -> dict[str, Any]:
+    """A candidate waiting for its evaluations: on which dataset version, and how each one
+    stands."""
+    record = promotion.details["evaluation"]
+    sides = [("candidate", record["candidate"]), ("production", record.get("production"))]
+    evaluations = []
+    for role, side in sides:
+        if side is None:
+            continue
+        evaluation = ledger.action(side["key"])
+        state = evaluation.state.value if evaluation is not None else "not claimed"
+        evaluations.append({"role": role, "key": side["key"], "state": state})
+    return {
+        "automation": promotion.automation,
+        "key": promotion.key,
+        "model_version_id": promotion.subject_id,
+        "evaluation_dataset": f"{record['dataset_name']}:{record['dataset_version']}",
+        "evaluation_dataset_version_id": record["dataset_version_id"],
+        "evaluations": evaluations,
+    }
+
+
 def _describe_waiting(subject: Subject) -> dict[str, Any]:
     """A version the daemon waits on (its producing or training run), and for how long: since
     the daemon first saw it waiting, on the daemon's clock."""
@@ -260,6 +290,9 @@ def _describe(action: Action) -> dict[str, Any]:
     decision = action.details.get("decision")
     if decision is not None:
         described["decision"] = decision
+    for name in ("phase", "evaluation", *DATASET_DETAILS):  # champion against challenger
+        if action.details.get(name) is not None:
+            described[name] = action.details[name]
     for name in ("replayed_at", "skipped_at", "claimed_by", SUPERSEDED_BY, "fire"):
         if name in action.details:
             described[name] = action.details[name]

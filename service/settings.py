@@ -30,7 +30,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.core import templates
-from service.core.automation import DEFAULT_AUTOMATION, Automation, PipelineSpec
+from service.core.automation import DEFAULT_AUTOMATION, Automation, Evaluation, PipelineSpec
 from service.core.promotion import Goal, PromotionPolicy
 from service.core.retry import RetryPolicy
 from service.core.schedule import Catchup, Schedule, parse_schedule
@@ -79,6 +79,7 @@ class AutomationSettings(BaseModel):
     promotion_goal: Goal = Goal.MAXIMIZE
     promotion_threshold: float = Field(default=0.9, allow_inf_nan=False)
     promotion_must_beat_production: bool = True
+    promotion_min_improvement: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     inference_pipeline: str | None = None
     inference_config: str | None = None
     inference_parameters: dict[str, Any] | None = None
@@ -91,10 +92,18 @@ class AutomationSettings(BaseModel):
     training_latest_only: bool = False
     inference_schedule: str | None = None
     schedule_catchup: Catchup = Catchup.LATEST
+    # Champion against challenger (core/evaluation.py): both versions scored on one dataset.
+    evaluation_pipeline: str | None = None
+    evaluation_config: str | None = None
+    evaluation_parameters: dict[str, Any] | None = None
+    evaluation_dataset_name: str | None = None
+    evaluation_dataset_required_tags: CommaList = Field(default=["approved"])
     source_root: str | None = None  # named form; the single form uses AUTOPILOT_SOURCE_ROOT
     notify_events: str | None = None  # named form; the single form uses AUTOPILOT_NOTIFY_EVENTS
 
-    @field_validator("dataset_names", "dataset_required_tags", mode="before")
+    @field_validator(
+        "dataset_names", "dataset_required_tags", "evaluation_dataset_required_tags", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -117,6 +126,9 @@ class AutomationSettings(BaseModel):
         "source_root",
         "training_schedule",
         "inference_schedule",
+        "evaluation_pipeline",
+        "evaluation_config",
+        "evaluation_dataset_name",
         mode="before",
     )
     @classmethod
@@ -135,14 +147,16 @@ class AutomationSettings(BaseModel):
             parse_schedule(value)  # ValueError says what is wrong
         return value
 
-    @field_validator("training_pipeline", "inference_pipeline")
+    @field_validator("training_pipeline", "inference_pipeline", "evaluation_pipeline")
     @classmethod
     def _pipeline_reference(cls, value: str | None) -> str | None:
         if value is not None and not PIPELINE_REFERENCE.fullmatch(value.strip()):
             raise ValueError("expected module:attribute, e.g. pipelines.training:training")
         return None if value is None else value.strip()
 
-    @field_validator("training_parameters", "inference_parameters", mode="before")
+    @field_validator(
+        "training_parameters", "inference_parameters", "evaluation_parameters", mode="before"
+    )
     @classmethod
     def _json_object(cls, value: Any) -> Any:
         if not isinstance(value, str):
@@ -174,14 +188,21 @@ class AutomationSettings(BaseModel):
     def _inference_placeholders(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         return _known_placeholders(value, training=False)
 
+    @field_validator("evaluation_parameters")
+    @classmethod
+    def _evaluation_placeholders(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _known_placeholders(value, kind="evaluation")
 
-def _known_placeholders(value: dict[str, Any] | None, training: bool) -> dict[str, Any] | None:
+
+def _known_placeholders(
+    value: dict[str, Any] | None, training: bool = True, kind: str | None = None
+) -> dict[str, Any] | None:
     if value is None:
         return None
-    unknown = templates.unknown_placeholders(value, training)
+    kind = kind or ("training" if training else "inference")
+    unknown = templates.unknown_for(value, kind)
     if unknown:
-        known = templates.TRAINING_PLACEHOLDERS if training else templates.INFERENCE_PLACEHOLDERS
-        prefixes = templates.DATASET_PREFIXES if training else templates.INFERENCE_PREFIXES
+        known, prefixes = templates.KNOWN[kind]
         offered = ", ".join([*known, *(f"{p}<name>" for p in prefixes)])
         raise ValueError(f"unknown placeholder {', '.join(unknown)} (known: {offered})")
     return value
@@ -544,7 +565,8 @@ def _automation(
     inference = _pipeline_spec(
         prefix, "inference", parsed, root, problems, (BUNDLED_INFERENCE, bundled_inference)
     )
-    if training is None or inference is None:
+    evaluation = _evaluation(prefix, parsed, root, problems)
+    if training is None or inference is None or evaluation is False:
         return None
     if parsed.training_schedule_always and parsed.training_schedule is None:
         problems.append(
@@ -565,6 +587,7 @@ def _automation(
             must_beat_production=parsed.promotion_must_beat_production,
             goal=parsed.promotion_goal,
             metric_artifact=parsed.promotion_metric_artifact,
+            min_improvement=parsed.promotion_min_improvement,
         ),
         env_prefix=prefix,
         training_policy=TrainingPolicy(
@@ -579,6 +602,41 @@ def _automation(
         notify_events=None
         if parsed.notify_events is None
         else parse_event_names(parsed.notify_events),
+        evaluation=evaluation,
+    )
+
+
+def _evaluation(
+    prefix: str, parsed: AutomationSettings, source_root: Path, problems: list[str]
+) -> Evaluation | Literal[False] | None:
+    """The evaluation pipeline and its dataset, None when there is none, False when they are
+    configured wrong (each problem named). There is no bundled evaluation pipeline: its other
+    settings mean nothing without one, and it means nothing without its dataset."""
+    if parsed.evaluation_pipeline is None:
+        given = [
+            f"{prefix}EVALUATION_{name.upper()}"
+            for name in ("config", "parameters", "dataset_name")
+            if getattr(parsed, f"evaluation_{name}") is not None
+        ]
+        for variable in given:
+            problems.append(
+                f"{variable}: set without {prefix}EVALUATION_PIPELINE (there is no bundled "
+                "evaluation pipeline): set the pipeline too, or remove it"
+            )
+        return False if given else None
+    if parsed.evaluation_dataset_name is None:
+        problems.append(
+            f"{prefix}EVALUATION_DATASET_NAME: required with {prefix}EVALUATION_PIPELINE "
+            "(the artifact whose newest approved version both versions are scored on)"
+        )
+        return False
+    spec = _pipeline_spec(prefix, "evaluation", parsed, source_root, problems, ("", {}))
+    if spec is None:
+        return False
+    return Evaluation(
+        pipeline=spec,
+        dataset_name=parsed.evaluation_dataset_name,
+        required_tags=tuple(parsed.evaluation_dataset_required_tags),
     )
 
 
@@ -594,8 +652,8 @@ def _pipeline_spec(
     problems: list[str],
     default: tuple[str, dict[str, Any]],
 ) -> PipelineSpec | None:
-    """The `kind` ("training" or "inference") pipeline as configured; the bundled one (from
-    this project's folder) when unset."""
+    """The `kind` ("training", "inference" or "evaluation") pipeline as configured; the
+    bundled one (from this project's folder) when unset."""
     reference: str | None = getattr(parsed, f"{kind}_pipeline")
     config: str | None = getattr(parsed, f"{kind}_config")
     parameters: dict[str, Any] | None = getattr(parsed, f"{kind}_parameters")
@@ -681,6 +739,7 @@ def describe_automation(automation: Automation) -> dict[str, object]:
             "goal": policy.goal.value,
             "threshold": policy.threshold,
             "must_beat_production": policy.must_beat_production,
+            "min_improvement": policy.min_improvement,
         },
         "inference": _describe_pipeline(automation.inference),
         "training_policy": automation.training_policy.describe(),
@@ -691,6 +750,17 @@ def describe_automation(automation: Automation) -> dict[str, object]:
         "notify_events": None
         if automation.notify_events is None
         else sorted(automation.notify_events),
+        "evaluation": _describe_evaluation(automation.evaluation),
+    }
+
+
+def _describe_evaluation(evaluation: Evaluation | None) -> dict[str, object] | None:
+    if evaluation is None:
+        return None
+    return {
+        **_describe_pipeline(evaluation.pipeline),
+        "dataset_name": evaluation.dataset_name,
+        "dataset_required_tags": list(evaluation.required_tags),
     }
 
 

@@ -297,6 +297,17 @@ class StoreAdapter:
         for response in pages:
             yield str(response.id), str(response.version), response.created
 
+    def newest_datasets_with_tags(
+        self, name: str, tags: list[str], size: int = 10
+    ) -> list[DatasetVersion]:
+        """The newest versions of `name` carrying every tag (with no tags: any), newest first,
+        one page: the evaluation dataset a candidate is scored on (`core/evaluation`)."""
+        filters: dict[str, Any] = {"tags": [f"equals:{t}" for t in tags]} if tags else {}
+        page = self._client.list_artifact_versions(
+            artifact=name, sort_by="desc:created", size=size, hydrate=False, **filters
+        )
+        return [self._dataset_record(response) for response in page.items]
+
     def dataset_version(self, id: str) -> DatasetVersion | None:
         try:
             response = self._client.get_artifact_version(UUID(id), hydrate=False)
@@ -335,6 +346,15 @@ class StoreAdapter:
         except KeyError:
             return None
         return self._run_record(response)
+
+    def run_metadata(self, run_id: str) -> dict[str, object]:
+        """A run's metadata, its steps' included, the latest value per key: what the run
+        logged on itself under its key, what a step logged under `<step>::<key>` (ZenML's
+        `include_full_metadata`)."""
+        response = self._client.get_pipeline_run(
+            UUID(run_id), hydrate=True, include_full_metadata=True
+        )
+        return dict(response.run_metadata)
 
     def runs_for_key(self, key: str) -> list[RunInfo]:
         """Every run launched for an action key, oldest first (one per attempt), every page."""

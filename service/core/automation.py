@@ -32,6 +32,16 @@ class PipelineSpec:
 
 
 @dataclass(frozen=True)
+class Evaluation:
+    """Champion against challenger (`core/evaluation.py`): a pipeline that scores one model
+    version on one version of an evaluation dataset, and which dataset versions it may use."""
+
+    pipeline: PipelineSpec
+    dataset_name: str
+    required_tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Automation:
     name: str
     dataset_names: tuple[str, ...]
@@ -46,6 +56,15 @@ class Automation:
     training_policy: TrainingPolicy = field(default_factory=TrainingPolicy)
     inference_schedule: Schedule | None = None  # an inference at each fire (stages/schedules)
     schedule_catchup: Catchup = Catchup.LATEST  # fires missed while the daemon was down
+    evaluation: Evaluation | None = None  # None: candidates are judged on their training metric
+
+    @property
+    def pipelines(self) -> dict[str, PipelineSpec]:
+        """Its pipelines by kind (`training`, `inference`, and `evaluation` when it has one)."""
+        specs = {"training": self.training, "inference": self.inference}
+        if self.evaluation is not None:
+            specs["evaluation"] = self.evaluation.pipeline
+        return specs
 
     def dataset_stream(self, artifact: str) -> str:
         return f"{self.name}/dataset:{artifact}"

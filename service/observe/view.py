@@ -201,7 +201,7 @@ def _production(
     if production_id is None:
         return None
     promotion = ledger.action(action_key(ActionKind.PROMOTE, production_id))
-    decision = promotion.details.get("decision", {}) if promotion else {}
+    decision = (promotion.details.get("decision") or {}) if promotion else {}
     number = numbers.get(production_id)
     if number is None:
         inference = ledger.action(action_key(ActionKind.INFER, production_id))
@@ -238,7 +238,7 @@ def _change(change: ProductionChange, numbers: Mapping[str, int]) -> dict[str, A
 def _candidate(
     action: Action, numbers: Mapping[str, int], production_id: str | None, links: Links
 ) -> dict[str, Any]:
-    decision = action.details.get("decision", {})
+    decision = action.details.get("decision") or {}  # none while evaluations run
     return {
         "model_version_id": action.subject_id,
         "number": numbers.get(action.subject_id),
@@ -300,7 +300,8 @@ def _chain(
     links: Links,
 ) -> dict[str, Any]:
     promotion = promotions_by_run.get(training.run_id or "")
-    decision = promotion.details.get("decision", {}) if promotion else None
+    # None until judged: a promotion waiting for its evaluations has no decision yet.
+    decision = (promotion.details.get("decision") or None) if promotion else None
     inference = (
         inferences.get(action_key(ActionKind.INFER, promotion.subject_id)) if promotion else None
     )

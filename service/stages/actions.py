@@ -1,6 +1,6 @@
-"""Running actions: launch pending training and inference runs on free workers, with their
-parameters filled from the event; settle runs that finished; after a crash, resolve what the
-store says happened. Promotions are carried out by `models`, not here."""
+"""Running actions: launch pending training, evaluation and inference runs on free workers,
+with their parameters filled from the event; settle runs that finished; after a crash, resolve
+what the store says happened. Promotions are carried out by `models`, not here."""
 
 from __future__ import annotations
 
@@ -24,11 +24,16 @@ from service.notify import notices
 from service.runtime.executor import Executor, WorkerResult
 from service.runtime.launch import LAUNCHER
 from service.runtime.worker import Job
+from service.stages import evaluation
 from service.stages.context import ATTEMPT_TOKEN, Context
 from service.stages.pipeline_holds import PipelineHolds
 from service.stages.production import trained_on
 
-EVENT_PREFIX = {ActionKind.TRAIN: "training", ActionKind.INFER: "inference"}
+EVENT_PREFIX = {
+    ActionKind.TRAIN: "training",
+    ActionKind.INFER: "inference",
+    ActionKind.EVALUATE: "evaluation",
+}
 INTERRUPTED = "interrupted: the daemon was shutting down"
 # How long a `running` action may have neither a worker in this process nor a known run before
 # it is launched again. Not at once: a run its worker asked the store for just before it died
@@ -111,7 +116,10 @@ class ActionRunner:
     def _launch(self, automation: Automation, action: Action) -> bool:
         if self._found_in_store(action):
             return False
-        spec = automation.training if action.kind is ActionKind.TRAIN else automation.inference
+        spec = _pipeline(automation, action.kind)
+        if spec is None:
+            self._cannot_launch(action, "its automation has no EVALUATION_PIPELINE any more")
+            return False
         try:
             arguments = self._launch_arguments(automation, action, spec)
         except (templates.PlaceholderMissing, Unpinnable) as error:
@@ -173,7 +181,7 @@ class ActionRunner:
         is adopted as this action's run and watched; nothing is launched. An inference counts
         only if it ran on its model version (the launcher rejects one that did not, and ZenML
         cannot mark a completed run failed)."""
-        pinned = action.subject_id if action.kind is ActionKind.INFER else None
+        pinned = action.subject_id if action.kind is not ActionKind.TRAIN else None
         run = self.store.completed_or_going_run_for_key(action.key, pinned)
         if run is None:
             return False
@@ -211,6 +219,8 @@ class ActionRunner:
         pinned: dict[str, str | None] = {"model_version": None, "model_version_id": None}
         if action.kind is ActionKind.TRAIN:
             values = self._training_values(automation, action, spec)
+        elif action.kind is ActionKind.EVALUATE:
+            values, pinned = evaluation.launch_values(self.context, automation, action)
         else:
             values, pinned = self._inference_values(automation, action, spec)
         return {
@@ -643,11 +653,20 @@ def _count_run(action: Action, outcome: str, run: RunInfo | None) -> None:
         metrics.RUN_DURATION.labels(action.automation, action.kind.value, outcome).observe(duration)
 
 
+def _pipeline(automation: Automation, kind: ActionKind) -> PipelineSpec | None:
+    """The pipeline an action runs (None: an evaluation whose pipeline was unconfigured)."""
+    if kind is ActionKind.TRAIN:
+        return automation.training
+    if kind is ActionKind.EVALUATE:
+        return automation.evaluation.pipeline if automation.evaluation else None
+    return automation.inference
+
+
 def subject_ids(action: Action) -> dict[str, Any]:
     if action.kind is ActionKind.TRAIN:
         return {"dataset_version_id": action.subject_id}
     ids = {"model_version_id": action.subject_id}
-    for name in ("model_version_number", "dataset_version_id"):
+    for name in ("model_version_number", "dataset_version_id", *evaluation.DATASET_DETAILS):
         if action.details.get(name) is not None:
             ids[name] = action.details[name]
     return ids

@@ -188,3 +188,33 @@ def test_rename_automation_carries_the_work_over_or_says_why_not(ledger):
     assert (renamed.carried_over.streams, renamed.carried_over.open_actions) == (1, 1)
     assert ledger.action("train:d1").automation == "iris"
     assert "iris/dataset:iris" in ledger.cursors()
+
+
+def test_status_lists_candidates_waiting_for_their_evaluations_and_explain_shows_them(ledger):
+    from service.core.evaluation import EVALUATING, EvaluationRecord
+    from tests.unit.factories import dataset, model_version
+
+    holdout = dataset(number=3)
+    candidate, production = model_version(number=2), model_version(number=1)
+    record = EvaluationRecord.start(holdout, candidate, production)
+    promote = f"promote:{candidate.id}"
+    details = {"phase": EVALUATING, "evaluation": record.as_details()}
+    ledger.claim(promote, ActionKind.PROMOTE, candidate.id, details, "diabetes")
+    for side in record.sides:
+        facts = {"evaluation_dataset_version_id": holdout.id, "evaluation_dataset_name": "h"}
+        ledger.claim(side.key, ActionKind.EVALUATE, side.model_version_id, facts, "diabetes")
+    assert record.production is not None
+    ledger.transition(record.production.key, ActionState.RUNNING, attempts=1)
+    ledger.transition(record.production.key, ActionState.SUCCEEDED, run_id="run-p")
+
+    (waiting,) = operations.status(ledger)["evaluating"]
+    assert waiting["model_version_id"] == candidate.id and waiting["key"] == promote
+    assert waiting["evaluation_dataset"] == f"iris_training_dataset:{holdout.version}"
+    assert waiting["evaluations"] == [
+        {"role": "candidate", "key": record.candidate.key, "state": "pending"},
+        {"role": "production", "key": record.production.key, "state": "succeeded"},
+    ]
+    explained = {a["key"]: a for a in operations.explain(ledger, candidate.id)["actions"]}
+    assert explained[promote]["phase"] == EVALUATING
+    assert explained[promote]["evaluation"]["dataset_version_id"] == holdout.id
+    assert explained[record.candidate.key]["evaluation_dataset_version_id"] == holdout.id
