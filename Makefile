@@ -15,8 +15,8 @@ DEMO_ENV := ZENML_CONFIG_PATH=$(CURDIR)/.zenml-home \
 	AUTOPILOT_SCORING_DATASET_NAMES=$${AUTOPILOT_SCORING_DATASET_NAMES-iris_scoring_dataset} \
 	ZENML_ANALYTICS_OPT_IN=false ZENML_LOGGING_VERBOSITY=WARN ZENML_ENABLE_RICH_TRACEBACK=false
 
-.PHONY: install run test test-fast test-e2e soak lint clean compose-tools mariadb env container-engine \
-	standins test-compose
+.PHONY: install run test test-fast test-e2e soak lint clean compose-tools mariadb monitoring-tools \
+	browser-tools env container-engine standins test-compose
 
 install: $(STAMP)
 
@@ -44,13 +44,13 @@ lint: $(STAMP)
 # The 15 slowest tests are listed at the end: the suite's time is a budget (README).
 # Two test processes (pytest-xdist), a test file each at a time: the e2e tests mostly wait on
 # their daemons, so two share this 2-core machine well (15 min serial, under 9 in two).
-test: $(STAMP) lint compose-tools mariadb
+test: $(STAMP) lint compose-tools mariadb monitoring-tools browser-tools
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) monitoring-tools browser-tools
 	$(PY) -m pytest -q -m "not e2e and not soak and not compose"
 
-test-e2e: $(STAMP)
+test-e2e: $(STAMP) monitoring-tools browser-tools
 	$(PY) -m pytest -q -m e2e
 
 # 30+ datasets while the daemon is SIGKILLed at random 10+ times; SOAK_SEED replays a run.
@@ -64,12 +64,25 @@ compose-tools:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq docker-compose; }
 
 # Debian's MariaDB server and client binaries, no service (10.11, as the Compose stand-in for
-# MySQL): tests/integration/test_mysql_store.py runs a throw-away server of its own on them.
+# MySQL): tests/integration/test_store_dialects.py runs a throw-away server of its own on them.
 mariadb:
 	@command -v mariadb-install-db >/dev/null 2>&1 || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && \
 	  $$SUDO apt-get install -y -qq --no-install-recommends mariadb-server-core mariadb-client-core; }
+
+# Debian's prometheus package brings promtool: the alert rules' checks and unit tests
+# (monitoring/; tests/unit/test_monitoring.py). Its Prometheus server is not started.
+monitoring-tools:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends prometheus; }
+
+# Debian's Chromium, headless: the status page in a real browser (tests/browser.py).
+browser-tools:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
 
 # A .env for docker compose with random passwords (Compose refuses to start without them).
 env:
@@ -80,7 +93,8 @@ env:
 container-engine:
 	@scripts/container-engine.sh
 
-# Stand-ins for python:3.11-slim, mysql:8.0 and zenmldocker/zenml-server, built once and cached.
+# Stand-ins for python:3.11-slim, mysql:8.0, zenmldocker/zenml-server and prom/prometheus, built
+# once and cached.
 standins:
 	@eval "$$(scripts/container-engine.sh)" && tests/compose/standins/build.sh
 

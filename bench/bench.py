@@ -12,6 +12,7 @@
     .venv/bin/python bench/bench.py memory    # 5. RSS after start and after 10,000 idle ticks
     .venv/bin/python bench/bench.py automations  # 6. idle tick with 1, 10 and 50 automations
     .venv/bin/python bench/bench.py automations-scoring  # 6. the same with scoring streams
+    .venv/bin/python bench/bench.py idle-schedules  # 6. idle tick with training gates, schedules
     .venv/bin/python bench/bench.py burst     # 7. bursts of 30 and 100 datasets, CPU per run
     .venv/bin/python bench/bench.py sustained  # 7. steady arrivals, trainings (5 min a rate)
     .venv/bin/python bench/bench.py sustained-chain  # 7. the same, the whole chain
@@ -19,6 +20,8 @@
     .venv/bin/python bench/bench.py candidates  # 7. spawn, reuse or fork: CPU per run
     .venv/bin/python bench/bench.py fingerprint  # 7. what a launch pays to see changed code
     .venv/bin/python bench/bench.py rewarm    # 7. the first run after an edit: a new template
+    .venv/bin/python bench/bench.py page      # 8. the status page's cost, and the tick's while read
+    .venv/bin/python bench/bench.py page-build  # 8. what building the page costs alone
 
 Each prints one JSON line per measurement. Every store is a fresh temporary one; the global
 ZenML config is never touched. Bulk versions are inserted with SQL (copies of one real version),
@@ -950,6 +953,7 @@ BENCHES: dict[str, Callable[[], None]] = {
     "memory": memory,
     "automations": automations,
     "automations-scoring": automations_scoring,
+    "idle-schedules": lambda: _beside("gates", "idle_schedules"),
     "burst": lambda: _throughput("burst"),
     "burst-30": lambda: _throughput("burst", counts=(30,)),
     "sustained": lambda: _throughput("sustained"),
@@ -958,6 +962,8 @@ BENCHES: dict[str, Callable[[], None]] = {
     "candidates": lambda: _throughput("candidates"),
     "fingerprint": lambda: _reload("fingerprint"),
     "rewarm": lambda: _reload("rewarm"),
+    "page": lambda: _status_page(),
+    "page-build": lambda: _status_page(ticks=0),
 }
 
 
@@ -971,6 +977,19 @@ def _reload(name: str) -> None:
     import reload  # bench/reload.py, beside this file
 
     getattr(reload, name)()
+
+
+def _beside(module: str, name: str) -> None:
+    """A bench of a module beside this file (bench/<module>.py)."""
+    sys.modules.setdefault("bench", sys.modules[__name__])  # not a second copy: one store
+    getattr(__import__(module), name)()
+
+
+def _status_page(**arguments: Any) -> None:
+    sys.modules.setdefault("bench", sys.modules[__name__])
+    import status_page  # bench/status_page.py, beside this file
+
+    status_page.page(**arguments)
 
 
 def _throughput(name: str, **arguments: Any) -> None:

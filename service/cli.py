@@ -1,4 +1,4 @@
-"""The `autopilot` command: `run`, `run --once`, `check-config`."""
+"""The `autopilot` command: `run`, `run --once`, `check-config`, and the operator commands."""
 
 from __future__ import annotations
 
@@ -19,10 +19,14 @@ if TYPE_CHECKING:
     from service.http import HealthServer
     from service.ledger import Action, Ledger
     from service.lock import StateDirLock
+    from service.notify.outbox import Outbox
+    from service.notify.sender import Sender
+    from service.observe.board import StatusBoard
     from service.runtime.template import WorkerTemplate
     from service.store import StoreAdapter
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+SENDER_DRAIN_SECONDS = 5.0  # at exit, for notifications due now; the rest go after a restart
 
 # ZenML's defaults suit an interactive user, not a daemon whose log is its interface.
 ZENML_DAEMON_DEFAULTS = {
@@ -45,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_check_config(settings, offline=args.offline)
     if args.command in ("status", "explain", "replay", "skip"):
         return run_operation(settings, args)
+    if args.command == "rename-automation":
+        return run_rename(settings, args.old, args.new)
     return run(settings, once=args.once, dry_run=args.dry_run)
 
 
@@ -85,6 +91,39 @@ def run_operation(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_rename(settings: Settings, old: str, new: str) -> int:
+    """`rename-automation OLD NEW`: while no daemon runs (it holds the state dir as `run`
+    does), carry OLD's streams, judgements and actions over to NEW in one transaction."""
+    from service import operations
+    from service.ledger import Ledger
+    from service.lock import StateDirBusy, StateDirLock
+    from service.logs import configure, get_logger
+
+    if not settings.ledger_path.exists():
+        print(
+            f"autopilot: no ledger at {settings.ledger_path} (AUTOPILOT_STATE_DIR)", file=sys.stderr
+        )
+        return EXIT_FAILED
+    try:
+        lock = StateDirLock(settings.state_dir)
+    except StateDirBusy as busy:
+        print(f"autopilot rename-automation: {busy}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure("json", settings.log_level)
+    ledger = Ledger(settings.ledger_path)
+    try:
+        configured = {automation.name for automation in settings.automations}
+        renamed = operations.rename_automation(ledger, old, new, configured)
+    except operations.OperationError as error:
+        print(f"autopilot rename-automation: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        ledger.close()
+        lock.release()
+    get_logger().info("automation.renamed", **renamed.log_fields(), by="operator")
+    return EXIT_OK
+
+
 def _change(ledger: Ledger, args: argparse.Namespace) -> list[Action]:
     """`replay KEY`, `replay --automation NAME --failed`, `skip KEY`: the actions changed."""
     from service import operations
@@ -106,18 +145,22 @@ def run_check_config(settings: Settings, offline: bool = False) -> int:
     """Print the effective configuration with each automation's pipelines imported and
     checked, or exit 2 naming every bad variable. Unless `offline`, also ask the store which
     watched names it does not hold (warnings: they may be created later)."""
-    _zenml_defaults()
+    _zenml_defaults(settings)  # before the check: it may connect (AUTOPILOT_STACK)
     from service.logs import stdout_held
-    from service.runtime.checks import check_pipelines
+    from service.runtime.checks import check_pipelines, training_warnings
 
     with stdout_held():  # stdout is the configuration, one JSON document
-        problems, resolved = check_pipelines(settings.automations)
+        problems, resolved = check_pipelines(settings.automations, settings.stack)
     _show_held_output()
     if problems:
         _print_config_error(ConfigError(problems))
         return EXIT_CONFIG
+    warnings = training_warnings(settings.automations)
+    for warning in warnings:
+        print(f"autopilot: warning: {warning.message}", file=sys.stderr)
     shown = describe(settings)
     shown["pipelines"] = resolved
+    shown["warnings"] = [warning.message for warning in warnings]
     if not offline:
         shown["names_not_in_store"] = _names_not_in_store(settings)
     print(json.dumps(shown, indent=2, default=str))
@@ -290,7 +333,8 @@ def _run(settings: Settings, once: bool, dry_run: bool, lock: StateDirLock | Non
     # What ZenML prints while it is imported, here and in the check child, would break the log's
     # one JSON event per line: held, and logged as `zenml.log` events once the log is set up.
     with stdout_held():
-        check = PipelineCheck(settings.automations)  # in a child process, while this one imports
+        # In a child process, while this one imports; on the stack the runs get.
+        check = PipelineCheck(settings.automations, settings.stack)
         # zenml before the log is configured (it rewires the root logger); the daemon's own
         # modules before the template is forked from this process (their pages are shared).
         import zenml  # noqa: F401
@@ -315,12 +359,17 @@ def _run(settings: Settings, once: bool, dry_run: bool, lock: StateDirLock | Non
 def _start(settings: Settings, once: bool, dry_run: bool, template: WorkerTemplate | None) -> int:
     from zenml.exceptions import AuthorizationException
 
+    from service import metrics
     from service.daemon import Daemon
     from service.faults import pausepoint
     from service.logs import capture_zenml_logs, configure, get_logger
+    from service.observe.board import StatusBoard
 
     store_url = os.environ.get("ZENML_STORE_URL")
     _register_store_secrets()
+    register_secret(settings.webhook_secret())
+    for url in settings.notify_webhook_urls:  # a Slack or Discord webhook URL is a credential
+        register_secret(url)
     configure(settings.log_format, settings.log_level)
     capture_zenml_logs()
     daemon = Daemon(
@@ -330,14 +379,16 @@ def _start(settings: Settings, once: bool, dry_run: bool, template: WorkerTempla
     )
     pausepoint("before_signal_handlers")
     daemon.install_signal_handlers()
+    board = StatusBoard(settings.automations, settings.ledger_path, daemon)
+    metrics.initialise(a.name for a in settings.automations)
     try:
-        health = None if once else _start_health_server(settings, daemon)
+        health = None if once else _start_health_server(settings, daemon, board)
     except OSError as error:
         bad = f"{settings.http_host}:{settings.http_port}: cannot listen: {error.strerror}"
         _print_config_error(ConfigError([f"AUTOPILOT_HTTP_HOST/AUTOPILOT_HTTP_PORT={bad}"]))
         return EXIT_CONFIG
     try:
-        return _run_daemon(settings, daemon, once, dry_run, template)
+        return _run_daemon(settings, daemon, once, dry_run, template, board)
     except AuthorizationException as error:
         get_logger().error("store.credentials_rejected", error=str(error)[:500])
         print(
@@ -367,21 +418,66 @@ def _run_daemon(
     once: bool,
     dry_run: bool,
     template: WorkerTemplate | None,
+    board: StatusBoard,
 ) -> int:
     import structlog
 
-    from service.dry_run import NoLaunchExecutor, scratch_settings
-    from service.engine import Autopilot, make_executor
+    from service.dry_run import scratch_settings
     from service.files import secure_state_dir
     from service.ledger import Ledger
     from service.logs import get_logger
+    from service.notify.build import make_outbox, make_sender
+    from service.notify.outage import StoreOutage
+    from service.notify.zenml_stack import stack_alerter
 
     if dry_run:
         structlog.contextvars.bind_contextvars(dry_run=True)
         settings = scratch_settings(settings)
+        board.ledger_path = settings.ledger_path  # the page shows what the dry run decides
+    tightened = secure_state_dir(settings.state_dir, settings.ledger_path)
+    if tightened:  # left readable by others (an earlier version, another tool, a umask)
+        get_logger().warning("state.permissions_tightened", paths=tightened)
+    # The ledger before the store: it is local, so a store outage at start-up is recorded
+    # (and notified) too, and the sender delivers while the store is away.
+    ledger = Ledger(settings.ledger_path)
+    outbox = make_outbox(ledger, settings)
+    daemon.outage = StoreOutage(
+        ledger, outbox, settings.notify_outage_after_seconds, daemon.store_url or ""
+    )
+    sender = None if dry_run else make_sender(settings, lambda: stack_alerter(settings.stack))
+    if sender is not None:
+        sender.start()
+    try:
+        return _serve(settings, daemon, once, dry_run, template, ledger, outbox, sender, board)
+    finally:
+        if sender is not None:
+            sender.stop(drain_seconds=min(SENDER_DRAIN_SECONDS, settings.notify_timeout_seconds))
+        ledger.close()
+
+
+def _serve(
+    settings: Settings,
+    daemon: Daemon,
+    once: bool,
+    dry_run: bool,
+    template: WorkerTemplate | None,
+    ledger: Ledger,
+    outbox: Outbox,
+    sender: Sender | None,
+    board: StatusBoard,
+) -> int:
+    from service.dry_run import NoLaunchExecutor
+    from service.engine import Autopilot, make_executor
+    from service.logs import get_logger
+    from service.notify.events import DashboardLinks
+    from service.runtime.checks import training_warnings
+
     store = daemon.until_store_answers(lambda: _connect(read_only=dry_run), "start-up")
     if store is None:
         return EXIT_OK  # stopped while waiting for the store
+    board.store = store.describe()
+    board.links = _dashboard_links(store)
+    outbox.links = DashboardLinks(**board.links)
     environment = {}
     if settings.stack:
         try:
@@ -389,6 +485,12 @@ def _run_daemon(
         except KeyError:
             _print_config_error(ConfigError([f"AUTOPILOT_STACK={settings.stack!r}: no such stack"]))
             return EXIT_CONFIG
+    problem = _notify_problem(settings, outbox)
+    if problem:
+        _print_config_error(ConfigError([problem]))
+        return EXIT_CONFIG
+    if sender is not None:
+        sender.store_connected()  # the alerter's thread may use the ZenML client from now on
     get_logger().info(
         "daemon.configured",
         **store.describe(),
@@ -400,23 +502,28 @@ def _run_daemon(
                 "model": a.model_name,
                 "training_pipeline": a.training.reference,
                 "inference_pipeline": a.inference.reference,
+                "evaluation_pipeline": a.evaluation.pipeline.reference if a.evaluation else None,
             }
             for a in settings.automations
         },
+        notify_destinations=list(outbox.destinations),
     )
+    for warning in training_warnings(settings.automations):
+        get_logger().warning(
+            "config.training_without_dataset",
+            automation=warning.automation,
+            variable=warning.variable,
+            detail=warning.message,
+        )
     if settings.sqlite_wal and not dry_run:
         _use_wal_journal(store)
-    tightened = secure_state_dir(settings.state_dir, settings.ledger_path)
-    if tightened:  # left readable by others (an earlier version, another tool, a umask)
-        get_logger().warning("state.permissions_tightened", paths=tightened)
-    ledger = Ledger(settings.ledger_path)
     executor = (
         NoLaunchExecutor(settings.max_concurrent_runs)
         if dry_run
         else make_executor(settings, environment, template)
     )
     try:
-        daemon.engine = Autopilot(settings, ledger, store, executor)
+        daemon.engine = Autopilot(settings, ledger, store, executor, outbox)
         daemon.until_store_answers(daemon.engine.start, "recovery")
         if daemon.stopping:
             return EXIT_OK
@@ -426,7 +533,34 @@ def _run_daemon(
         return EXIT_OK
     finally:
         executor.close()
-        ledger.close()
+
+
+def _dashboard_links(store: StoreAdapter) -> dict[str, str]:
+    """Where the ZenML dashboard shows a run (and, on ZenML Pro, a model version), for the
+    status page and notifications; none if the store cannot say (a convenience, not a need)."""
+    from service.errors import describe_error
+    from service.logs import get_logger
+
+    try:
+        return store.dashboard_links()
+    except Exception as error:
+        get_logger().warning("http.dashboard_links_unavailable", error=describe_error(error))
+        return {}
+
+
+def _notify_problem(settings: Settings, outbox: Outbox) -> str | None:
+    """With the store answering: the stack's alerter when notifications go to it (none: a
+    configuration error)."""
+    from service.notify.sender import NoAlerter
+    from service.notify.zenml_stack import stack_alerter
+
+    if not settings.notify_alerter:
+        return None
+    try:
+        stack_alerter(settings.stack)
+    except NoAlerter as error:
+        return f"AUTOPILOT_NOTIFY_ALERTER=true: {error}"
+    return None
 
 
 def _use_wal_journal(store: StoreAdapter) -> None:
@@ -452,15 +586,22 @@ def _connect(read_only: bool = False) -> StoreAdapter:
     return store
 
 
-def _start_health_server(settings: Settings, daemon: Daemon) -> HealthServer | None:
+def _start_health_server(
+    settings: Settings, daemon: Daemon, board: StatusBoard
+) -> HealthServer | None:
     from service.http import HealthServer
     from service.logs import get_logger
 
     if settings.http_port == 0:
         return None
-    server = HealthServer(daemon, settings.http_host, settings.http_port).start()
+    server = HealthServer(daemon, settings.http_host, settings.http_port, board).start()
     host, port = server.address
-    get_logger().info("http.listening", host=host, port=port, paths=["/healthz", "/readyz"])
+    get_logger().info(
+        "http.listening",
+        host=host,
+        port=port,
+        paths=["/", "/api/status", "/healthz", "/readyz", "/metrics"],
+    )
     return server
 
 
@@ -500,6 +641,12 @@ def _parser() -> argparse.ArgumentParser:
     replay = commands.choices["replay"]
     replay.add_argument("--automation", help="with --failed: every failed action of it")
     replay.add_argument("--failed", action="store_true", help="with --automation")
+    rename = commands.add_parser(
+        "rename-automation",
+        help="carry an automation's streams and open actions over to its new name (daemon stopped)",
+    )
+    rename.add_argument("old", help="the name the ledger knows it by")
+    rename.add_argument("new", help="its name in the configuration now")
     boot = commands.add_parser(
         "bootstrap", help="create the daemon's service account and API key on a ZenML server"
     )

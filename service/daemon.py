@@ -22,6 +22,7 @@ from service.store import is_store_unavailable
 
 if TYPE_CHECKING:
     from service.engine import Autopilot
+    from service.notify.outage import StoreOutage
 
 T = TypeVar("T")
 MAX_STORE_BACKOFF_SECONDS = 30.0
@@ -95,6 +96,7 @@ class Daemon:
         self._retry_at = 0.0
         self.store_error: str | None = "no poll yet"
         self.store_url = store_url  # redacted: which store a `store.unavailable` waits for
+        self.outage: StoreOutage | None = None  # notifies a long outage (service/notify/)
 
     @property
     def engine(self) -> Autopilot:
@@ -125,15 +127,17 @@ class Daemon:
 
         delay, failures = 1.0, 0
         while not self._stopping.is_set():
-            self.last_loop_activity = time.monotonic()
+            self._loop_active()
             try:
                 result = operation()
             except AuthorizationException:
                 raise
             except Exception as error:
                 metrics.STORE_ERRORS.inc()
+                metrics.STORE_UP.set(0)
                 failures += 1
                 self.store_error = describe_error(error)
+                self._outage(error)
                 log = self.log.warning if failures == 1 else self.log.debug
                 log(
                     "store.unavailable",
@@ -148,8 +152,14 @@ class Daemon:
                 continue
             if failures:
                 self.log.info("store.available", during=what, after_attempts=failures + 1)
+            self._outage(None)
+            metrics.STORE_UP.set(1)
             return result
         return None
+
+    def _loop_active(self) -> None:
+        self.last_loop_activity = time.monotonic()
+        metrics.LAST_TICK.set_to_current_time()
 
     def health(self) -> tuple[bool, dict[str, object]]:
         """Alive (liveness): the loop began a tick, or an attempt to reach the store at
@@ -178,7 +188,7 @@ class Daemon:
         """One tick (`observe`: a poll, else settling a worker's report; see `Autopilot.tick`).
         A failure is logged once per outage, then retried with backoff; the daemon goes on (a
         store outage, or bad data the core did not foresee)."""
-        self.last_loop_activity = time.monotonic()
+        self._loop_active()
         if self._backing_off():
             return []
         try:
@@ -194,6 +204,7 @@ class Daemon:
             gc.collect(1)
             metrics.TEMPLATE_READY.set(self.engine.executor.template_ready())
         metrics.POLL_DURATION.observe(report.duration_seconds)
+        self._outage(None)
         if self.consecutive_failures:
             self.log.info(
                 "store.available", during="poll", after_failures=self.consecutive_failures
@@ -201,6 +212,7 @@ class Daemon:
         self.consecutive_failures = 0
         self._retry_at = 0.0
         self.store_error = None
+        metrics.STORE_UP.set(1)
         self.last_successful_poll = time.monotonic()
         self.log.debug(
             "tick.completed",
@@ -214,11 +226,13 @@ class Daemon:
     def _tick_failed(self, error: Exception) -> None:
         self.consecutive_failures += 1
         self.store_error = describe_error(error)
+        metrics.STORE_UP.set(0)
         backoff = min(
             self.poll_interval * 2 ** (self.consecutive_failures - 1), MAX_STORE_BACKOFF_SECONDS
         )
         self._retry_at = time.monotonic() + backoff
         event = "store.unavailable" if is_store_unavailable(error) else "tick.failed"
+        self._outage(error)
         fields = {
             "during": "poll",
             "store_url": self.store_url,
@@ -231,6 +245,19 @@ class Daemon:
         else:
             self.log.debug(event, **fields)
 
+    def _outage(self, error: Exception | None) -> None:
+        """Tell the outage watch whether the store answered (`error` None) or did not; an
+        error that is not the store's absence changes nothing. It never stops the loop."""
+        if self.outage is None or (error is not None and not is_store_unavailable(error)):
+            return
+        try:
+            if error is None:
+                self.outage.answered()
+            else:
+                self.outage.failed(describe_error(error))
+        except Exception as problem:
+            self.log.error("notify.outage_not_recorded", error=describe_error(problem))
+
     def run_forever(self) -> None:
         self._scheduler.add_job(
             self._tick_due.set,
@@ -240,6 +267,12 @@ class Daemon:
             coalesce=True,
             misfire_grace_time=None,
         )
+        for job_id, trigger in self.engine.fires.triggers():
+            # A schedule's fire (issue 20) wakes the loop for a tick at once, which decides
+            # and records it: the tick keeps its single thread.
+            self._scheduler.add_job(
+                self._tick_due.set, trigger, id=job_id, coalesce=True, misfire_grace_time=None
+            )
         self._scheduler.start()
         self._loop_started = True
         self.log.info("daemon.started", poll_interval_seconds=self.poll_interval)
@@ -279,20 +312,46 @@ class Daemon:
         return time.monotonic() < self._retry_at
 
     def run_once(self, settle_interval: float = 0.5, wait: bool = True) -> int:
-        """One tick, then wait for what it launched. 0 when every launched action succeeded."""
+        """One tick, then wait for what it launched: with its retries, and with what it
+        launches in the slots they free (the rest of what the tick claimed), so that nothing
+        it started is left running at exit. A stop (SIGTERM) and any exit go through the
+        graceful shutdown, as `run`'s do. 0 when every launched action succeeded."""
         launched = self.safe_tick()
         if self.consecutive_failures:
             return 1
         if not wait:  # a dry run launched nothing to wait for
             self.log.info("once.finished", launched=launched, failed=[])
             return 0
-        while self.engine.busy(launched):
-            self.engine.executor.wait_for_report(settle_interval)
-            self.engine.settle()
-            self.engine.dispatch()  # retries of what this tick launched
+        try:
+            while not self._stopping.is_set() and self.engine.busy(launched):
+                if self._backing_off():
+                    self._stopping.wait(settle_interval)
+                    continue
+                self.engine.executor.wait_for_report(settle_interval)
+                launched += self._settle_and_dispatch()
+        finally:
+            self.engine.shutdown(self.grace_seconds)
+        launched = list(dict.fromkeys(launched))  # a retry is launched under the same key
         failed = [key for key in launched if not self.engine.succeeded(key)]
-        self.log.info("once.finished", launched=launched, failed=failed)
+        self.log.info("once.finished", launched=launched, failed=failed, stopped=self.stopping)
         return 1 if failed else 0
+
+    def _settle_and_dispatch(self) -> list[str]:
+        """Settle ended runs and launch what waits (`run --once`); a store that does not
+        answer is waited for with the same backoff as a failed tick."""
+        try:
+            self.engine.settle()
+            launched = self.engine.dispatch()
+        except Exception as error:
+            metrics.STORE_ERRORS.inc()
+            self._tick_failed(error)
+            return []
+        if self.consecutive_failures:
+            self.log.info(
+                "store.available", during="poll", after_failures=self.consecutive_failures
+            )
+        self.consecutive_failures, self._retry_at, self.store_error = 0, 0.0, None
+        return launched
 
     def _on_signal(self, signum: int, _: FrameType | None) -> None:
         if not self._stopping.is_set():

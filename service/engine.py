@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 from service.core.actions import ActionKind, ActionState
 from service.core.names import check_watched
 from service.files import private_dir
-from service.ledger import Ledger
+from service.ledger import AutomationRows, Ledger
 from service.logs import get_logger
+from service.notify.build import make_outbox
+from service.notify.outbox import Outbox
 from service.runtime.executor import Executor
 from service.runtime.template import WorkerTemplate
 from service.settings import Settings
@@ -26,6 +28,8 @@ from service.stages.datasets import DatasetWatch
 from service.stages.models import ModelJudge
 from service.stages.pipeline_holds import PipelineHolds
 from service.stages.production import ProductionWatch
+from service.stages.schedules import FireClock, InferenceSchedule
+from service.stages.training_gate import TrainingGate
 from service.store import StoreAdapter
 
 LAST_POLL_KEY = "last_successful_poll"
@@ -43,7 +47,7 @@ def make_executor(
     imports = {
         (spec.source_root, spec.module)
         for automation in settings.automations
-        for spec in (automation.training, automation.inference)
+        for spec in automation.pipelines.values()
     }
     return Executor(
         settings.max_concurrent_runs,
@@ -80,17 +84,23 @@ class Autopilot:
         ledger: Ledger,
         store: StoreAdapter,
         executor: Executor,
+        outbox: Outbox | None = None,
     ) -> None:
         self.settings = settings
         self.ledger = ledger
         self.store = store
         self.executor = executor
         self.log = get_logger()
-        self.context = Context(settings, ledger, store)
+        self.context = Context(
+            settings, ledger, store, outbox=outbox or make_outbox(ledger, settings)
+        )
         self.datasets = DatasetWatch(self.context)
         self.production = ProductionWatch(self.context)
         self.models = ModelJudge(self.context, self.production)
         self.holds = PipelineHolds(self.context)
+        self.fires = FireClock(self.context)
+        self.gate = TrainingGate(self.context, self.fires)
+        self.inference_schedule = InferenceSchedule(self.context, self.fires)
         self.actions = ActionRunner(self.context, executor, runs_in_process=True, holds=self.holds)
 
     def start(self) -> None:
@@ -104,6 +114,7 @@ class Autopilot:
                 path=str(self.ledger.path),
             )
             self.ledger.upgraded_from = None
+        self._say_what_is_stranded()  # before new streams are initialised
         automations = self.settings.automations
         self.store.watch_names(
             {n for a in automations for n in (*a.dataset_names, *a.scoring_dataset_names)},
@@ -113,6 +124,8 @@ class Autopilot:
         self.datasets.start()
         self.models.start()
         self.holds.start()
+        self.fires.start()
+        self.gate.start()
         self.actions.recover()
         self.executor.warm_up()
 
@@ -132,6 +145,37 @@ class Autopilot:
                 store_spelling=unknown.store_spelling,
                 close_matches=list(unknown.close),
                 detail=unknown.message,
+            )
+
+    def _say_what_is_stranded(self) -> None:
+        """Streams or open actions of an automation no longer configured wait for ever (a
+        renamed automation, most often): say so once, with the command that carries them to
+        a configured one, while nothing has been done under the new name yet."""
+        rows = self.ledger.rows_by_automation()
+        streams = list(self.ledger.cursors())
+        configured = self.context.automations
+        for name, held in sorted(rows.items()):
+            if name in configured or not name or not (held.streams or held.open_actions):
+                continue
+            # Renamed, it still trains the same model (a model belongs to one automation).
+            models = {s.partition("/model:")[2] for s in streams if s.startswith(f"{name}/model:")}
+            renamed = [
+                automation.name
+                for automation in configured.values()
+                if automation.model_name in models
+                and not rows.get(automation.name, AutomationRows()).actions
+            ]
+            target = renamed[0] if len(renamed) == 1 else "<its new name>"
+            self.log.warning(
+                "startup.automation_not_configured",
+                automation=name,
+                streams=held.streams,
+                open_actions=held.open_actions,
+                configured=sorted(configured),
+                carry_over=(
+                    f"if it was renamed, stop the daemon and run `autopilot rename-automation "
+                    f"{name} {target}` (possible until the new name has actions of its own)"
+                ),
             )
 
     def tick(self, observe: bool = True) -> TickReport:
@@ -155,6 +199,9 @@ class Autopilot:
         if promoted:
             self.production.tick(promoted)  # and the daemon's own promotion in the same tick
         clock.lap("models")
+        self.gate.tick()  # after the datasets it queues, before the dispatch of what it releases
+        self.inference_schedule.tick()  # after production, which its fires pin to
+        clock.lap("gate")
         launched = self.actions.dispatch()
         self.ledger.set_meta(LAST_POLL_KEY, datetime.now(UTC).isoformat(timespec="seconds"))
         clock.lap("dispatch")

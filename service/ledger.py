@@ -5,6 +5,11 @@ Writes that belong together (a batch of decisions and the cursor behind them) sh
 transaction, so a crash replays the batch instead of losing or doubling it; every write is
 idempotent by key.
 
+Two kinds of schema change. One that changes existing rows bumps `SCHEMA_VERSION` and upgrades
+in place (`_migrate`). A table no existing row depends on is *additive*: it is in
+`ADDITIVE_SCHEMA`, created `IF NOT EXISTS` on every open, whatever the version, so a ledger of
+any version gets it without a bump, and an older daemon opening the ledger ignores it.
+
 Errors and details are stored redacted (`service.redact`), as the log shows them: a run's error
 can quote a URL with its password or a registered secret, and `status` and `explain` print them.
 """
@@ -26,7 +31,8 @@ from service.core.actions import ActionKind, ActionState, check_transition
 from service.files import create_private_file, private_dir
 from service.redact import redact, redact_all
 
-SCHEMA_VERSION = 2  # 1: one automation (no automation columns); 2: automations
+# 1: one automation (no automation columns); 2: automations; 3: production changes
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
@@ -68,6 +74,69 @@ CREATE TABLE IF NOT EXISTS actions (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS actions_state ON actions (state);
+-- Read by the status page and /metrics, never by the tick (service/observe/): an automation's
+-- latest actions of a kind, and when each kind last succeeded.
+CREATE INDEX IF NOT EXISTS actions_by_automation ON actions (automation, kind);
+CREATE INDEX IF NOT EXISTS actions_last_change ON actions (automation, kind, state, updated_at);
+CREATE TABLE IF NOT EXISTS production_changes (  -- every change of a model's production version
+    seq INTEGER PRIMARY KEY,          -- in the order the daemon saw them
+    automation TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    model_version_id TEXT,            -- NULL: the model has no production version any more
+    model_version_number INTEGER,
+    previous_model_version_id TEXT,   -- production before this change (NULL: none, or unknown)
+    changed_by TEXT NOT NULL,         -- autopilot | external | observed_at_start
+    changed_at TEXT NOT NULL,         -- when the daemon recorded it
+    details TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS production_changes_by_automation
+    ON production_changes (automation, seq);
+"""
+
+# Additive tables (see the module docstring), created on every open. The notification outbox
+# (service/notify/outbox.py): one row per event, one per destination it goes to.
+ADDITIVE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS notifications (
+    id TEXT PRIMARY KEY,              -- the event's stable id (service/notify/events.py)
+    sequence INTEGER NOT NULL UNIQUE, -- the order it was recorded in
+    event TEXT NOT NULL,
+    automation TEXT,
+    order_key TEXT NOT NULL,          -- its model ('' for the store): delivered in order per key
+    created REAL NOT NULL,            -- epoch seconds; its maximum age counts from here
+    body TEXT NOT NULL                -- the exact JSON object sent
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    notification_id TEXT NOT NULL,
+    destination TEXT NOT NULL,        -- webhook:<host>:<hash of the URL> | alerter
+    state TEXT NOT NULL,              -- pending | delivered | failed | dropped
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before REAL NOT NULL DEFAULT 0, -- epoch seconds: retry backoff
+    status INTEGER,                   -- the receiver's last HTTP status
+    error TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (notification_id, destination)
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_state ON deliveries (destination, state);
+-- The training gates' queue and the schedules' handled fires (service/stages/gate_ledger.py).
+CREATE TABLE IF NOT EXISTS training_queue ( -- selected versions a gated automation waits with
+    automation TEXT NOT NULL,
+    dataset_version_id TEXT NOT NULL,
+    created TEXT NOT NULL,            -- the version's `created` in the store (naive UTC, ISO)
+    details TEXT NOT NULL,            -- artifact, version, producer_run_id: its training's
+    queued_at TEXT NOT NULL,
+    PRIMARY KEY (automation, dataset_version_id)
+);
+CREATE TABLE IF NOT EXISTS schedule_fires ( -- one row per fire time acted on, ever
+    automation TEXT NOT NULL,
+    schedule TEXT NOT NULL,           -- training | inference
+    fire TEXT NOT NULL,               -- the fire time (UTC, ISO)
+    outcome TEXT NOT NULL,            -- fired | skipped | missed
+    reason TEXT,                      -- why skipped (overlap, nothing_new, ...)
+    key TEXT,                         -- the action it claimed
+    missed INTEGER NOT NULL DEFAULT 0, -- earlier fires passed over (down, or a tick behind)
+    handled_at TEXT NOT NULL,
+    PRIMARY KEY (automation, schedule, fire)
+);
 """
 
 # Version 1 -> 2, in one transaction: every row of a single-automation ledger belongs to the
@@ -75,15 +144,17 @@ CREATE INDEX IF NOT EXISTS actions_state ON actions (state);
 UPGRADE_FROM_1 = """
 ALTER TABLE subjects RENAME TO subjects_v1;
 DROP INDEX IF EXISTS subjects_waiting;
+ALTER TABLE actions ADD COLUMN automation TEXT NOT NULL DEFAULT 'default';
 {schema}
 INSERT INTO subjects (automation, id, kind, name, version, status, reason, final, details,
     updated_at)
     SELECT 'default', id, kind, name, version, status, reason, final, details, updated_at
     FROM subjects_v1;
 DROP TABLE subjects_v1;
-ALTER TABLE actions ADD COLUMN automation TEXT NOT NULL DEFAULT 'default';
 UPDATE cursors SET stream = 'default/' || stream;
 """
+# Version 2 -> 3 adds tables and indexes only: `SCHEMA` creates what is missing. Production
+# changes before the upgrade were not recorded; the production cursor still says which is current.
 
 
 @dataclass(frozen=True)
@@ -100,6 +171,21 @@ class Action:
     started_at: float | None
     error: str | None
     details: dict[str, Any]
+    created_at: str = ""  # when the key was claimed
+
+
+@dataclass(frozen=True)
+class AutomationRows:
+    """What the ledger holds for one automation."""
+
+    streams: int = 0
+    subjects: int = 0  # dataset and model versions it judged
+    actions: int = 0
+    open_actions: int = 0  # pending, running or waiting for a retry
+
+    @property
+    def empty(self) -> bool:
+        return not (self.streams or self.subjects or self.actions)
 
 
 @dataclass(frozen=True)
@@ -114,6 +200,21 @@ class Subject:
     final: bool
     details: dict[str, Any]
     updated_at: str
+
+
+@dataclass(frozen=True)
+class ProductionChange:
+    """One change of a model's production version, as the daemon saw it."""
+
+    seq: int
+    automation: str
+    model_name: str
+    model_version_id: str | None
+    model_version_number: int | None
+    previous_model_version_id: str | None
+    changed_by: str
+    changed_at: str
+    details: dict[str, Any]
 
 
 def _now() -> str:
@@ -134,6 +235,29 @@ class Ledger:
         self._lock = threading.RLock()
         self._depth = 0
         self.upgraded_from = self._migrate()
+        self._db.executescript(ADDITIVE_SCHEMA)
+
+    @classmethod
+    def reader(cls, path: Path) -> Ledger:
+        """A read-only view on its own connection, for readers beside the daemon (the status
+        page, `/metrics`): in WAL mode they neither wait for the tick's writes nor hold them
+        up, and they never take the writer's lock. The ledger must exist with this schema."""
+        reader = cls.__new__(cls)
+        reader.path = path
+        reader._db = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, timeout=5
+        )
+        reader._db.row_factory = sqlite3.Row
+        reader._lock = threading.RLock()
+        reader._depth = 0
+        reader.upgraded_from = None
+        version = int(reader._db.execute("PRAGMA user_version").fetchone()[0])
+        if version != SCHEMA_VERSION:
+            reader.close()
+            raise RuntimeError(
+                f"ledger {path} has schema version {version}, this reader reads {SCHEMA_VERSION}"
+            )
+        return reader
 
     def _migrate(self) -> int | None:
         """Create or upgrade the schema in place; the version it was upgraded from, if any."""
@@ -150,7 +274,7 @@ class Ledger:
                 f"ledger {self.path} has schema version {version}, newer than this daemon's "
                 f"{SCHEMA_VERSION}: run the newer daemon, or restore a backup"
             )
-        script = SCHEMA if version == 0 else UPGRADE_FROM_1.format(schema=SCHEMA)
+        script = UPGRADE_FROM_1.format(schema=SCHEMA) if version == 1 else SCHEMA
         # executescript commits first; BEGIN/COMMIT inside it make the upgrade all or nothing.
         self._db.executescript(
             f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
@@ -182,6 +306,11 @@ class Ledger:
         with self._lock:
             return self._db.execute(sql, params)
 
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """One statement, in the current transaction if any: for the modules that own an
+        additive table (service/notify/outbox.py, service/stages/gate_ledger.py)."""
+        return self._execute(sql, params)
+
     # -- meta ---------------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
@@ -199,6 +328,13 @@ class Ledger:
         rows = self._execute(
             "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ? ORDER BY key",
             (len(prefix), prefix),
+        ).fetchall()
+        return {str(row["key"]): str(row["value"]) for row in rows}
+
+    def _meta_of_automation(self, automation: str) -> dict[str, str]:
+        suffix = f"/{automation}"
+        rows = self._execute(
+            "SELECT key, value FROM meta WHERE substr(key, -?) = ?", (len(suffix), suffix)
         ).fetchall()
         return {str(row["key"]): str(row["value"]) for row in rows}
 
@@ -295,23 +431,36 @@ class Ledger:
         details: dict[str, Any],
         automation: str,
     ) -> bool:
-        """Claim an action key. True only for the first claim of that key, ever."""
-        now = _now()
-        cursor = self._execute(
-            "INSERT OR IGNORE INTO actions (key, automation, kind, subject_id, state, details, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                key,
-                automation,
-                kind.value,
-                subject_id,
-                ActionState.PENDING.value,
-                _stored(details),
-                now,
-                now,
-            ),
-        )
-        return cursor.rowcount == 1
+        """Claim an action key. True only for the first claim of that key, ever.
+
+        A key an operator skipped before the daemon saw it belongs to no automation (''): the
+        daemon's claim adopts it, with the facts the daemon knows, so that once replayed it is
+        dispatched (or, for a promotion, carried out) like any other."""
+        with self.transaction():
+            now = _now()
+            cursor = self._execute(
+                "INSERT OR IGNORE INTO actions (key, automation, kind, subject_id, state, "
+                "details, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    automation,
+                    kind.value,
+                    subject_id,
+                    ActionState.PENDING.value,
+                    _stored(details),
+                    now,
+                    now,
+                ),
+            )
+            if cursor.rowcount == 1:
+                return True
+            current = self.action(key)
+            if current is not None and automation and not current.automation:
+                self._execute(
+                    "UPDATE actions SET automation = ?, details = ? WHERE key = ?",
+                    (automation, _stored({**details, **current.details}), key),
+                )
+            return False
 
     def action(self, key: str) -> Action | None:
         row = self._execute("SELECT * FROM actions WHERE key = ?", (key,)).fetchone()
@@ -359,6 +508,58 @@ class Ledger:
             counts.setdefault(row["automation"], {})[row["state"]] = int(row["n"])
         return counts
 
+    # -- automations --------------------------------------------------------------------------
+
+    def rows_by_automation(self) -> dict[str, AutomationRows]:
+        """Every automation the ledger holds anything of (streams, judgements, actions)."""
+        counts: dict[str, dict[str, int]] = {}
+        for row in self._execute(
+            "SELECT substr(stream, 1, instr(stream, '/') - 1) AS automation, COUNT(*) AS n "
+            "FROM cursors GROUP BY 1"
+        ).fetchall():
+            counts.setdefault(row["automation"], {})["streams"] = int(row["n"])
+        for row in self._execute(
+            "SELECT automation, COUNT(*) AS n FROM subjects GROUP BY automation"
+        ).fetchall():
+            counts.setdefault(row["automation"], {})["subjects"] = int(row["n"])
+        open_states = (ActionState.PENDING, ActionState.RUNNING, ActionState.RETRY_WAIT)
+        for row in self._execute(
+            "SELECT automation, COUNT(*) AS n, SUM(state IN (?, ?, ?)) AS open FROM actions "
+            "GROUP BY automation",
+            tuple(state.value for state in open_states),
+        ).fetchall():
+            entry = counts.setdefault(row["automation"], {})
+            entry["actions"], entry["open_actions"] = int(row["n"]), int(row["open"])
+        return {name: AutomationRows(**entry) for name, entry in counts.items()}
+
+    def rename_automation(self, old: str, new: str) -> None:
+        """Carry everything of automation `old` over to `new`, in one transaction: its streams
+        (`<old>/...` become `<new>/...`), its judgements and its actions. Action keys stay as
+        they are: runs in the store carry them as tags. Streams and judgements `new` already
+        has (a start under the new name before this) are replaced; the caller makes sure
+        `new` has no action."""
+        old_prefix, new_prefix = f"{old}/", f"{new}/"
+        with self.transaction():
+            self._execute(
+                "DELETE FROM cursors WHERE substr(stream, 1, ?) = ?",
+                (len(new_prefix), new_prefix),
+            )
+            self._execute("DELETE FROM subjects WHERE automation = ?", (new,))
+            self._execute(
+                "UPDATE cursors SET stream = ? || substr(stream, ?) WHERE substr(stream, 1, ?) = ?",
+                (new_prefix, len(old_prefix) + 1, len(old_prefix), old_prefix),
+            )
+            self._execute("UPDATE subjects SET automation = ? WHERE automation = ?", (new, old))
+            self._execute("UPDATE actions SET automation = ? WHERE automation = ?", (new, old))
+            # Its history (production changes, notifications) and what it keeps in `meta` under
+            # `<what>/<automation>` keys (the required tags it judged with).
+            for table in ("production_changes", "notifications"):
+                self._execute(f"UPDATE {table} SET automation = ? WHERE automation = ?", (new, old))
+            for key, value in self._meta_of_automation(old).items():
+                renamed = f"{key[: -len(old)]}{new}"
+                self._execute("DELETE FROM meta WHERE key IN (?, ?)", (key, renamed))
+                self.set_meta(renamed, value)
+
     def transition(self, key: str, new: ActionState, **fields: Any) -> Action:
         """Move an action to a new state, checking its life cycle; set any other columns given."""
         with self.transaction():
@@ -379,6 +580,13 @@ class Ledger:
             assert updated is not None
             return updated
 
+    def set_run_id(self, key: str, run_id: str) -> None:
+        """Record the run of an action's current attempt without changing its state (a run
+        that goes on elsewhere is then read by its id)."""
+        self._execute(
+            "UPDATE actions SET run_id = ?, updated_at = ? WHERE key = ?", (run_id, _now(), key)
+        )
+
     def update_details(self, key: str, details: dict[str, Any]) -> None:
         """Merge facts into an action's details without changing its state."""
         with self.transaction():
@@ -390,6 +598,122 @@ class Ledger:
                 "UPDATE actions SET details = ?, updated_at = ? WHERE key = ?",
                 (merged, _now(), key),
             )
+
+    # -- production changes -------------------------------------------------------------------
+
+    def record_production_change(
+        self,
+        automation: str,
+        model_name: str,
+        version_id: str | None,
+        version_number: int | None,
+        previous_id: str | None,
+        changed_by: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Record that a model's production version changed (written in the transaction that
+        moves the production cursor, so each change is recorded exactly once)."""
+        self._execute(
+            "INSERT INTO production_changes (automation, model_name, model_version_id, "
+            "model_version_number, previous_model_version_id, changed_by, changed_at, details) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                automation,
+                model_name,
+                version_id,
+                version_number,
+                previous_id,
+                changed_by,
+                _now(),
+                json.dumps(details or {}),
+            ),
+        )
+
+    def production_changes(self, automation: str, limit: int = 10) -> list[ProductionChange]:
+        """An automation's latest production changes, newest first."""
+        rows = self._execute(
+            "SELECT * FROM production_changes WHERE automation = ? ORDER BY seq DESC LIMIT ?",
+            (automation, limit),
+        ).fetchall()
+        return [_production_change(row) for row in rows]
+
+    # -- reads for the status page and `/metrics` --------------------------------------------
+    # Bounded whatever the ledger's size: each names the index that answers it, since SQLite's
+    # planner, without statistics, may pick another and read every action of an automation.
+
+    def latest_actions(self, automation: str, kind: ActionKind, limit: int) -> list[Action]:
+        """An automation's latest actions of one kind, newest claim first."""
+        rows = self._execute(
+            "SELECT * FROM actions INDEXED BY actions_by_automation "
+            "WHERE automation = ? AND kind = ? ORDER BY rowid DESC LIMIT ?",
+            (automation, kind.value, limit),
+        ).fetchall()
+        return [_action(row) for row in rows]
+
+    def actions_by_key(self, keys: list[str]) -> dict[str, Action]:
+        found: dict[str, Action] = {}
+        for start in range(0, len(keys), 500):  # SQLite's limit on bound parameters
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" for _ in chunk)
+            for row in self._execute(
+                f"SELECT * FROM actions WHERE key IN ({marks})", tuple(chunk)
+            ).fetchall():
+                found[row["key"]] = _action(row)
+        return found
+
+    def open_actions(self, automation: str, limit: int) -> list[Action]:
+        """An automation's pending, running and retrying actions, in the order they were
+        claimed (the queue's order)."""
+        states = (ActionState.PENDING, ActionState.RUNNING, ActionState.RETRY_WAIT)
+        rows = self._execute(
+            "SELECT * FROM actions INDEXED BY actions_state "
+            "WHERE state IN (?, ?, ?) AND automation = ? ORDER BY rowid LIMIT ?",
+            (*(s.value for s in states), automation, limit),
+        ).fetchall()
+        return [_action(row) for row in rows]
+
+    def latest_in(self, state: ActionState, automation: str, limit: int) -> list[Action]:
+        """An automation's actions in one state, latest changed first."""
+        rows = self._execute(
+            "SELECT * FROM actions INDEXED BY actions_state "
+            "WHERE state = ? AND automation = ? ORDER BY updated_at DESC LIMIT ?",
+            (state.value, automation, limit),
+        ).fetchall()
+        return [_action(row) for row in rows]
+
+    def subjects_by_id(self, automation: str, ids: list[str]) -> dict[str, Subject]:
+        marks = ",".join("?" for _ in ids)
+        rows = self._execute(
+            f"SELECT * FROM subjects WHERE automation = ? AND id IN ({marks})",
+            (automation, *ids),
+        ).fetchall()
+        return {row["id"]: _subject(row) for row in rows}
+
+    def count_by_state(self, *states: ActionState) -> dict[tuple[str, str, str], int]:
+        """Actions in these states by (automation, kind, state)."""
+        marks = ",".join("?" for _ in states)
+        rows = self._execute(
+            f"SELECT automation, kind, state, COUNT(*) AS n FROM actions INDEXED BY "
+            f"actions_state WHERE state IN ({marks}) GROUP BY automation, kind, state",
+            tuple(s.value for s in states),
+        ).fetchall()
+        return {(row["automation"], row["kind"], row["state"]): int(row["n"]) for row in rows}
+
+    def last_succeeded(self, automation: str, kind: ActionKind) -> str | None:
+        """When the latest action of this automation and kind succeeded (ISO time)."""
+        row = self._execute(
+            "SELECT MAX(updated_at) AS at FROM actions INDEXED BY actions_last_change "
+            "WHERE automation = ? AND kind = ? AND state = ?",
+            (automation, kind.value, ActionState.SUCCEEDED.value),
+        ).fetchone()
+        return None if row is None or row["at"] is None else str(row["at"])
+
+    def has_table(self, name: str) -> bool:
+        """Whether the ledger has this table (a feature's table, written by a newer daemon)."""
+        row = self._execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()
+        return row is not None
 
 
 def _stored(details: dict[str, Any]) -> str:
@@ -412,6 +736,20 @@ def _subject(row: sqlite3.Row) -> Subject:
     )
 
 
+def _production_change(row: sqlite3.Row) -> ProductionChange:
+    return ProductionChange(
+        seq=row["seq"],
+        automation=row["automation"],
+        model_name=row["model_name"],
+        model_version_id=row["model_version_id"],
+        model_version_number=row["model_version_number"],
+        previous_model_version_id=row["previous_model_version_id"],
+        changed_by=row["changed_by"],
+        changed_at=row["changed_at"],
+        details=json.loads(row["details"]),
+    )
+
+
 def _action(row: sqlite3.Row) -> Action:
     return Action(
         key=row["key"],
@@ -426,6 +764,7 @@ def _action(row: sqlite3.Row) -> Action:
         started_at=row["started_at"],
         error=row["error"],
         details=json.loads(row["details"]),
+        created_at=row["created_at"],
     )
 
 

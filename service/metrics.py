@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -46,6 +48,49 @@ STORE_ERRORS = Counter(
     "Ticks or start-up attempts that failed because the store did not answer, or failed.",
     registry=REGISTRY,
 )
+
+NOTIFICATIONS = Counter(
+    "autopilot_notifications_total",
+    "Notification deliveries by destination (`webhook:<host>:<hash>`, `alerter`) and outcome: "
+    "delivered, attempt_failed (retried), failed (not retried: a 4xx), dropped (too old).",
+    ["destination", "outcome"],
+    registry=REGISTRY,
+)
+NOTIFICATION_OUTBOX = Gauge(
+    "autopilot_notification_outbox_depth",
+    "Notifications recorded and not yet delivered (nor failed or dropped), per destination.",
+    ["destination"],
+    registry=REGISTRY,
+)
+
+LAST_TICK = Gauge(
+    "autopilot_last_tick_timestamp_seconds",
+    "Unix time the loop last began a tick, or (at start-up, or while the store is away) an "
+    "attempt to reach the store: it stops moving only when the loop is stuck.",
+    registry=REGISTRY,
+)
+STORE_UP = Gauge(
+    "autopilot_store_up",
+    "1 when the last poll (or start-up attempt) reached the store, else 0.",
+    registry=REGISTRY,
+)
+
+# Every value of the labels the alert rules and the dashboard compare, so that a series exists
+# (at 0) before its first event: Prometheus's increase() counts nothing for a series' first
+# sample, and a rule cannot tell "never" from "not yet scraped".
+ACTION_OUTCOMES = {
+    "train": ("launched", "succeeded", "attempt_failed", "failed"),
+    "infer": ("launched", "succeeded", "attempt_failed", "failed"),
+    "promote": ("promoted", "rejected", "already_production"),
+}
+
+
+def initialise(automations: Iterable[str]) -> None:
+    """Create every automation's action counters at 0."""
+    for automation in automations:
+        for kind, outcomes in ACTION_OUTCOMES.items():
+            for outcome in outcomes:
+                ACTIONS.labels(automation, kind, outcome)
 
 
 def render() -> bytes:

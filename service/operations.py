@@ -1,9 +1,11 @@
 """Operator commands: `status`, `explain`, `replay`, `skip`. They read and write the ledger only
-(the daemon picks up a replay or skip on its next tick), so they work while the daemon runs."""
+(the daemon picks up a replay or skip on its next tick), so they work while the daemon runs.
+`rename_automation` too, but only while no daemon runs (the CLI holds the state dir's lock)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from service.core.actions import (
@@ -13,11 +15,18 @@ from service.core.actions import (
     ParsedKey,
     parse_action_key,
 )
+from service.core.automation import DEFAULT_AUTOMATION
+from service.core.evaluation import EVALUATING
+from service.core.scoring import SCORING_ID
 from service.engine import LAST_POLL_KEY
-from service.ledger import Action, Ledger, Subject, epoch
+from service.ledger import Action, AutomationRows, Ledger, Subject, epoch
+from service.notify import outbox
+from service.settings import AUTOMATION_NAME
 from service.stages.context import DATASET, MODEL, WAITING_SINCE
+from service.stages.evaluation import DATASET_DETAILS
 from service.stages.pipeline_holds import HELD_PREFIX
 from service.stages.scoring import NEWEST_KEY as NEWEST_SCORING_KEY
+from service.stages.training_gate import SUPERSEDED_BY, describe_gates, explain_queue
 
 OPEN_STATES = (ActionState.PENDING, ActionState.RUNNING, ActionState.RETRY_WAIT)
 WAITING_LISTED = 50  # the versions waiting longest; `waiting_total` counts them all
@@ -53,6 +62,11 @@ def status(ledger: Ledger, in_store: dict[str, list[str]] | None = None) -> dict
         ),
         key=lambda w: -(w.get("waited_seconds") or 0.0),
     )
+    evaluating = [
+        _describe_evaluating(ledger, action)
+        for action in ledger.actions_in(ActionState.PENDING, kind=ActionKind.PROMOTE)
+        if action.details.get("phase") == EVALUATING
+    ]
     held = {
         key.removeprefix(HELD_PREFIX): json.loads(record)
         for key, record in ledger.meta_with_prefix(HELD_PREFIX).items()
@@ -69,10 +83,13 @@ def status(ledger: Ledger, in_store: dict[str, list[str]] | None = None) -> dict
         "cursors": cursors,
         "waiting": waiting[:WAITING_LISTED],
         "waiting_total": len(waiting),
+        "evaluating": evaluating,  # candidates waiting for their evaluations to end
         "actions_by_automation": ledger.count_actions(),
         "open": [_describe(a) for a in ledger.actions_in(*OPEN_STATES)],
         "recent_failures": [_describe(a) for a in ledger.recent_actions(ActionState.FAILED)],
         "recently_skipped": [_describe(a) for a in ledger.recent_actions(ActionState.SKIPPED)],
+        "notifications": outbox.summary(ledger),
+        **describe_gates(ledger),  # training gates' queues, schedules' last fires (issue 20)
     }
 
 
@@ -82,7 +99,8 @@ def explain(ledger: Ledger, subject_id: str) -> dict[str, Any]:
     subjects = ledger.subjects(subject_id)
     # A scoring dataset version's inferences are the production version's actions.
     actions = ledger.actions_for_subject(subject_id) + ledger.actions_scoring(subject_id)
-    if not subjects and not actions:
+    gates = explain_queue(ledger, subject_id)
+    if not subjects and not actions and not gates:
         raise OperationError(
             f"{subject_id} is not in the ledger: the daemon has not seen it (not a watched "
             "artifact or model, created before the daemon's start-from point and never "
@@ -103,6 +121,8 @@ def explain(ledger: Ledger, subject_id: str) -> dict[str, Any]:
         }
         for subject in subjects
     ]
+    if gates:  # queued at a training gate: what it waits for, and until when
+        explanation["training_gate"] = gates
     explanation["actions"] = [_describe(a) for a in actions]
     return explanation
 
@@ -113,8 +133,10 @@ def replay(ledger: Ledger, key: str) -> Action:
     action = ledger.action(key)
     if action is None:
         raise OperationError(f"no action {key} in the ledger")
-    if action.state not in (ActionState.FAILED, ActionState.SKIPPED):
-        raise OperationError(f"{key} is {action.state}: only failed or skipped actions replay")
+    if action.state not in (ActionState.FAILED, ActionState.SKIPPED, ActionState.SUPERSEDED):
+        raise OperationError(
+            f"{key} is {action.state}: only failed, skipped or superseded actions replay"
+        )
     return ledger.transition(
         key,
         ActionState.PENDING,
@@ -158,11 +180,89 @@ def skip(ledger: Ledger, key: str) -> Action:
         return ledger.transition(key, ActionState.SKIPPED, details={"skipped_at": epoch()})
 
 
+@dataclass(frozen=True)
+class Renamed:
+    old: str
+    new: str
+    carried_over: AutomationRows  # what `old` held
+    replaced: AutomationRows  # what `new` held before (streams, skipped versions)
+
+    def log_fields(self) -> dict[str, Any]:
+        return {
+            "automation": self.new,
+            "renamed_from": self.old,
+            "carried_over": asdict(self.carried_over),
+            "replaced": asdict(self.replaced),
+        }
+
+
+def rename_automation(ledger: Ledger, old: str, new: str, configured: set[str]) -> Renamed:
+    """Carry an automation's streams, judgements and actions (open ones included) over to a new
+    name, so that renaming it in the configuration strands nothing and redoes nothing. `new`
+    must be configured and `old` no longer; `new` may hold what a start under the new name
+    wrote before it acted (streams, skipped versions), which `old`'s replace, but no action."""
+    old, new = old.strip().lower(), new.strip().lower()
+    if not AUTOMATION_NAME.fullmatch(new):
+        raise OperationError(f"{new!r} is not an automation name (a-z, 0-9, _; at most 40)")
+    if old == new:
+        raise OperationError(f"{old} and {new} are the same automation")
+    if old in configured:
+        variables = (
+            "the single-automation AUTOPILOT_* variables"
+            if old == DEFAULT_AUTOMATION
+            else f"its AUTOPILOT_AUTOMATIONS__{old.upper()}__* variables"
+        )
+        raise OperationError(
+            f"{old} is still configured: rename it in the configuration first ({variables}), "
+            "then carry its work over"
+        )
+    if new not in configured:
+        raise OperationError(
+            f"{new} is not configured (configured: {', '.join(sorted(configured))}): configure "
+            "it first, so its work is not stranded again"
+        )
+    with ledger.transaction():
+        rows = ledger.rows_by_automation()
+        none = AutomationRows()
+        renamed = Renamed(old, new, rows.get(old, none), rows.get(new, none))
+        if renamed.carried_over.empty:
+            raise OperationError(f"the ledger holds nothing of automation {old}")
+        if renamed.replaced.actions:
+            raise OperationError(
+                f"{new} has {renamed.replaced.actions} actions of its own already (a daemon ran "
+                f"it): its history and {old}'s cannot be merged"
+            )
+        ledger.rename_automation(old, new)
+    return renamed
+
+
 def _check_key(key: str) -> ParsedKey:
     try:
         return parse_action_key(key)
     except ValueError as error:
         raise OperationError(str(error)) from None
+
+
+def _describe_evaluating(ledger: Ledger, promotion: Action) -> dict[str, Any]:
+    """A candidate waiting for its evaluations: on which dataset version, and how each one
+    stands."""
+    record = promotion.details["evaluation"]
+    sides = [("candidate", record["candidate"]), ("production", record.get("production"))]
+    evaluations = []
+    for role, side in sides:
+        if side is None:
+            continue
+        evaluation = ledger.action(side["key"])
+        state = evaluation.state.value if evaluation is not None else "not claimed"
+        evaluations.append({"role": role, "key": side["key"], "state": state})
+    return {
+        "automation": promotion.automation,
+        "key": promotion.key,
+        "model_version_id": promotion.subject_id,
+        "evaluation_dataset": f"{record['dataset_name']}:{record['dataset_version']}",
+        "evaluation_dataset_version_id": record["dataset_version_id"],
+        "evaluations": evaluations,
+    }
 
 
 def _describe_waiting(subject: Subject) -> dict[str, Any]:
@@ -198,7 +298,10 @@ def _describe(action: Action) -> dict[str, Any]:
     decision = action.details.get("decision")
     if decision is not None:
         described["decision"] = decision
-    for name in ("replayed_at", "skipped_at", "claimed_by", "scoring_dataset_version_id"):
+    for name in ("phase", "evaluation", *DATASET_DETAILS):  # champion against challenger
+        if action.details.get(name) is not None:
+            described[name] = action.details[name]
+    for name in ("replayed_at", "skipped_at", "claimed_by", SUPERSEDED_BY, "fire", SCORING_ID):
         if name in action.details:
             described[name] = action.details[name]
     return described

@@ -14,17 +14,31 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SkipValidation, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SkipValidation,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.core import templates
-from service.core.automation import DEFAULT_AUTOMATION, Automation, PipelineSpec
+from service.core.automation import DEFAULT_AUTOMATION, Automation, Evaluation, PipelineSpec
 from service.core.names import folded
 from service.core.promotion import Goal, PromotionPolicy
 from service.core.retry import RetryPolicy
+from service.core.schedule import Catchup, Schedule, parse_schedule
 from service.core.startup import StartFrom
+from service.core.triggers import TrainingPolicy
+from service.notify.events import parse_event_names
+from service.notify.outbox import webhook_destination
 from service.redact import redact_url
 from service.runtime.sources import BUNDLED_ROOT
 
@@ -33,6 +47,9 @@ ENV_PREFIX = "AUTOPILOT_"
 EXTRA_KNOWN_VARIABLES = frozenset({"AUTOPILOT_TEST_CRASH_AT", "AUTOPILOT_TEST_PAUSE_AT"})
 # ZenML's own variables that hold secrets: never printed.
 SECRET_ZENML_VARIABLES = ("ZENML_STORE_API_KEY", "ZENML_STORE_PASSWORD")
+# Settings whose value is never echoed, not even in an error message (a Slack or Discord
+# webhook URL is a credential too).
+SECRET_SETTINGS = frozenset({"notify_webhook_urls", "notify_webhook_secret"})
 
 AUTOMATIONS_PREFIX = f"{ENV_PREFIX}AUTOMATIONS__"
 AUTOMATION_NAME = re.compile(r"[a-z0-9_]{1,40}")
@@ -67,17 +84,34 @@ class AutomationSettings(BaseModel):
     promotion_goal: Goal = Goal.MAXIMIZE
     promotion_threshold: float = Field(default=0.9, allow_inf_nan=False)
     promotion_must_beat_production: bool = True
+    promotion_min_improvement: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     inference_pipeline: str | None = None
     inference_config: str | None = None
     inference_parameters: dict[str, Any] | None = None
     inference_dataset_name: str = Field(default=INFERENCE_DATASET, min_length=1)  # single form
+    # When to train and infer (issue 20; core/triggers.py, core/schedule.py).
+    training_schedule: str | None = None
+    training_schedule_always: bool = False
+    training_debounce_seconds: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    training_min_interval_seconds: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    training_latest_only: bool = False
+    inference_schedule: str | None = None
+    schedule_catchup: Catchup = Catchup.LATEST
+    # Champion against challenger (core/evaluation.py): both versions scored on one dataset.
+    evaluation_pipeline: str | None = None
+    evaluation_config: str | None = None
+    evaluation_parameters: dict[str, Any] | None = None
+    evaluation_dataset_name: str | None = None
+    evaluation_dataset_required_tags: CommaList = Field(default=["approved"])
     source_root: str | None = None  # named form; the single form uses AUTOPILOT_SOURCE_ROOT
+    notify_events: str | None = None  # named form; the single form uses AUTOPILOT_NOTIFY_EVENTS
 
     @field_validator(
         "dataset_names",
         "dataset_required_tags",
         "scoring_dataset_names",
         "scoring_dataset_required_tags",
+        "evaluation_dataset_required_tags",
         mode="before",
     )
     @classmethod
@@ -100,25 +134,39 @@ class AutomationSettings(BaseModel):
         "inference_config",
         "promotion_metric_artifact",
         "source_root",
+        "training_schedule",
+        "inference_schedule",
+        "evaluation_pipeline",
+        "evaluation_config",
+        "evaluation_dataset_name",
         mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("promotion_goal", mode="before")
+    @field_validator("promotion_goal", "schedule_catchup", mode="before")
     @classmethod
-    def _goal_lower_case(cls, value: Any) -> Any:
+    def _lower_case(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("training_pipeline", "inference_pipeline")
+    @field_validator("training_schedule", "inference_schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_schedule(value)  # ValueError says what is wrong
+        return value
+
+    @field_validator("training_pipeline", "inference_pipeline", "evaluation_pipeline")
     @classmethod
     def _pipeline_reference(cls, value: str | None) -> str | None:
         if value is not None and not PIPELINE_REFERENCE.fullmatch(value.strip()):
             raise ValueError("expected module:attribute, e.g. pipelines.training:training")
         return None if value is None else value.strip()
 
-    @field_validator("training_parameters", "inference_parameters", mode="before")
+    @field_validator(
+        "training_parameters", "inference_parameters", "evaluation_parameters", mode="before"
+    )
     @classmethod
     def _json_object(cls, value: Any) -> Any:
         if not isinstance(value, str):
@@ -133,6 +181,13 @@ class AutomationSettings(BaseModel):
             raise ValueError("expected a JSON object of pipeline parameters")
         return parsed
 
+    @field_validator("notify_events")
+    @classmethod
+    def _known_events(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_event_names(value)
+        return value
+
     @field_validator("training_parameters")
     @classmethod
     def _training_placeholders(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -143,14 +198,21 @@ class AutomationSettings(BaseModel):
     def _inference_placeholders(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         return _known_placeholders(value, training=False)
 
+    @field_validator("evaluation_parameters")
+    @classmethod
+    def _evaluation_placeholders(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _known_placeholders(value, kind="evaluation")
 
-def _known_placeholders(value: dict[str, Any] | None, training: bool) -> dict[str, Any] | None:
+
+def _known_placeholders(
+    value: dict[str, Any] | None, training: bool = True, kind: str | None = None
+) -> dict[str, Any] | None:
     if value is None:
         return None
-    unknown = templates.unknown_placeholders(value, training)
+    kind = kind or ("training" if training else "inference")
+    unknown = templates.unknown_for(value, kind)
     if unknown:
-        known = templates.TRAINING_PLACEHOLDERS if training else templates.INFERENCE_PLACEHOLDERS
-        prefixes = templates.DATASET_PREFIXES if training else templates.INFERENCE_PREFIXES
+        known, prefixes = templates.KNOWN[kind]
         offered = ", ".join([*known, *(f"{p}<name>" for p in prefixes)])
         raise ValueError(f"unknown placeholder {', '.join(unknown)} (known: {offered})")
     return value
@@ -158,7 +220,8 @@ def _known_placeholders(value: dict[str, Any] | None, training: bool) -> dict[st
 
 # Fields of AutomationSettings in each form.
 AUTOMATION_FIELDS = tuple(AutomationSettings.model_fields)
-SINGLE_FORM_FIELDS = tuple(f for f in AUTOMATION_FIELDS if f != "source_root")
+NAMED_ONLY_FIELDS = ("source_root", "notify_events")
+SINGLE_FORM_FIELDS = tuple(f for f in AUTOMATION_FIELDS if f not in NAMED_ONLY_FIELDS)
 NAMED_FORM_FIELDS = tuple(f for f in AUTOMATION_FIELDS if f != "inference_dataset_name")
 NAMED_REQUIRED = ("dataset_names", "model_name")
 
@@ -202,6 +265,17 @@ class Settings(BaseSettings):
     zenml_api_key_file: Path | None = Field(
         default=None, description="File holding the ZenML API key (Docker secrets)."
     )
+    # Notifications (README "Notifications", service/notify/).
+    notify_webhook_urls: CommaList = Field(default=[], description="http(s) URLs, comma-separated.")
+    notify_webhook_secret: SecretStr | None = None
+    notify_webhook_secret_file: Path | None = None
+    notify_alerter: bool = False
+    notify_events: str = Field(default="default", description="event names, default, all.")
+    notify_outage_after_seconds: float = Field(default=600.0, gt=0, allow_inf_nan=False)
+    notify_max_age_seconds: float = Field(default=86400.0, gt=0, allow_inf_nan=False)
+    notify_timeout_seconds: float = Field(default=10.0, gt=0, allow_inf_nan=False)
+    notify_retry_backoff_seconds: float = Field(default=2.0, gt=0, allow_inf_nan=False)
+    notify_retry_max_backoff_seconds: float = Field(default=300.0, gt=0, allow_inf_nan=False)
 
     @field_validator("log_format", "log_level", mode="before")
     @classmethod
@@ -228,6 +302,49 @@ class Settings(BaseSettings):
             read_api_key(value)
         return value
 
+    @field_validator("notify_webhook_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("notify_webhook_urls")
+    @classmethod
+    def _http_urls(cls, value: list[str]) -> list[str]:
+        for number, url in enumerate(value, start=1):
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                shown = f"{parts.scheme}://{parts.hostname}/..." if parts.scheme else "no scheme"
+                raise ValueError(f"URL {number} ({shown}) is not an http(s) URL with a host")
+            if url in value[: number - 1]:
+                raise ValueError(f"URL {number} is URL {value.index(url) + 1} again")
+        return value
+
+    @field_validator("notify_webhook_secret", "notify_webhook_secret_file", mode="before")
+    @classmethod
+    def _empty_secret_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("notify_webhook_secret_file")
+    @classmethod
+    def _readable_secret_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        if info.data.get("notify_webhook_secret") is not None:
+            raise ValueError(
+                "set AUTOPILOT_NOTIFY_WEBHOOK_SECRET or AUTOPILOT_NOTIFY_WEBHOOK_SECRET_FILE, "
+                "not both"
+            )
+        read_secret_file(value)
+        return value
+
+    @field_validator("notify_events")
+    @classmethod
+    def _known_events(cls, value: str) -> str:
+        parse_event_names(value)
+        return value
+
     @field_validator("start_from")
     @classmethod
     def _valid_start_from(cls, value: str) -> str:
@@ -245,6 +362,29 @@ class Settings(BaseSettings):
     @property
     def ledger_path(self) -> Path:
         return self.state_dir / "ledger.sqlite"
+
+    @property
+    def notify_event_names(self) -> frozenset[str]:
+        return parse_event_names(self.notify_events)
+
+    def webhook_secret(self) -> str | None:
+        """The secret webhook requests are signed with (never logged: `cli` registers it)."""
+        if self.notify_webhook_secret is not None:
+            return self.notify_webhook_secret.get_secret_value()
+        if self.notify_webhook_secret_file is not None:
+            return read_secret_file(self.notify_webhook_secret_file)
+        return None
+
+
+def read_secret_file(path: Path) -> str:
+    """The secret in `path`, stripped; ValueError that says what is wrong, never the secret."""
+    try:
+        secret = path.read_text().strip()
+    except OSError as error:
+        raise ValueError(f"cannot read the secret file: {error.strerror}") from None
+    if not secret:
+        raise ValueError("the secret file is empty")
+    return secret
 
 
 def read_api_key(path: Path) -> str:
@@ -345,7 +485,7 @@ def _named_problems(error: ValidationError, variable: Any, environ: Mapping[str,
     for item in error.errors():
         field = str(item["loc"][0]) if item["loc"] else "?"
         name = variable(field)
-        shown = environ.get(name, "<unset>")
+        shown = "<redacted>" if field in SECRET_SETTINGS else environ.get(name, "<unset>")
         message = item["msg"].removeprefix("Value error, ")
         problems.append(f"{name}={shown!r}: {message}")
     return problems
@@ -441,7 +581,14 @@ def _automation(
     inference = _pipeline_spec(
         prefix, "inference", parsed, root, problems, (BUNDLED_INFERENCE, bundled_inference)
     )
-    if training is None or inference is None:
+    evaluation = _evaluation(prefix, parsed, root, problems)
+    if training is None or inference is None or evaluation is False:
+        return None
+    if parsed.training_schedule_always and parsed.training_schedule is None:
+        problems.append(
+            f"{prefix}TRAINING_SCHEDULE_ALWAYS=true: retrains at each fire of "
+            f"{prefix}TRAINING_SCHEDULE, which is not set"
+        )
         return None
     return Automation(
         name=name,
@@ -456,10 +603,24 @@ def _automation(
             must_beat_production=parsed.promotion_must_beat_production,
             goal=parsed.promotion_goal,
             metric_artifact=parsed.promotion_metric_artifact,
+            min_improvement=parsed.promotion_min_improvement,
         ),
         env_prefix=prefix,
         scoring_dataset_names=tuple(parsed.scoring_dataset_names),
         scoring_required_tags=tuple(parsed.scoring_dataset_required_tags),
+        training_policy=TrainingPolicy(
+            schedule=_schedule(parsed.training_schedule),
+            schedule_always=parsed.training_schedule_always,
+            debounce_seconds=parsed.training_debounce_seconds,
+            min_interval_seconds=parsed.training_min_interval_seconds,
+            latest_only=parsed.training_latest_only,
+        ),
+        inference_schedule=_schedule(parsed.inference_schedule),
+        schedule_catchup=parsed.schedule_catchup,
+        notify_events=None
+        if parsed.notify_events is None
+        else parse_event_names(parsed.notify_events),
+        evaluation=evaluation,
     )
 
 
@@ -486,6 +647,44 @@ def _scoring_problems(prefix: str, parsed: AutomationSettings, problems: list[st
     return bool(found)
 
 
+def _evaluation(
+    prefix: str, parsed: AutomationSettings, source_root: Path, problems: list[str]
+) -> Evaluation | Literal[False] | None:
+    """The evaluation pipeline and its dataset, None when there is none, False when they are
+    configured wrong (each problem named). There is no bundled evaluation pipeline: its other
+    settings mean nothing without one, and it means nothing without its dataset."""
+    if parsed.evaluation_pipeline is None:
+        given = [
+            f"{prefix}EVALUATION_{name.upper()}"
+            for name in ("config", "parameters", "dataset_name")
+            if getattr(parsed, f"evaluation_{name}") is not None
+        ]
+        for variable in given:
+            problems.append(
+                f"{variable}: set without {prefix}EVALUATION_PIPELINE (there is no bundled "
+                "evaluation pipeline): set the pipeline too, or remove it"
+            )
+        return False if given else None
+    if parsed.evaluation_dataset_name is None:
+        problems.append(
+            f"{prefix}EVALUATION_DATASET_NAME: required with {prefix}EVALUATION_PIPELINE "
+            "(the artifact whose newest approved version both versions are scored on)"
+        )
+        return False
+    spec = _pipeline_spec(prefix, "evaluation", parsed, source_root, problems, ("", {}))
+    if spec is None:
+        return False
+    return Evaluation(
+        pipeline=spec,
+        dataset_name=parsed.evaluation_dataset_name,
+        required_tags=tuple(parsed.evaluation_dataset_required_tags),
+    )
+
+
+def _schedule(spec: str | None) -> Schedule | None:
+    return None if spec is None else parse_schedule(spec)
+
+
 def _pipeline_spec(
     prefix: str,
     kind: str,
@@ -494,8 +693,8 @@ def _pipeline_spec(
     problems: list[str],
     default: tuple[str, dict[str, Any]],
 ) -> PipelineSpec | None:
-    """The `kind` ("training" or "inference") pipeline as configured; the bundled one (from
-    this project's folder) when unset."""
+    """The `kind` ("training", "inference" or "evaluation") pipeline as configured; the
+    bundled one (from this project's folder) when unset."""
     reference: str | None = getattr(parsed, f"{kind}_pipeline")
     config: str | None = getattr(parsed, f"{kind}_config")
     parameters: dict[str, Any] | None = getattr(parsed, f"{kind}_parameters")
@@ -557,6 +756,14 @@ def describe(settings: Settings, environ: Mapping[str, str] | None = None) -> di
     shown["ZENML_CONFIG_PATH"] = environ.get("ZENML_CONFIG_PATH", "<ZenML default>")
     for secret in SECRET_ZENML_VARIABLES:
         shown[secret] = "<redacted>" if environ.get(secret) else "<unset>"
+    # Webhook URLs are credentials (Slack, Discord): shown by their destination names only.
+    shown[env_name("notify_webhook_urls")] = [
+        webhook_destination(url) for url in settings.notify_webhook_urls
+    ]
+    shown[env_name("notify_webhook_secret")] = (
+        "<redacted>" if settings.notify_webhook_secret is not None else "<unset>"
+    )
+    shown["notify_events_resolved"] = sorted(settings.notify_event_names)
     return shown
 
 
@@ -575,8 +782,28 @@ def describe_automation(automation: Automation) -> dict[str, object]:
             "goal": policy.goal.value,
             "threshold": policy.threshold,
             "must_beat_production": policy.must_beat_production,
+            "min_improvement": policy.min_improvement,
         },
         "inference": _describe_pipeline(automation.inference),
+        "training_policy": automation.training_policy.describe(),
+        "inference_schedule": (
+            automation.inference_schedule.spec if automation.inference_schedule else None
+        ),
+        "schedule_catchup": automation.schedule_catchup.value,
+        "notify_events": None
+        if automation.notify_events is None
+        else sorted(automation.notify_events),
+        "evaluation": _describe_evaluation(automation.evaluation),
+    }
+
+
+def _describe_evaluation(evaluation: Evaluation | None) -> dict[str, object] | None:
+    if evaluation is None:
+        return None
+    return {
+        **_describe_pipeline(evaluation.pipeline),
+        "dataset_name": evaluation.dataset_name,
+        "dataset_required_tags": list(evaluation.required_tags),
     }
 
 

@@ -16,7 +16,8 @@ import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -34,6 +35,8 @@ PAGE_SIZE = 100
 FINISHED_RUNS_KEPT = 1000
 DECISION_METADATA_KEY = "autopilot_decision"
 SUCCESSFUL = ["completed", "cached"]  # ZenML's successful run statuses (`is_successful`)
+# ZenML's statuses of a run that may still complete: not finished, and not being stopped.
+GOING = ["initializing", "provisioning", "queued", "running", "retrying", "paused", "resuming"]
 
 
 class StoreAdapter:
@@ -44,6 +47,8 @@ class StoreAdapter:
 
         self._client = client or Client()
         # Finished runs never change: the latest ones read are kept (producers of a backlog).
+        # Only the launcher's `autopilot:rejected` tag comes after a run's end; whatever depends
+        # on it (`completed_run_for_key`, a model version's producer) reads the run afresh.
         self._finished_runs: OrderedDict[str, RunInfo] = OrderedDict()
         # Every record carries the configured name its store name answers to (core/names).
         self._artifact_names = NameMap()
@@ -97,6 +102,41 @@ class StoreAdapter:
             after = connection.exec_driver_sql("PRAGMA journal_mode=WAL").scalar()
         return before, str(after)
 
+    def store_now(self) -> datetime:
+        """The store's current time, naive UTC like its `created` times: what the training
+        gate measures its waits against, never the daemon's clock. Over REST, the ZenML
+        server's (the HTTP `Date` of its `/info`, to the second, never ahead): the server
+        stamps `created` on everything written through it. On a SQL store, the database's
+        (MySQL's `UTC_TIMESTAMP(6)`; SQLite runs in this process, on this host's clock, which
+        is the clock of every process that writes to a local SQLite file)."""
+        from zenml.constants import API, INFO, VERSION_1
+        from zenml.zen_stores.rest_zen_store import RestZenStore
+        from zenml.zen_stores.sql_zen_store import SqlZenStore
+
+        store = self._client.zen_store
+        if isinstance(store, RestZenStore):
+            response = store.session.get(
+                store.url + API + VERSION_1 + INFO,
+                verify=store.config.verify_ssl,
+                timeout=store.config.http_timeout,
+            )
+            if response.status_code >= 500 or "Date" not in response.headers:
+                raise RuntimeError(
+                    f"the ZenML server gave no time (HTTP {response.status_code} from {INFO})"
+                )
+            return (
+                parsedate_to_datetime(response.headers["Date"]).astimezone(UTC).replace(tzinfo=None)
+            )
+        assert isinstance(store, SqlZenStore)
+        query = (
+            "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')"
+            if store.engine.dialect.name == "sqlite"
+            else "SELECT UTC_TIMESTAMP(6)"
+        )
+        with store.engine.connect() as connection:
+            value = connection.exec_driver_sql(query).scalar()
+        return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
     def stack_id(self, name_or_id: str) -> str:
         """The id of a stack, to run pipelines on it; KeyError when there is no such stack."""
         return str(self._client.get_stack(name_or_id, allow_name_prefix_match=False).id)
@@ -114,6 +154,27 @@ class StoreAdapter:
         model = self._client.get_stack(stack) if stack else self._client.active_stack_model
         orchestrator = model.components[StackComponentType.ORCHESTRATOR][0]
         return str(orchestrator.flavor_name) == "local"
+
+    def dashboard_links(self) -> dict[str, str]:
+        """URL templates (with `{id}`) of ZenML's dashboard pages for a run and a model
+        version, as ZenML's own `dashboard_utils` builds them (0.98): for a ZenML server only
+        (a local store has no dashboard). The open-source dashboard shows runs but no model
+        version (its model pages are ZenML Pro's), so it gets no model version template."""
+        from zenml.enums import StoreType
+        from zenml.models.v2.misc.server_models import ServerDeploymentType
+
+        zen_store = self._client.zen_store
+        if zen_store.type is not StoreType.REST:
+            return {}
+        info = zen_store.get_store_info()
+        project = self._client.active_project
+        if info.deployment_type == ServerDeploymentType.CLOUD and info.dashboard_url:
+            base = f"{info.dashboard_url.rstrip('/')}/projects/{project.id}"
+            return {"run": f"{base}/runs/{{id}}", "model_version": f"{base}/model-versions/{{id}}"}
+        # Where a person's browser reaches the dashboard, when the server says so (behind a
+        # proxy, or in Compose where the daemon's URL is the container network's).
+        server = redact_url((info.dashboard_url or info.server_url or zen_store.url).rstrip("/"))
+        return {"run": f"{server}/projects/{project.name}/runs/{{id}}"}
 
     # -- datasets -----------------------------------------------------------------------------
 
@@ -236,6 +297,17 @@ class StoreAdapter:
         for response in pages:
             yield str(response.id), str(response.version), response.created
 
+    def newest_datasets_with_tags(
+        self, name: str, tags: list[str], size: int = 10
+    ) -> list[DatasetVersion]:
+        """The newest versions of `name` carrying every tag (with no tags: any), newest first,
+        one page: the evaluation dataset a candidate is scored on (`core/evaluation`)."""
+        filters: dict[str, Any] = {"tags": [f"equals:{t}" for t in tags]} if tags else {}
+        page = self._client.list_artifact_versions(
+            artifact=name, sort_by="desc:created", size=size, hydrate=False, **filters
+        )
+        return [self._dataset_record(response) for response in page.items]
+
     def dataset_version(self, id: str) -> DatasetVersion | None:
         try:
             response = self._client.get_artifact_version(UUID(id), hydrate=False)
@@ -275,6 +347,15 @@ class StoreAdapter:
             return None
         return self._run_record(response)
 
+    def run_metadata(self, run_id: str) -> dict[str, object]:
+        """A run's metadata, its steps' included, the latest value per key: what the run
+        logged on itself under its key, what a step logged under `<step>::<key>` (ZenML's
+        `include_full_metadata`)."""
+        response = self._client.get_pipeline_run(
+            UUID(run_id), hydrate=True, include_full_metadata=True
+        )
+        return dict(response.run_metadata)
+
     def runs_for_key(self, key: str) -> list[RunInfo]:
         """Every run launched for an action key, oldest first (one per attempt), every page."""
         pages = self._pages(
@@ -285,11 +366,14 @@ class StoreAdapter:
         )
         return [self._run_record(r) for r in pages]
 
-    def attempt_run(self, key: str, token: str) -> RunInfo | None:
+    def attempt_run(self, token: str) -> RunInfo | None:
         """The run of one attempt, by the attempt's token that ends its name (the launcher puts
         it there; a token is random, one per attempt). Not by its key's tag: a run killed as
         ZenML created it exists, `initializing`, before its tags do (seen in `make soak`), and
-        must still be found and closed, or its model version waits on it for ever."""
+        must still be found and closed, or its model version waits on it for ever. A name
+        suffix is no index's prefix: the database reads every run of the project for it (so
+        does a tag filter on SQLite, where ZenML's `EXISTS` is checked run by run), so this is
+        asked once per attempt at most, never per tick; a known run is read by its id."""
         return self._newest_run(name=f"endswith:-{token}")
 
     def newest_run_for_key(self, key: str) -> RunInfo | None:
@@ -301,11 +385,38 @@ class StoreAdapter:
     ) -> RunInfo | None:
         """A run of this key that completed, if any: the action is done, whatever the ledger
         says (a ledger lost or restored from a backup). With `model_version_id`, only a run on
-        that model version counts (an inference that ran on another one was rejected)."""
+        that model version counts (an inference that ran on another one was rejected). A run
+        the launcher rejected (tagged `autopilot:rejected`) never counts."""
         filters: dict[str, Any] = {"status": f"oneof:{json.dumps(SUCCESSFUL)}"}
         if model_version_id is not None:
             filters["model_version_id"] = UUID(model_version_id)
-        return self._newest_run(tags=f"equals:{key}", **filters)
+        for items in self._page_lists(
+            self._client.list_pipeline_runs,
+            tags=f"equals:{key}",
+            sort_by="desc:created",
+            hydrate=True,
+            **filters,
+        ):
+            for response in items:
+                run = self._run_record(response)
+                if not run.rejected:
+                    return run
+        return None
+
+    def completed_or_going_run_for_key(
+        self, key: str, model_version_id: str | None = None
+    ) -> RunInfo | None:
+        """A run of this key that completed, else the newest one that may still complete (a
+        lost ledger while a run goes on on a remote orchestrator), else None. With
+        `model_version_id`, only runs on that model version (`completed_run_for_key`). One
+        query when there is neither, the usual case before a launch."""
+        filters: dict[str, Any] = {"status": f"oneof:{json.dumps(SUCCESSFUL + GOING)}"}
+        if model_version_id is not None:
+            filters["model_version_id"] = UUID(model_version_id)
+        newest = self._newest_run(tags=f"equals:{key}", **filters)
+        if newest is None or newest.status is RunStatus.SUCCEEDED:
+            return newest
+        return self.completed_run_for_key(key, model_version_id) or newest
 
     def completed_run_tagged(
         self, tag: str, model: str | None = None, model_version_id: str | None = None

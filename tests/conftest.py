@@ -158,13 +158,13 @@ def zenml_mysql_store(
 @pytest.fixture
 def daemon_factory(
     tmp_path: Path,
-) -> Iterator[Callable[[dict[str, str]], Callable[[str], DaemonProcess]]]:
+) -> Iterator[Callable[[dict[str, str]], Callable[..., DaemonProcess]]]:
     """Start daemons with a given environment; every one is stopped at teardown."""
     started: list[DaemonProcess] = []
 
-    def factory(environment: dict[str, str]) -> Callable[[str], DaemonProcess]:
-        def start(log_name: str) -> DaemonProcess:
-            daemon = DaemonProcess(tmp_path / log_name, environment).start()
+    def factory(environment: dict[str, str]) -> Callable[..., DaemonProcess]:
+        def start(log_name: str, *args: str) -> DaemonProcess:  # args: `autopilot run`'s
+            daemon = DaemonProcess(tmp_path / log_name, environment).start(*args)
             started.append(daemon)
             return daemon
 

@@ -12,6 +12,8 @@ from enum import StrEnum
 from typing import Any
 
 from service.core.promotion import PromotionPolicy
+from service.core.schedule import Catchup, Schedule
+from service.core.triggers import TrainingPolicy
 
 DEFAULT_AUTOMATION = "default"
 
@@ -38,6 +40,16 @@ class PipelineSpec:
 
 
 @dataclass(frozen=True)
+class Evaluation:
+    """Champion against challenger (`core/evaluation.py`): a pipeline that scores one model
+    version on one version of an evaluation dataset, and which dataset versions it may use."""
+
+    pipeline: PipelineSpec
+    dataset_name: str
+    required_tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Automation:
     name: str
     dataset_names: tuple[str, ...]
@@ -50,6 +62,20 @@ class Automation:
     # Artifacts whose new versions are data to score; none: inference on production changes only.
     scoring_dataset_names: tuple[str, ...] = ()
     scoring_required_tags: tuple[str, ...] = ()
+    notify_events: frozenset[str] | None = None  # None: the daemon's AUTOPILOT_NOTIFY_EVENTS
+    # When selected versions train (core/triggers); the default trains each one at once.
+    training_policy: TrainingPolicy = field(default_factory=TrainingPolicy)
+    inference_schedule: Schedule | None = None  # an inference at each fire (stages/schedules)
+    schedule_catchup: Catchup = Catchup.LATEST  # fires missed while the daemon was down
+    evaluation: Evaluation | None = None  # None: candidates are judged on their training metric
+
+    @property
+    def pipelines(self) -> dict[str, PipelineSpec]:
+        """Its pipelines by kind (`training`, `inference`, and `evaluation` when it has one)."""
+        specs = {"training": self.training, "inference": self.inference}
+        if self.evaluation is not None:
+            specs["evaluation"] = self.evaluation.pipeline
+        return specs
 
     def dataset_names_in(self, role: DatasetRole) -> tuple[str, ...]:
         return self.dataset_names if role is DatasetRole.TRAINING else self.scoring_dataset_names

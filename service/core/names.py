@@ -115,6 +115,9 @@ def check_watched(
             datasets.setdefault(name, []).append(f"{automation.env_prefix}DATASET_NAMES")
         for name in automation.scoring_dataset_names:
             datasets.setdefault(name, []).append(f"{automation.env_prefix}SCORING_DATASET_NAMES")
+        if automation.evaluation is not None:  # read by name when a candidate is judged
+            variable = f"{automation.env_prefix}EVALUATION_DATASET_NAME"
+            datasets.setdefault(automation.evaluation.dataset_name, []).append(variable)
         owners.setdefault(automation.model_name, []).append(f"{automation.env_prefix}MODEL_NAME")
     return [
         *unknown_names("artifact", datasets, artifacts),

@@ -7,6 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+# On a run that completed but that the launcher rejected (it trained into, or served, a model
+# version it must not have): the store then says the action is not done, and the model version
+# such a training run created is not a candidate.
+REJECTED_RUN_TAG = "autopilot:rejected"
+
 
 class RunStatus(StrEnum):
     """A pipeline run's status, folded to the three states the daemon acts on."""
@@ -28,6 +33,11 @@ class RunInfo:
     start_time: datetime | None = None
     end_time: datetime | None = None
     model_version_id: str | None = None  # the version of the Model the run was linked to
+
+    @property
+    def rejected(self) -> bool:
+        """Completed, but rejected by the launcher: it does not count (`REJECTED_RUN_TAG`)."""
+        return REJECTED_RUN_TAG in self.tags
 
 
 @dataclass(frozen=True)

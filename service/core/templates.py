@@ -35,6 +35,23 @@ INFERENCE_PLACEHOLDERS = (
     *SCORING_FIELDS,
 )
 INFERENCE_PREFIXES = ("model_version.metadata.", *DATASET_PREFIXES, *SCORING_PREFIXES)
+# An evaluation scores one model version on one version of the evaluation dataset.
+EVALUATION_PLACEHOLDERS = (
+    "model.name",
+    "model_version.id",
+    "model_version.number",
+    "model_version.name",
+    "evaluation_dataset.id",
+    "evaluation_dataset.name",
+    "evaluation_dataset.version",
+)
+EVALUATION_PREFIXES = ("model_version.metadata.",)
+# Each kind of pipeline's placeholders: (names, prefixes of names).
+KNOWN = {
+    "training": (TRAINING_PLACEHOLDERS, DATASET_PREFIXES),
+    "inference": (INFERENCE_PLACEHOLDERS, INFERENCE_PREFIXES),
+    "evaluation": (EVALUATION_PLACEHOLDERS, EVALUATION_PREFIXES),
+}
 
 
 class PlaceholderMissing(LookupError):
@@ -50,10 +67,20 @@ def placeholders(parameters: Mapping[str, Any]) -> set[str]:
     return {match for value in _strings(parameters) for match in PLACEHOLDER.findall(value)}
 
 
+def uses_dataset(parameters: Mapping[str, Any]) -> bool:
+    """True when the parameters pass the triggering dataset on (any `dataset.*` placeholder)."""
+    return any(name.startswith("dataset.") for name in placeholders(parameters))
+
+
 def unknown_placeholders(parameters: Mapping[str, Any], training: bool) -> list[str]:
-    """Placeholder names that no event of this kind can fill (a configuration error)."""
-    names = TRAINING_PLACEHOLDERS if training else INFERENCE_PLACEHOLDERS
-    prefixes = DATASET_PREFIXES if training else INFERENCE_PREFIXES
+    """Placeholder names that no training (or inference) event can fill."""
+    return unknown_for(parameters, "training" if training else "inference")
+
+
+def unknown_for(parameters: Mapping[str, Any], kind: str) -> list[str]:
+    """Placeholder names that no event of this kind of pipeline (`KNOWN`) can fill: a
+    configuration error."""
+    names, prefixes = KNOWN[kind]
     return sorted(
         name
         for name in placeholders(parameters)

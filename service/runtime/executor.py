@@ -45,6 +45,7 @@ class WorkerResult:
     interrupted: bool = False  # killed at the end of the shutdown grace period
     exit_code: int | None = None  # set when the worker ended without a report (it died)
     run_cpu_seconds: float | None = None  # CPU the worker spent in the run itself
+    started: bool = True  # False: no worker was forked for it (its template died warming)
 
     @property
     def rejected_run(self) -> bool:
@@ -338,7 +339,10 @@ class Executor:
         if report is None:
             code = worker.exit_code
             lost = worker.exit_error or f"worker exited with code {code} without a report"
-            return WorkerResult(key, False, None, lost, False, duration, exit_code=code)
+            started = worker.pid is not None
+            return WorkerResult(
+                key, False, None, lost, False, duration, exit_code=code, started=started
+            )
         return WorkerResult(
             key,
             report.ok,

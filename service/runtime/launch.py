@@ -4,28 +4,37 @@ The pipeline runs with a run configuration derived from the user's YAML (if any)
 beside the run's log (`runs/<key>.run-config.yaml`) and applied the way ZenML applies any
 `config_path`. ZenML lets a YAML win over code, so everything the daemon relies on is set in
 that YAML, whatever the user's said:
-- `model`: the automation's model; training without a version (a new version per run),
-  inference pinned to the production version it was launched for (by its name, which ZenML
-  resolves to exactly that version). The YAML's other model fields are kept.
+- `model`: the automation's model; training with `version: null` (a new version per run:
+  ZenML merges a run configuration into the code's field by field, so only an explicit null
+  clears a version set in code, `@pipeline(model=Model(name=..., version="v1"))`), inference
+  pinned to the production version it was launched for (by a name ZenML resolves to exactly
+  that version: `service/core/pinning.py`). The YAML's other model fields are kept.
 - `parameters`: the user's, then the daemon's filled ones;
 - `tags`: the user's plus `autopilot` and the action key (recovery and loop protection);
 - `run_name`: chosen here, ending with the attempt's token, so the attempt's run can be found
   (failed or not); `enable_cache: false`, so an inference on a new model version really runs.
+
+After the run, the launcher checks it wrote where it had to (`check_pinned`, `check_trained`).
+A run that did not is tagged `autopilot:rejected` and its attempt fails (`RunRejected`): ZenML
+cannot mark a completed run failed, and the tag tells the daemon (and a fresh ledger) that it
+does not count, nor does the model version it created.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from uuid import UUID
 
 import yaml
 
+from service.core.records import REJECTED_RUN_TAG
 from service.files import write_private
 
 if TYPE_CHECKING:
-    from zenml.models import PipelineRunResponse
+    from zenml.client import Client
+    from zenml.models import ModelVersionResponse, PipelineRunResponse
     from zenml.pipelines.pipeline_definition import Pipeline
 
 LAUNCHER = "service.runtime.launch:launch_pipeline"
@@ -39,8 +48,9 @@ class PipelineRunFailed(RuntimeError):
         self.run_id = run_id
 
 
-class WrongModelVersion(RuntimeError):
-    """The run finished on another model version than the one it was pinned to."""
+class RunRejected(RuntimeError):
+    """The run completed, but wrote into (or served) a model version it must not have: an
+    inference on another version than its pin, a training into a version it did not create."""
 
     def __init__(self, message: str, run_id: UUID) -> None:
         super().__init__(message)
@@ -75,6 +85,8 @@ def launch_pipeline(
     run_id = run_pipeline(target.with_options(config_path=run_config_path), run_name)
     if model_version_id is not None:
         check_pinned(run_id, model_version_id)
+    else:
+        check_trained(run_id, model_name)
     return str(run_id)
 
 
@@ -90,8 +102,9 @@ def run_configuration(
     config: dict[str, Any] = {}
     if config_path is not None:
         config = yaml.safe_load(Path(config_path).read_text()) or {}
-    model = {**(config.get("model") or {}), "name": model_name}
-    model.pop("version", None)
+    # An explicit null, not a missing key: ZenML merges this into the code's model field by
+    # field, and a missing `version` would leave one set in code (every run into one version).
+    model = {**(config.get("model") or {}), "name": model_name, "version": None}
     if model_version is not None:
         model["version"] = str(model_version)
     user_tags = [tag for tag in config.get("tags") or [] if tag not in tags]
@@ -106,15 +119,81 @@ def run_configuration(
 
 
 def check_pinned(run_id: UUID, model_version_id: str) -> None:
+    """An inference must have run on the version it was pinned to."""
     from zenml.client import Client
 
-    run = Client().get_pipeline_run(run_id)
+    client = Client()
+    run = client.get_pipeline_run(run_id)
     used = run.model_version.id if run.model_version else None
     if str(used) != model_version_id:
-        raise WrongModelVersion(
+        _reject(
+            client,
+            run,
             f"run {run.name} used model version {used}, not the pinned {model_version_id}",
-            run_id,
         )
+
+
+def check_trained(run_id: UUID, model_name: str) -> None:
+    """A training must have written into one version of its model: the one it created.
+
+    Every version a run writes into is linked to it (ZenML links the run's own version, and
+    the version of any step configured with a `Model` of its own). A version was created by
+    this run when the run is the first one configured with it and the version is not older
+    than the run (ZenML creates a run's new version right after the run, in the same store
+    call, so both times come from one clock). A version set in code is cleared by the run
+    configuration (`version: null`); this is what catches the rest, e.g. a step with
+    `@step(model=Model(name=..., version="production"))`, whose outputs and metadata land in
+    production. Only a completed run is checked: one that goes on on another orchestrator has
+    written nothing yet but its own version."""
+    from zenml.client import Client
+    from zenml.utils.pagination_utils import depaginate
+
+    client = Client()
+    run = client.get_pipeline_run(run_id)
+    if not run.status.is_finished:
+        return
+    own = run.model_version
+    if own is None or own.model.name != model_name:
+        _reject(client, run, f"run {run.name} created no version of model {model_name}")
+    if not _created_by(client, own, run):
+        _reject(
+            client,
+            run,
+            f"run {run.name} trained into version {own.name} of model {model_name}, which it "
+            "did not create (a version set where the launcher cannot clear it)",
+        )
+    links = depaginate(client.list_model_version_pipeline_run_links, pipeline_run_id=run.id)
+    for link in links:
+        if link.model_version == own.id:
+            continue
+        other = client.get_model_version(model_version_name_or_number_or_id=link.model_version)
+        if other.model.name == model_name:
+            _reject(
+                client,
+                run,
+                f"run {run.name} also wrote into version {other.name} of model {model_name} "
+                f"(number {other.number}, stage {other.stage}): a step of the pipeline is "
+                f"configured with its own Model(name={model_name!r}, version=...); a training "
+                "run may only write into the version it creates",
+            )
+
+
+def _created_by(client: Client, version: ModelVersionResponse, run: PipelineRunResponse) -> bool:
+    first = client.list_pipeline_runs(
+        model_version_id=version.id, sort_by="asc:created", size=1, hydrate=False
+    )
+    return bool(first.items) and first.items[0].id == run.id and version.created >= run.created
+
+
+def _reject(client: Client, run: PipelineRunResponse, why: str) -> NoReturn:
+    """Tag the run as rejected, then fail the attempt with `why`."""
+    from zenml.models import PipelineRunUpdate
+
+    try:
+        client.zen_store.update_run(run.id, PipelineRunUpdate(add_tags=[REJECTED_RUN_TAG]))
+    except Exception as error:  # the attempt fails all the same; say the tag is missing
+        why = f"{why} (and it could not be tagged {REJECTED_RUN_TAG}: {error})"
+    raise RunRejected(why, run.id)
 
 
 def default_run_name(pipeline_name: str, token: str | None = None) -> str:

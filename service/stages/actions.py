@@ -1,11 +1,12 @@
-"""Running actions: launch pending training and inference runs on free workers, with their
-parameters filled from the event; settle runs that finished; after a crash, resolve what the
-store says happened. Promotions are carried out by `models`, not here."""
+"""Running actions: launch pending training, evaluation and inference runs on free workers,
+with their parameters filled from the event; settle runs that finished; after a crash, resolve
+what the store says happened. Promotions are carried out by `models`, not here."""
 
 from __future__ import annotations
 
 import secrets
 import signal
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -14,21 +15,31 @@ from service import metrics
 from service.core import templates
 from service.core.actions import ActionKind, ActionState, run_tags
 from service.core.automation import Automation, PipelineSpec
+from service.core.pinning import Unpinnable, pin_reference
 from service.core.records import RunInfo, RunStatus
 from service.core.scoring import SCORING_ID, ScoringVersion, scored_tags
 from service.errors import describe_error
 from service.faults import crashpoint
 from service.ledger import Action, epoch
+from service.notify import notices
 from service.runtime.executor import Executor, WorkerResult
 from service.runtime.launch import LAUNCHER
 from service.runtime.worker import Job
-from service.stages.context import Context
+from service.stages import evaluation
+from service.stages.context import ATTEMPT_TOKEN, Context
 from service.stages.pipeline_holds import PipelineHolds
 from service.stages.production import trained_on
 
-EVENT_PREFIX = {ActionKind.TRAIN: "training", ActionKind.INFER: "inference"}
-ATTEMPT_TOKEN = "attempt_token"  # in an action's details: the id of its current attempt
+EVENT_PREFIX = {
+    ActionKind.TRAIN: "training",
+    ActionKind.INFER: "inference",
+    ActionKind.EVALUATE: "evaluation",
+}
 INTERRUPTED = "interrupted: the daemon was shutting down"
+# How long a `running` action may have neither a worker in this process nor a known run before
+# it is launched again. Not at once: a run its worker asked the store for just before it died
+# may still be on its way (a request the server is still handling).
+UNTRACKED_GRACE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,11 @@ class ActionRunner:
         self.holds = holds  # automations whose pipelines are being checked, or are broken
         self.run_log_dir = context.settings.state_dir / "runs"
         self._unconfigured_seen: set[str] = set()
+        # How ended workers' runs ended, until it is recorded: a result the store could not
+        # take (an outage) is recorded first at the next settle, never dropped.
+        self._unrecorded: dict[str, WorkerResult] = {}
+        # `running` actions seen with neither a worker nor a known run: since when (monotonic).
+        self._untracked_since: dict[str, float] = {}
 
     # -- start-up -----------------------------------------------------------------------------
 
@@ -101,10 +117,13 @@ class ActionRunner:
     def _launch(self, automation: Automation, action: Action) -> bool:
         if self._found_in_store(action):
             return False
-        spec = automation.training if action.kind is ActionKind.TRAIN else automation.inference
+        spec = _pipeline(automation, action.kind)
+        if spec is None:
+            self._cannot_launch(action, "its automation has no EVALUATION_PIPELINE any more")
+            return False
         try:
             arguments = self._launch_arguments(automation, action, spec)
-        except templates.PlaceholderMissing as error:
+        except (templates.PlaceholderMissing, Unpinnable) as error:
             self._cannot_launch(action, str(error))
             return False
         attempt = action.attempts + 1
@@ -127,17 +146,7 @@ class ActionRunner:
         try:
             pid = self.executor.launch(job)
         except Exception as error:  # no worker took the job: no run can exist for it
-            self.ledger.transition(
-                action.key, ActionState.PENDING, attempts=action.attempts, started_at=None
-            )
-            self._log(action).error(
-                f"{EVENT_PREFIX[action.kind]}.launch_failed",
-                key=action.key,
-                attempt=attempt,
-                attempt_counted=False,
-                error=describe_error(error),
-                **subject_ids(action),
-            )
+            self._launch_failed(action, attempt, describe_error(error))
             return False
         crashpoint("after_launch")
         metrics.ACTIONS.labels(automation.name, action.kind.value, "launched").inc()
@@ -153,17 +162,56 @@ class ActionRunner:
         )
         return True
 
+    def _launch_failed(self, action: Action, attempt: int, error: str) -> None:
+        """No worker took the job, so no run exists for it: back to pending, uncounted."""
+        self.ledger.transition(
+            action.key, ActionState.PENDING, attempts=attempt - 1, started_at=None
+        )
+        self._log(action).error(
+            f"{EVENT_PREFIX[action.kind]}.launch_failed",
+            key=action.key,
+            attempt=attempt,
+            attempt_counted=False,
+            error=error,
+            **subject_ids(action),
+        )
+
     def _found_in_store(self, action: Action) -> bool:
-        """A run of this key completed already (the ledger was lost, or restored from an
-        older backup): the action is recorded as done with that run, and nothing is launched.
-        An inference counts only if it ran on its model version (the launcher rejects one that
-        did not, and ZenML cannot mark a completed run failed)."""
-        pinned = action.subject_id if action.kind is ActionKind.INFER else None
-        run = self.store.completed_run_for_key(action.key, pinned)
+        """A run of this key completed already, or still goes on (the ledger was lost, or
+        restored from an older backup): a completed one is recorded as done, one still going
+        is adopted as this action's run and watched; nothing is launched. An inference counts
+        only if it ran on its model version (the launcher rejects one that did not, and ZenML
+        cannot mark a completed run failed)."""
+        pinned = action.subject_id if action.kind is not ActionKind.TRAIN else None
+        run = self.store.completed_or_going_run_for_key(action.key, pinned)
         if run is None:
             return False
-        self._succeeded(action, run, outcome="found_in_store")
+        if run.status is RunStatus.SUCCEEDED:
+            self._succeeded(action, run, outcome="found_in_store")
+        else:
+            self._adopt(action, run)
         return True
+
+    def _adopt(self, action: Action, run: RunInfo) -> None:
+        """Make a run of this key that still goes on this action's current attempt: watched
+        from the store (`_settle_from_store`), timed out from now, never launched again."""
+        attempt = action.attempts + 1
+        self.ledger.transition(
+            action.key,
+            ActionState.RUNNING,
+            attempts=attempt,
+            started_at=epoch(),
+            run_id=run.id,
+            details={ATTEMPT_TOKEN: None},  # its run is known by id, not by a token
+        )
+        self._log(action).info(
+            f"{EVENT_PREFIX[action.kind]}.adopted",
+            key=action.key,
+            run_id=run.id,
+            run_name=run.name,
+            attempt=attempt,
+            **subject_ids(action),
+        )
 
     def _launch_arguments(
         self, automation: Automation, action: Action, spec: PipelineSpec
@@ -172,6 +220,8 @@ class ActionRunner:
         pinned: dict[str, str | None] = {"model_version": None, "model_version_id": None}
         if action.kind is ActionKind.TRAIN:
             values = self._training_values(automation, action, spec)
+        elif action.kind is ActionKind.EVALUATE:
+            values, pinned = evaluation.launch_values(self.context, automation, action)
         else:
             values, pinned = self._inference_values(automation, action, spec)
         return {
@@ -235,7 +285,8 @@ class ActionRunner:
                     )
                 )
         values.update(self._scoring_values(action, needed))
-        return values, {"model_version": version.name, "model_version_id": version.id}
+        pin = pin_reference(automation.model_name, version.name, version.number)
+        return values, {"model_version": pin, "model_version_id": version.id}
 
     def _scoring_values(self, action: Action, needed: set[str]) -> dict[str, Any]:
         """`scoring_dataset.*`: the scoring dataset version the inference was claimed for."""
@@ -290,7 +341,9 @@ class ActionRunner:
 
     def _cannot_launch(self, action: Action, error: str) -> None:
         """A run that cannot be launched for this event: failed at once, never retried."""
-        self.ledger.transition(action.key, ActionState.FAILED, error=error)
+        with self.ledger.transaction():
+            self.ledger.transition(action.key, ActionState.FAILED, error=error)
+            self._notify(action, "failed", None, "cannot_launch", error=error)
         metrics.ACTIONS.labels(action.automation, action.kind.value, "failed").inc()
         self._log(action).error(
             f"{EVENT_PREFIX[action.kind]}.failed",
@@ -306,13 +359,19 @@ class ActionRunner:
 
     def settle(self) -> list[EndedRun]:
         """Record how finished workers' runs ended; watch runs that go on without a worker.
-        Which actions' workers ended, with the run each was found to have (if any)."""
-        ended = []
+        Which actions' workers ended, with the run each was found to have (if any).
+
+        A worker's result is forgotten only once it is recorded: if the store fails meanwhile
+        (an outage), the tick fails and the result is recorded first at the next settle."""
         for result in self.executor.poll():
             crashpoint("after_run_finished")
-            action = self.ledger.action(result.key)
+            self._unrecorded[result.key] = result
+        ended = []
+        for key, result in list(self._unrecorded.items()):
+            action = self.ledger.action(key)
             if action is not None and action.state is ActionState.RUNNING:
                 ended.append(EndedRun(action.kind, self.settle_worker(action, result)))
+            del self._unrecorded[key]
         for action in self.ledger.actions_in(ActionState.RUNNING):
             if not self.executor.is_running(action.key):
                 self._settle_from_store(action, recovering=False)
@@ -320,8 +379,13 @@ class ActionRunner:
 
     def settle_worker(self, action: Action, result: WorkerResult) -> RunInfo | None:
         # The run a worker reports is read by its id (a primary key); without one (the worker
-        # failed or was killed) it is found by its attempt's token (`_attempt_run`). The run is
-        # returned, so that a report can judge the model version it was linked to.
+        # failed or was killed) it is found by its attempt's token (`_attempt_run`). A job no
+        # worker was ever forked for (its template died warming up) has no run: it goes back
+        # to pending, uncounted, like a launch that raised. The run is returned, so that a
+        # report can judge the model version it was linked to.
+        if not result.started and not result.timed_out:
+            self._launch_failed(action, action.attempts, result.error or "no worker started")
+            return None
         reported = self.store.run(result.run_id) if result.run_id else None
         run = reported or self._attempt_run(action)
         if result.timed_out:
@@ -335,7 +399,7 @@ class ActionRunner:
         elif run is not None and run.status is RunStatus.SUCCEEDED and not result.rejected_run:
             self._succeeded(action, run, worker=result)
         elif run is not None and run.status is RunStatus.IN_PROGRESS and result.ok:
-            self.ledger.update_details(action.key, {"run_id": run.id})  # runs on elsewhere
+            self.ledger.set_run_id(action.key, run.id)  # runs on elsewhere: watched by its id
             self._log(action).info(
                 f"{EVENT_PREFIX[action.kind]}.submitted",
                 key=action.key,
@@ -363,18 +427,24 @@ class ActionRunner:
         return run
 
     def _settle_from_store(self, action: Action, recovering: bool) -> None:
-        """Settle a `running` action that has no live worker in this process."""
-        run = self._attempt_run(action)
+        """Settle a `running` action that has no live worker in this process: at recovery, or
+        each tick while its run goes on elsewhere (read by its id, once known). One with no
+        known run while the daemon runs lost its worker's end somehow: after
+        `UNTRACKED_GRACE_SECONDS` its run is looked for, and without one it is launched again,
+        its attempt uncounted, as at recovery."""
+        run = None
+        if action.run_id or recovering or self._untracked_for_long(action):
+            run = self._attempt_run(action)
         if run is None:
-            if recovering:  # the launch never reached the store: it is safe to launch it again
-                self.ledger.transition(
-                    action.key, ActionState.PENDING, attempts=action.attempts - 1
-                )
-                self._log(action).info(
-                    "recovery.relaunch", key=action.key, reason="no run in the store"
-                )
+            if recovering:  # the launch never reached the store: safe to launch it again
+                self._relaunch(action, "no run in the store")
+            elif self._untracked_for_long(action):  # its worker's end was lost
+                self._relaunch(action, "no worker in this process and no run", lost=True)
             return
-        if run.status is RunStatus.SUCCEEDED:
+        self._untracked_since.pop(action.key, None)
+        if run.status is RunStatus.SUCCEEDED and run.rejected:  # its report was never read
+            self._attempt_failed(action, f"run {run.id} was rejected by its launcher", run)
+        elif run.status is RunStatus.SUCCEEDED:
             self._succeeded(action, run)
         elif run.status is RunStatus.FAILED:
             self._attempt_failed(action, f"run {run.id} failed", run)
@@ -392,10 +462,27 @@ class ActionRunner:
                 self._succeeded(action, run)
             else:
                 self._attempt_failed(action, reason, run)
-        elif recovering:  # it goes on on the orchestrator: watched, never launched again
-            self._log(action).info(
-                "recovery.watching", key=action.key, run_id=run.id, attempt=action.attempts
-            )
+        else:  # it goes on on the orchestrator: watched by its id, never launched again
+            if run.id != action.run_id:
+                self.ledger.set_run_id(action.key, run.id)
+            if recovering:
+                self._log(action).info(
+                    "recovery.watching", key=action.key, run_id=run.id, attempt=action.attempts
+                )
+
+    def _relaunch(self, action: Action, reason: str, lost: bool = False) -> None:
+        """No run exists for this attempt: back to pending, its attempt uncounted. `lost`: it
+        happens while the daemon runs (a worker's end was lost), which deserves a warning."""
+        self._untracked_since.pop(action.key, None)
+        self.ledger.transition(action.key, ActionState.PENDING, attempts=action.attempts - 1)
+        log = self._log(action)
+        (log.warning if lost else log.info)("recovery.relaunch", key=action.key, reason=reason)
+
+    def _untracked_for_long(self, action: Action) -> bool:
+        """True once this `running` action has been seen without a worker or a run for
+        `UNTRACKED_GRACE_SECONDS` (counted from the first time it is asked)."""
+        since = self._untracked_since.setdefault(action.key, time.monotonic())
+        return time.monotonic() - since >= UNTRACKED_GRACE_SECONDS
 
     def _stop(self, action: Action, run: RunInfo, reason: str) -> RunInfo:
         """Stop a run that is still going before its attempt counts as failed, so that the run
@@ -418,12 +505,19 @@ class ActionRunner:
         return stopped or run
 
     def _attempt_run(self, action: Action) -> RunInfo | None:
-        """The run of the current attempt: tagged with its key and named with the attempt's
-        token, so no clock and no page of older runs decides. An attempt launched by a daemon
-        from before tokens has none: the key's newest run stands for it."""
+        """The run of the current attempt, never decided by a clock or a page of older runs.
+        By its id once known (a primary key: what a tick reads for a run that goes on
+        elsewhere). Otherwise by the attempt's token that ends its name: that finds a run
+        killed while ZenML created it, which has no tags yet (seen in `make soak`), but makes
+        the database read every run, so it is asked at most once per attempt, where such a run
+        may be: a worker that ended without naming its run, recovery, a graceful stop. An
+        attempt launched by a daemon from before tokens has none: the key's newest run
+        stands for it."""
+        if action.run_id:
+            return self.store.run(action.run_id)
         token = action.details.get(ATTEMPT_TOKEN)
         if token:
-            return self.store.attempt_run(action.key, str(token))
+            return self.store.attempt_run(str(token))
         return self.store.newest_run_for_key(action.key)
 
     def _succeeded(
@@ -437,7 +531,16 @@ class ActionRunner:
         the job handed to its worker to the report read, ZenML's preparation included;
         `run_cpu_seconds` is the CPU its worker spent in the launcher (the run itself).
         `found_in_store`: the run completed before this ledger knew of it (nothing launched)."""
-        self.ledger.transition(action.key, ActionState.SUCCEEDED, run_id=run.id, error=None)
+        with self.ledger.transaction():
+            self.ledger.transition(
+                action.key,
+                ActionState.SUCCEEDED,
+                run_id=run.id,
+                error=None,
+                details={"duration_seconds": _duration(run)},  # the status page shows it
+            )
+            if outcome == "succeeded":  # not one found in the store: that one was notified
+                self._notify(action, "succeeded", run.id, "completed")
         _count_run(action, outcome, run)
         self._log(action).info(
             f"{EVENT_PREFIX[action.kind]}.{outcome}",
@@ -466,9 +569,11 @@ class ActionRunner:
         }
         log = self._log(action)
         if delay is None:
-            self.ledger.transition(
-                action.key, ActionState.FAILED, error=error, run_id=run.id if run else None
-            )
+            with self.ledger.transaction():
+                self.ledger.transition(
+                    action.key, ActionState.FAILED, error=error, run_id=run.id if run else None
+                )
+                self._notify(action, "failed", ids["run_id"], "attempts_exhausted", error=error)
             log.error(f"{prefix}.failed", attempts_exhausted=True, **ids)
         else:
             self.ledger.transition(
@@ -484,7 +589,9 @@ class ActionRunner:
         """Let running workers finish for up to the grace period, then record how they ended.
         A run the daemon had to stop was interrupted, not failed: it is launched again at the
         next start without using up an attempt (deploys must not fail a long training)."""
-        for result in self.executor.wait(grace_seconds):
+        results = [*self._unrecorded.values(), *self.executor.wait(grace_seconds)]
+        self._unrecorded.clear()
+        for result in results:
             action = self.ledger.action(result.key)
             if action is None or action.state is not ActionState.RUNNING:
                 continue
@@ -526,6 +633,26 @@ class ActionRunner:
     def _log(self, action: Action) -> Any:
         return self.context.log(action.automation)
 
+    def _notify(
+        self, action: Action, outcome: str, run_id: str | None, reason: str, **values: Any
+    ) -> None:
+        """`training.<outcome>` / `inference.<outcome>`, in the caller's ledger transaction."""
+        automation = self.context.automations.get(action.automation)
+        self.context.notify(
+            notices.action_ended(
+                f"{EVENT_PREFIX[action.kind]}.{outcome}",
+                action.automation,
+                automation.model_name if automation else None,
+                action.kind,
+                action.key,
+                action.subject_id,
+                action.details,
+                run_id,
+                reason,
+                {"attempts": action.attempts, **values},
+            )
+        )
+
 
 def _worker_death(result: WorkerResult) -> str:
     """How a worker ended without a report: `its worker process died (killed by SIGKILL)`."""
@@ -550,11 +677,21 @@ def _count_run(action: Action, outcome: str, run: RunInfo | None) -> None:
         metrics.RUN_DURATION.labels(action.automation, action.kind.value, outcome).observe(duration)
 
 
+def _pipeline(automation: Automation, kind: ActionKind) -> PipelineSpec | None:
+    """The pipeline an action runs (None: an evaluation whose pipeline was unconfigured)."""
+    if kind is ActionKind.TRAIN:
+        return automation.training
+    if kind is ActionKind.EVALUATE:
+        return automation.evaluation.pipeline if automation.evaluation else None
+    return automation.inference
+
+
 def subject_ids(action: Action) -> dict[str, Any]:
     if action.kind is ActionKind.TRAIN:
         return {"dataset_version_id": action.subject_id}
     ids = {"model_version_id": action.subject_id}
-    for name in ("model_version_number", "dataset_version_id", SCORING_ID):
+    ids_in_details = ("model_version_number", "dataset_version_id", SCORING_ID)
+    for name in (*ids_in_details, *evaluation.DATASET_DETAILS):
         if action.details.get(name) is not None:
             ids[name] = action.details[name]
     return ids

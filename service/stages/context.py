@@ -8,10 +8,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from service.core.actions import ActionKind, ActionState
 from service.core.automation import Automation
 from service.core.polling import format_floor, parse_floor
+from service.core.records import RunInfo, RunStatus
 from service.ledger import Ledger, Subject
 from service.logs import get_logger
+from service.notify.events import Notice
+from service.notify.outbox import Outbox
 from service.settings import Settings
 from service.store import StoreAdapter
 
@@ -19,6 +23,8 @@ DATASET, MODEL = "dataset", "model"
 # Kept in a waiting version's ledger details: when the daemon first saw it waiting (its own
 # clock, epoch seconds), so that how long it has waited is a duration on one clock.
 WAITING_SINCE = "waiting_since"
+TRAINING_NOT_SETTLED = "training_run_not_settled"  # a model version's wait reason
+ATTEMPT_TOKEN = "attempt_token"  # in an action's details: the id of its current attempt
 
 
 @dataclass
@@ -29,6 +35,7 @@ class Context:
     # The daemon's own clock, for durations only (how long a version has waited): epoch seconds,
     # so that a wait survives a restart. Never compared with the store's timestamps.
     clock: Callable[[], float] = time.time
+    outbox: Outbox | None = None
     automations: dict[str, Automation] = field(init=False)
     _unwatched: set[tuple[str, str]] = field(init=False, default_factory=set)
 
@@ -46,6 +53,12 @@ class Context:
                 name=name,
                 detail="the store returned it for a watched name; its versions are ignored",
             )
+
+    def notify(self, notice: Notice) -> None:
+        """Record a notification (service/notify/) if it is configured: call it inside the
+        ledger transaction that records what it reports."""
+        if self.outbox is not None:
+            self.outbox.add(notice)
 
     def log(self, automation: Automation | str) -> Any:
         """The logger of one automation: every event carries its name."""
@@ -90,3 +103,22 @@ def upgrade_cursor(
     context.log(automation).info(
         "startup.cursor_upgraded", stream=stream, number=number, floor=format_floor(floor) or None
     )
+
+
+def training_not_settled(ledger: Ledger, run: RunInfo | None) -> bool:
+    """A finished run of a training attempt still `running`: its worker has not reported yet
+    (a poll can see the run end in the store a moment before). What the run made waits for the
+    report (a tick comes at once with it), so one chain's events read in causal order:
+    `training.succeeded` before the decision on its model version."""
+    if run is None or run.status is RunStatus.IN_PROGRESS:
+        return False
+    for tag in run.tags:
+        if not tag.startswith(f"{ActionKind.TRAIN.value}:"):
+            continue
+        action = ledger.action(tag)
+        if action is None or action.state is not ActionState.RUNNING:
+            continue
+        token = action.details.get(ATTEMPT_TOKEN)
+        if not token or run.name.endswith(f"-{token}"):  # this attempt's run, not a failed one's
+            return True
+    return False

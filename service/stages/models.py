@@ -12,20 +12,25 @@ from service import metrics
 from service.core import polling
 from service.core.actions import ActionKind, ActionState, action_key
 from service.core.automation import Automation
+from service.core.evaluation import needs_evaluation
 from service.core.polling import Polls, format_floor, parse_floor, raised_floor
 from service.core.promotion import PRODUCTION, PromotionDecision, decide_promotion, wait_reason
 from service.core.records import ModelVersionInfo, RunInfo
 from service.faults import crashpoint
 from service.ledger import Action
+from service.notify import notices
 from service.stages.context import (
     MODEL,
+    TRAINING_NOT_SETTLED,
     WAITING_SINCE,
     Context,
     first_seen,
     stored_floor,
+    training_not_settled,
     upgrade_cursor,
 )
-from service.stages.production import ProductionWatch, model_ids
+from service.stages.evaluation import Evaluations, is_evaluating, settled
+from service.stages.production import ProductionWatch, model_ids, trained_on
 from service.store import DECISION_METADATA_KEY
 
 # Kept in a waiting model version's ledger details: when the daemon first saw it without a run
@@ -47,6 +52,8 @@ class ModelJudge:
             number_only_from=polling.NUMBER_ONLY_FROM,
         )
         self._seen = self._polls.seen
+        # Candidates of automations with an evaluation pipeline are decided there.
+        self.evaluations = Evaluations(context, self._production)
 
     # -- start-up -----------------------------------------------------------------------------
 
@@ -83,6 +90,15 @@ class ModelJudge:
                 automation.production_stream,
                 production.id if production and already_served else None,
             )
+            if production is not None and already_served:  # served already: no inference
+                self.ledger.record_production_change(
+                    automation.name,
+                    model,
+                    production.id,
+                    production.number,
+                    None,
+                    "observed_at_start",
+                )
             self.ledger.set_cursor(automation.model_stream, format_floor(floor))
         self.context.log(automation).info(
             "startup.stream_initialised",
@@ -114,6 +130,9 @@ class ModelJudge:
             waiting = self.store.model_version(subject.id) if automation else None
             if automation is not None and waiting is not None and self._judge(automation, waiting):
                 promoted[automation.name] = automation
+        for automation, action in self.evaluations.tick():  # decided on evaluated values
+            if self._apply(automation, action):
+                promoted[automation.name] = automation
         return list(promoted.values())
 
     def _judge_trained(
@@ -141,6 +160,8 @@ class ModelJudge:
         floors."""
         for action in self.ledger.actions_in(ActionState.PENDING, kind=ActionKind.PROMOTE):
             automation = self.context.automations.get(action.automation)
+            if is_evaluating(action):
+                continue  # not decided yet: its evaluations decide it (`stages/evaluation`)
             if automation is not None and self._apply(automation, action):
                 promoted[automation.name] = automation  # left by a crash mid-promotion
         floors = {
@@ -171,8 +192,7 @@ class ModelJudge:
         if automation is None:  # not a watched model's: nothing to judge (core/names)
             self.context.unwatched_name("model", model)
             return True
-        prior = self.ledger.subject(automation.name, version_id)
-        return prior is not None and prior.final
+        return settled(self.ledger.subject(automation.name, version_id))
 
     def _raise_floors(
         self,
@@ -194,12 +214,14 @@ class ModelJudge:
     def _judge(self, automation: Automation, version: ModelVersionInfo) -> bool:
         """Decide on a version and carry the decision out; True if it was promoted now."""
         prior = self.ledger.subject(automation.name, version.id)
-        if prior is not None and prior.final:
+        if settled(prior):
             return False
         now = self.context.clock()
         unlinked_since = None if version.producer else first_seen(prior, UNLINKED_SINCE, now)
         unlinked_for = timedelta(seconds=0 if unlinked_since is None else now - unlinked_since)
         waiting = wait_reason(version, unlinked_for)
+        if waiting is None and training_not_settled(self.ledger, version.producer):
+            waiting = TRAINING_NOT_SETTLED  # the launcher's check, then its training logged done
         if waiting is not None:
             if prior is None or prior.reason != waiting:
                 self.context.log(automation).info(
@@ -219,10 +241,14 @@ class ModelJudge:
         if isinstance(recorded, dict) and "outcome" in recorded:
             self._adopt(automation, version, key, recorded)
             return False
-        decision = decide_promotion(version, self._production(automation), policy)
+        production = self._production(automation)
+        if automation.evaluation is not None and needs_evaluation(version, production):
+            self.evaluations.begin(automation, version, production, prior)  # compared there
+            return False
+        decision = decide_promotion(version, production, policy)
         with self.ledger.transaction():
             self.ledger.claim(
-                key, ActionKind.PROMOTE, version.id, _details(decision), automation.name
+                key, ActionKind.PROMOTE, version.id, _details(decision, version), automation.name
             )
             self._note(automation, version, "decided", decision.reason.value)
         crashpoint("after_promotion_decided")
@@ -249,6 +275,12 @@ class ModelJudge:
         if version is None:
             self.ledger.transition(action.key, ActionState.FAILED, error="model version deleted")
             return False
+        recorded = version.metadata.get(DECISION_METADATA_KEY)
+        if isinstance(recorded, dict) and "outcome" in recorded:
+            # Carried out already (the decision is written after the stage change): a ledger
+            # restored from a backup taken before that must not promote the version again.
+            self._adopt(automation, version, action.key, recorded)
+            return False
         decision = action.details["decision"]
         if decision["outcome"] == "promoted":
             production = self._production(automation)
@@ -256,8 +288,11 @@ class ModelJudge:
                 version.id,
                 decision["production_version_id"],
             ):  # production changed since the decision (a person, or a crash): decide again
+                if "evaluation" in decision:  # on the same data: production is scored first
+                    self.evaluations.against(automation, action, production)
+                    return False
                 fresh = decide_promotion(version, production, policy)
-                decision = _details(fresh)["decision"]
+                decision = fresh.as_metadata()
                 self.ledger.update_details(action.key, {"decision": decision})
         stage_changed = decision["outcome"] == "promoted" and version.stage != PRODUCTION
         if stage_changed:
@@ -271,6 +306,12 @@ class ModelJudge:
                 # Claimed here, not when production is next read: a later promotion in the same
                 # tick would move production past this version before anyone saw it there.
                 self.production.claim_inference(automation, version)
+            self.context.notify(
+                notices.decision(
+                    automation.name, version, trained_on(version), action.key, decision
+                )
+            )
+        crashpoint("after_decision_recorded")
         metrics.ACTIONS.labels(automation.name, "promote", decision["outcome"]).inc()
         self.context.log(automation).info(
             f"model.{decision['outcome']}",
@@ -294,13 +335,15 @@ class ModelJudge:
         key: str,
         decision: dict[str, Any],
     ) -> None:
-        """A version whose decision is in the store but not in the ledger (the ledger was lost
-        or restored from an old backup): take the store's decision, change nothing."""
+        """A version whose decision is in the store but not in the ledger, or only as pending
+        (the ledger was lost, or restored from an old backup): take the store's decision,
+        change nothing."""
         with self.ledger.transaction():
-            if self.ledger.claim(
-                key, ActionKind.PROMOTE, version.id, {"decision": decision}, automation.name
-            ):
-                self.ledger.transition(key, ActionState.SUCCEEDED)
+            details = {**_details_of_version(version), "decision": decision}
+            self.ledger.claim(key, ActionKind.PROMOTE, version.id, details, automation.name)
+            action = self.ledger.action(key)
+            if action is not None and action.state is ActionState.PENDING:
+                self.ledger.transition(key, ActionState.SUCCEEDED, details=details)
             if decision["outcome"] == "promoted":
                 self.production.claim_inference(automation, version, adopted=True)
             self._note(automation, version, "decided", str(decision.get("reason")))
@@ -334,5 +377,13 @@ class ModelJudge:
         )
 
 
-def _details(decision: PromotionDecision) -> dict[str, Any]:
-    return {"decision": decision.as_metadata()}
+def _details(decision: PromotionDecision, version: ModelVersionInfo) -> dict[str, Any]:
+    return {**_details_of_version(version), "decision": decision.as_metadata()}
+
+
+def _details_of_version(version: ModelVersionInfo) -> dict[str, Any]:
+    """What a promotion's record in the ledger keeps beside the decision: the ids that tie the
+    version to the dataset and the training run that made it (the status page's chains)."""
+    ids = model_ids(version)
+    ids.pop("model_version", None)  # the label: model name and number, both kept
+    return {"model_version_number": version.number, **ids}

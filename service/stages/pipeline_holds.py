@@ -135,7 +135,7 @@ class PipelineHolds:
     ) -> None:
         review.checked_code = review.watch.take()  # before it imports: a later edit is seen
         review.checked_at = time.monotonic()
-        review.check = PipelineCheck((automation,))
+        review.check = PipelineCheck((automation,), self.context.settings.stack)
         shown = describe_changes(list(changed)) if changed else {}
         self.context.log(automation).info(
             "automation.pipeline_check_started", reason=reason, **shown
@@ -181,7 +181,7 @@ class PipelineHolds:
 
 
 def _watch(automation: Automation) -> CodeWatch:
-    return CodeWatch({automation.training.source_root, automation.inference.source_root})
+    return CodeWatch({spec.source_root for spec in automation.pipelines.values()})
 
 
 def _problems(check: PipelineCheck) -> list[str]:

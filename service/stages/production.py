@@ -12,8 +12,11 @@ from service.core.promotion import repair_duplicate_production
 from service.core.records import ModelVersionInfo, RunStatus
 from service.core.scoring import SCORING_ID, scored_tag
 from service.faults import crashpoint
+from service.notify import notices
 from service.stages import scoring
-from service.stages.context import Context
+from service.stages.context import Context, training_not_settled
+
+NOTHING_TO_SCORE = "nothing_to_score"  # scoring datasets, none selected yet: no inference
 
 
 class ProductionWatch:
@@ -61,31 +64,67 @@ class ProductionWatch:
         log = self.context.log(automation)
         if current is not None:
             # A pipeline that promotes its own version does so before its run ends: infer once
-            # the run is done, so inference sees everything it wrote.
+            # the run is done, so inference sees everything it wrote (and once its training is
+            # logged done, so the chain's events read in order).
             full = self.store.model_version(current.id) or current
-            if full.producer is not None and full.producer.status is RunStatus.IN_PROGRESS:
+            producer = full.producer
+            if producer is not None and (
+                producer.status is RunStatus.IN_PROGRESS
+                or training_not_settled(self.ledger, producer)
+            ):
                 log.debug("production.waiting_for_training_run", **model_ids(full))
                 return
             current = full
         infer_key = action_key(ActionKind.INFER, current_id or "")
         nothing_to_score = scoring.production_change_details(self.ledger, automation) is None
-        with self.ledger.transaction():
-            self.ledger.set_cursor(stream, current_id)
-            claimed = current is not None and self.claim_inference(automation, current)
-        crashpoint("after_production_seen")
         promotion = self.ledger.action(action_key(ActionKind.PROMOTE, current_id or ""))
         by_autopilot = (
-            promotion is not None and promotion.details["decision"]["outcome"] == "promoted"
+            promotion is not None
+            and promotion.details.get("decision", {}).get("outcome") == "promoted"
         )
+        changed_by = "autopilot" if by_autopilot else "external"
+        # Read before the ledger transaction: the version a person's change replaced.
+        outbox, replaced = self.context.outbox, None
+        if previous and outbox and outbox.wants("model.production_changed", automation.name):
+            replaced = None if by_autopilot else self.store.model_version(previous)
+        with self.ledger.transaction():
+            self.ledger.set_cursor(stream, current_id)
+            self.ledger.record_production_change(
+                automation.name,
+                automation.model_name,
+                current_id,
+                current.number if current else None,
+                previous,
+                changed_by,
+            )
+            claimed = current is not None and self.claim_inference(automation, current)
+            if not by_autopilot:
+                self.context.notify(
+                    notices.production_changed(
+                        automation.name,
+                        automation.model_name,
+                        current,
+                        trained_on(current) if current else None,
+                        replaced or previous,
+                    )
+                )
+        crashpoint("after_production_seen")
+        inference: dict[str, object] = {}
+        if current is not None:  # when its one inference was claimed
+            when = "now" if claimed else "when_promoted" if by_autopilot else "before"
+            if nothing_to_score:  # no scoring version selected yet: nothing claimed
+                when = NOTHING_TO_SCORE
+            inference = {"inference_key": infer_key, "inference_claimed": when}
         log.info(
             "model.production_changed",
             previous_model_version_id=previous,
-            changed_by="autopilot" if by_autopilot else "external",
+            changed_by=changed_by,
+            **inference,
             **(model_ids(current) if current else {"model_version_id": None}),
         )
         if current is not None and nothing_to_score:
             log.info("inference.nothing_to_score", key=infer_key, **model_ids(current))
-        elif current is not None and not claimed:
+        elif current is not None and not claimed and not by_autopilot:  # back to a served one
             log.info("inference.already_claimed", key=infer_key)
 
     def claim_inference(

@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,7 +29,9 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+import yaml
 
+from tests.monitoring_names import dashboard_queries, names_used
 from tests.support import PROJECT_ROOT, diabetes_automation, files_holding, free_port, wait_for
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
@@ -37,6 +40,8 @@ DOCKER_HOST = os.environ.get("DOCKER_HOST", "unix:///run/podman/podman.sock")
 PASSWORDS = ("MYSQL_ROOT_PASSWORD", "MYSQL_PASSWORD", "ZENML_ADMIN_PASSWORD")
 KEY_FILE = "/run/autopilot-secrets/api_key"
 IMAGE = "zenml-autopilot:latest"
+# Every optional service too, so that listing, logs and `down` reach all of them.
+PROFILES = ("--profile", "demo", "--profile", "monitoring")
 MODEL = "iris_classifier"
 DATASET = "iris_training_dataset"
 # What the image needs to build and what a user mounts; no venv, VCS, caches or state.
@@ -53,10 +58,12 @@ COPIED = [
     "pipelines",
     "scripts",
     "examples",
+    "monitoring",
 ]
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".zen", ".mypy_cache", ".ruff_cache")
 # How long each phase may take on a loaded 2-core CI machine (measured runs are far shorter).
 UP_TIMEOUT = 600
+ALERT_RULES = "monitoring/prometheus/alerts.yml"
 CHAIN_TIMEOUT = 600
 # Fast polls for the test, set where a user sets the daemon's settings: its env file.
 FAST_DAEMON = {
@@ -74,6 +81,7 @@ class Deployment:
     environment: dict[str, str]
     zenml_port: int
     daemon_port: int
+    prometheus_port: int
     facts: dict[str, Any] = field(default_factory=dict)
 
     def compose(
@@ -107,7 +115,7 @@ class Deployment:
 
     def container(self, service: str) -> dict[str, Any]:
         """`inspect` of the service's (only) container, running or not."""
-        ids = self.compose("--profile", "demo", "ps", "-a", "-q", service).stdout.split()
+        ids = self.compose(*PROFILES, "ps", "-a", "-q", service).stdout.split()
         assert len(ids) == 1, f"{service}: containers {ids}"
         (info,) = json.loads(self.podman("container", "inspect", ids[0]))
         return dict(info)
@@ -126,7 +134,7 @@ class Deployment:
             )
 
     def logs(self, *services: str) -> str:
-        return self.compose("--profile", "demo", "logs", "--no-color", *services).stdout
+        return self.compose(*PROFILES, "logs", "--no-color", *services).stdout
 
     def daemon_events(self) -> list[dict[str, Any]]:
         """The daemon container's JSON log lines (every start of the container)."""
@@ -187,7 +195,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         pytest.fail("docker-compose is missing: run `make test-compose` (or make container-engine)")
     root = tmp_path_factory.mktemp("compose") / "project"
     _copy_project(root)
-    zenml_port, daemon_port = free_port(), free_port()
+    zenml_port, daemon_port, prometheus_port = free_port(), free_port(), free_port()
     # The developer's shell must not configure this deployment: only .env and what is set here.
     clean = {
         k: v
@@ -201,8 +209,10 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         "COMPOSE_PROJECT_NAME": f"autopilot-test-{os.getpid()}",
         "ZENML_PUBLISH_PORT": str(zenml_port),
         "DAEMON_HTTP_PORT": str(daemon_port),
+        "PROMETHEUS_PUBLISH_PORT": str(prometheus_port),
+        "ZENML_DASHBOARD_URL": f"http://127.0.0.1:{zenml_port}",
     }
-    deployment = Deployment(root, environment, zenml_port, daemon_port)
+    deployment = Deployment(root, environment, zenml_port, daemon_port, prometheus_port)
     deployment.write_daemon_env("test-daemon.env", {})  # daemon.env as shipped, polls fast
     deployment.facts["volumes_before"] = set(deployment.podman("volume", "ls", "-q").split())
     try:
@@ -210,7 +220,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     finally:
         # Whatever happened, leave no container, volume or network behind.
         if (root / ".env").exists():
-            deployment.compose("--profile", "demo", "down", "-v", "-t", "10", check=False)
+            deployment.compose(*PROFILES, "down", "-v", "-t", "10", check=False)
 
 
 @pytest.fixture(scope="module")
@@ -428,6 +438,80 @@ def test_demo_datasets_are_trained_promoted_and_inferred_exactly_once(deployment
         assert chain.count(event) == 1, (event, chain)
 
 
+# -- 3b. the status page, and the monitoring profile: Prometheus with the alert rules ---------
+
+
+def test_the_status_page_and_prometheus_with_the_alert_rules_loaded(deployment, store):
+    """The daemon's page on its published port shows the chain just run, its runs linked to
+    the dashboard on the published ZenML port; `--profile monitoring` starts Prometheus, which
+    scrapes the daemon and has every alert rule of monitoring/prometheus/alerts.yml loaded."""
+    page = f"http://127.0.0.1:{deployment.daemon_port}"
+    with urllib.request.urlopen(f"{page}/api/status", timeout=10) as response:
+        status = json.loads(response.read())
+    (automation,) = status["automations"]
+    assert automation["production"]["changed_by"] == "autopilot"
+    run_url = next(
+        c["training"]["run_url"] for c in automation["chains"] if c["training"]["run_id"]
+    )
+    assert run_url.startswith(f"http://127.0.0.1:{deployment.zenml_port}/projects/default/runs/")
+    assert http_status(run_url) == 200
+    assert http_status(f"{page}/") == 200
+
+    deployment.compose("--profile", "monitoring", "up", "-d", "prometheus")
+    api = f"http://127.0.0.1:{deployment.prometheus_port}/api/v1"
+    shipped = {
+        rule["alert"]
+        for group in yaml.safe_load((deployment.root / ALERT_RULES).read_text())["groups"]
+        for rule in group["rules"]
+    }
+    loaded = wait_for(
+        lambda: prometheus_alerts(api), timeout=UP_TIMEOUT, interval=3, what="rules loaded"
+    )
+    assert set(loaded) == shipped and len(shipped) == 6
+    wait_for(
+        lambda: daemon_target_health(api) == "up",
+        timeout=120,
+        interval=3,
+        what="the daemon scraped",
+    )
+    # Every rule evaluates without error on the real series, and every metric the dashboard
+    # and the rules read is in Prometheus.
+    wait_for(
+        lambda: set(prometheus_alerts(api).values()) == {"ok"},
+        timeout=120,
+        interval=3,
+        what="every rule evaluated",
+    )
+    series = prometheus_get(api, "label/__name__/values")
+    assert names_used() - set(series) == set()
+    for query in dashboard_queries():  # each of the Grafana dashboard's, as Grafana asks it
+        assert prometheus_get(api, f"query?query={urllib.parse.quote(query)}") is not None, query
+    deployment.compose("--profile", "monitoring", "stop", "prometheus")
+
+
+def prometheus_get(api: str, path: str) -> Any:
+    try:
+        with urllib.request.urlopen(f"{api}/{path}", timeout=5) as response:
+            body = json.loads(response.read())
+    except OSError:
+        return None
+    assert body["status"] == "success", body
+    return body["data"]
+
+
+def daemon_target_health(api: str) -> str | None:
+    targets = (prometheus_get(api, "targets") or {}).get("activeTargets") or [{}]
+    return str(targets[0].get("health"))
+
+
+def prometheus_alerts(api: str) -> dict[str, str]:
+    """Alert rules Prometheus has loaded, by name, with their health."""
+    data = prometheus_get(api, "rules?type=alert")
+    if not data:
+        return {}
+    return {rule["name"]: rule["health"] for group in data["groups"] for rule in group["rules"]}
+
+
 # -- 4. stop, start again, a store outage, down/up, down -v -----------------------------------
 
 
@@ -623,7 +707,7 @@ def test_down_then_up_keeps_the_ledger_and_the_key(deployment, store):
         "counts": chain_counts(store),
         "diabetes": len(store.list_model_versions(model="diabetes_regressor").items),
     }
-    deployment.compose("--profile", "demo", "down", timeout=300)
+    deployment.compose(*PROFILES, "down", timeout=300)
     assert project_containers(deployment) == []
     deployment.compose("up", "-d", "daemon")
     deployment.wait_healthy("zenml", "daemon")
@@ -641,7 +725,7 @@ def test_down_then_up_keeps_the_ledger_and_the_key(deployment, store):
 
 
 def test_down_v_leaves_nothing_behind(deployment):
-    deployment.compose("--profile", "demo", "down", "-v", timeout=300)
+    deployment.compose(*PROFILES, "down", "-v", timeout=300)
     label = f"label=com.docker.compose.project={project(deployment)}"
     assert project_containers(deployment) == []
     assert deployment.podman("volume", "ls", "-q", "--filter", label).split() == []

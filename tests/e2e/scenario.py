@@ -7,10 +7,14 @@ what a user sees. It ends by restarting the daemon and showing that nothing runs
 from __future__ import annotations
 
 import shutil
+import urllib.request
 from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
 from pipelines.feature_engineering import launch_feature_engineering
+from tests.browser import Dom, dump_dom, screenshot
+from tests.monitoring_names import names_scraped, names_used
 from tests.support import DaemonProcess, http_get, http_get_text, wait_for
 
 MODEL = "iris_classifier"
@@ -21,6 +25,28 @@ def _count_runs(key: str) -> int:
     from zenml.client import Client
 
     return len(Client().list_pipeline_runs(tags=f"equals:{key}").items)
+
+
+CHAIN = (
+    "dataset.selected",
+    "training.launched",
+    "training.succeeded",
+    "model.promoted",
+    "model.production_changed",
+    "inference.launched",
+    "inference.succeeded",
+)
+
+
+def in_causal_order(daemon: DaemonProcess, dataset_id: str, model_version_id: str) -> None:
+    """One chain's events, read top to bottom, in the order things happened: the training
+    before the decision on the version it made (a poll may see the run complete before the
+    worker's report), and no `inference.already_claimed` after the daemon's own promotion."""
+    ids = {dataset_id, model_version_id, f"train:{dataset_id}", f"infer:{model_version_id}"}
+    fields = ("key", "dataset_version_id", "model_version_id")
+    chain = [e["event"] for e in daemon.events() if any(e.get(f) in ids for f in fields)]
+    assert [event for event in chain if event in CHAIN] == list(CHAIN), chain
+    assert "inference.already_claimed" not in chain, chain
 
 
 def restart_does_nothing_again(start_daemon: StartDaemon) -> None:
@@ -55,6 +81,68 @@ def a_lost_ledger_redoes_nothing(
         assert fresh.find(event) == [], event
 
 
+def the_status_page_shows_the_chain(
+    daemon: DaemonProcess, decisions: list[dict[str, Any]], production_id: str
+) -> None:
+    """`/api/status`, `/` in a real browser and `/metrics` after the chain, as the daemon's own
+    log tells it: the production version and who put it there, each decision with its value
+    (the chart's points), and each chain from the dataset to its inference run. Every metric
+    the shipped dashboard and alert rules read is in the scrape."""
+    base = f"http://127.0.0.1:{daemon.environment['AUTOPILOT_HTTP_PORT']}"
+    store_url = daemon.environment.get("ZENML_STORE_URL")  # a ZenML server: links to its runs
+    trained = {e["run_id"]: e for e in daemon.find("training.succeeded")}
+    served = {e["key"]: e for e in daemon.find("inference.succeeded")}
+
+    status, body = http_get(f"{base}/api/status")
+    assert status == 200 and body["daemon"]["store_reachable"] is True
+    (automation,) = body["automations"]
+    production = automation["production"]
+    assert production["model_version_id"] == production_id
+    assert production["changed_by"] == "external" and production["recorded"]
+    assert production["previous_model_version_id"] == decisions[0]["model_version_id"]
+    candidates = {c["model_version_id"]: c for c in automation["candidates"]}
+    assert {id: (c["outcome"], c["value"]) for id, c in candidates.items()} == {
+        d["model_version_id"]: (d["event"].removeprefix("model."), d["value"]) for d in decisions
+    }
+    assert len(automation["chains"]) == len(decisions)
+    for chain in automation["chains"]:
+        training = chain["training"]
+        event = trained[training["run_id"]]  # the run the daemon's log says it trained
+        assert chain["dataset"]["id"] == event["dataset_version_id"]
+        assert training["duration_seconds"] == event["duration_seconds"]
+        decision = next(d for d in decisions if d["training_run_id"] == training["run_id"])
+        assert chain["model_version"]["id"] == decision["model_version_id"]
+        assert chain["decision"]["outcome"] == decision["event"].removeprefix("model.")
+        if store_url:
+            assert training["run_url"] == f"{store_url}/projects/default/runs/{training['run_id']}"
+            assert urllib.request.urlopen(training["run_url"], timeout=10).status == 200
+        else:
+            assert training["run_url"] is None  # a local store has no dashboard
+        if chain["decision"]["outcome"] == "promoted":
+            inference = served[f"infer:{chain['model_version']['id']}"]
+            assert chain["inference"]["run_id"] == inference["run_id"]
+            assert chain["duration_seconds"] > 0
+
+    dom = Dom(dump_dom(f"{base}/"))
+    card = dom.one("div", "production")
+    assert card["data-model-version-id"] == production_id
+    assert "by a person or its own pipeline" in card.text
+    points = {p["data-model-version-id"]: p for p in dom.all("circle", "point")}
+    assert {id: (p["data-outcome"], float(p["data-value"])) for id, p in points.items()} == {
+        d["model_version_id"]: (d["event"].removeprefix("model."), d["value"]) for d in decisions
+    }
+    ordered = sorted(points.values(), key=lambda p: float(p["data-value"]))
+    heights = [float(p["cy"]) for p in ordered]
+    assert heights == sorted(heights, reverse=True)  # a better value is drawn higher
+    (ring,) = dom.all("circle", "production-ring")
+    assert ring["data-version"] == points[production_id]["data-version"]
+    assert len(dom.all("tr", "chain")) == len(decisions)
+    screenshot(f"{base}/", daemon.log_path.parent / "status-page.png")
+
+    scraped = names_scraped(http_get_text(f"{base}/metrics"))
+    assert names_used() - scraped == set(), "the dashboard or rules read a metric not served"
+
+
 def the_whole_chain_exactly_once_across_a_restart(
     start_daemon: StartDaemon, then_lose_the_ledger: bool = False
 ) -> None:
@@ -68,6 +156,11 @@ def the_whole_chain_exactly_once_across_a_restart(
     wait_for(lambda: daemon.find("tick.completed"), timeout=30, what="a first poll")
     assert http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200
     assert http_get(f"http://127.0.0.1:{port}/readyz") == (200, {"ok": True, "store_error": None})
+    # The status page before anything happened, in a real browser: nothing in production.
+    empty = Dom(dump_dom(f"http://127.0.0.1:{port}/"))
+    assert empty.one("div", "production")["data-model-version-id"] == ""
+    assert "No model version judged yet." in empty.one("section", "automation").text
+    assert empty.one("header")["data-store-reachable"] == "true"
 
     # An approved, good dataset: one training, a promotion, one inference on that version.
     good = launch_feature_engineering(training_tags=["approved"], random_state=11)
@@ -76,6 +169,7 @@ def the_whole_chain_exactly_once_across_a_restart(
     promoted = daemon.wait_event("model.promoted", dataset_version_id=str(good.training_id))
     good_mv = promoted["model_version_id"]
     daemon.wait_event("inference.succeeded", key=f"infer:{good_mv}")
+    in_causal_order(daemon, str(good.training_id), good_mv)
     production = client.get_model_version(MODEL, "production")
     assert str(production.id) == good_mv
     metrics = http_get_text(f"http://127.0.0.1:{port}/metrics")
@@ -122,6 +216,7 @@ def the_whole_chain_exactly_once_across_a_restart(
     changed = daemon.wait_event("model.production_changed", model_version_id=str(poor_mv.id))
     assert changed["changed_by"] == "external"
     daemon.wait_event("inference.succeeded", key=f"infer:{poor_mv.id}")
+    the_status_page_shows_the_chain(daemon, [promoted, rejected, late], str(poor_mv.id))
 
     assert daemon.stop() == 0
     assert daemon.find("daemon.stopped")

@@ -71,6 +71,8 @@ CREATE TABLE subjects (id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NU
 def _as_written_before_automations(path) -> None:
     with sqlite3.connect(path) as db:
         db.executescript(
+            "DROP INDEX actions_by_automation; DROP INDEX actions_last_change;"  # schema 3's
+            "DROP TABLE production_changes;"
             "ALTER TABLE subjects RENAME TO subjects_v2;"
             + V1_SUBJECTS
             + "INSERT INTO subjects SELECT id, kind, name, version, status, reason, final, "

@@ -37,7 +37,7 @@ DOCKERFILE = PROJECT_ROOT / "Dockerfile"
 LOCK_FILE = PROJECT_ROOT / "requirements.lock"
 PYPROJECT = PROJECT_ROOT / "pyproject.toml"
 
-SERVICES = {"mysql", "zenml", "bootstrap", "daemon", "producer"}
+SERVICES = {"mysql", "zenml", "bootstrap", "daemon", "producer", "prometheus"}
 KEY_FILE = "/run/autopilot-secrets/api_key"
 DEV_ONLY = {"pytest", "pytest-timeout", "ruff", "mypy", "mypy-extensions", "pathspec", "iniconfig"}
 # `${NAME}`, `${NAME:-default}`, `${NAME-default}`, `${NAME:?err}` ... and `$NAME`, not `$$`.
@@ -247,6 +247,24 @@ def test_daemon_keeps_its_ledger_on_a_volume_and_listens_on_all_interfaces(confi
     assert set(config["volumes"]) >= {"mysql-data", "autopilot-secrets", "autopilot-state"}
 
 
+def test_the_monitoring_profile_runs_prometheus_on_the_shipped_rules(config):
+    """`--profile monitoring`: Prometheus on loopback, scraping the daemon with the rules of
+    monitoring/prometheus/ (checked by promtool in tests/unit/test_monitoring.py)."""
+    prometheus = config["services"]["prometheus"]
+    assert prometheus["profiles"] == ["monitoring"]
+    assert prometheus["ports"] == ["127.0.0.1:9090:9090/tcp"]
+    rules = PROJECT_ROOT / "monitoring" / "prometheus"
+    assert f"{rules}:/etc/prometheus:ro" in prometheus["volumes"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    scraped = yaml.safe_load((rules / "prometheus.yml").read_text())
+    (job,) = scraped["scrape_configs"]
+    daemon_port = config["services"]["daemon"]["ports"][0].split(":")[-1].split("/")[0]
+    assert job["job_name"] == "autopilot"
+    assert job["static_configs"] == [{"targets": [f"daemon:{daemon_port}"]}]
+    assert scraped["rule_files"] == ["alerts.yml"]
+    assert "prometheus" not in config["services"]["daemon"].get("depends_on", {})
+
+
 def test_env_example_gives_the_same_config_as_the_defaults(config, tmp_path):
     example = tmp_path / "example.env"
     example.write_text(ENV_EXAMPLE.read_text() + TEST_PASSWORDS)
@@ -325,6 +343,8 @@ def test_the_daemon_env_file_example_is_a_valid_configuration(tmp_path):
 def test_the_daemon_env_file_shows_every_setting_it_may_set_with_its_default():
     shown = dict(SHOWN_DEFAULT.findall(DAEMON_ENV.read_text()))
     settable = known_variables() - EXTRA_KNOWN_VARIABLES - set(FIXED_BY_COMPOSE)
+    # A secret is never written in the file: it lists the variable naming the secret's file.
+    settable -= {"AUTOPILOT_NOTIFY_WEBHOOK_SECRET"}
     assert set(shown) | {"AUTOPILOT_SOURCE_ROOT"} == settable  # the root is in the example
     assert shown.pop("AUTOPILOT_LOG_FORMAT") == "json"  # the image's default (Dockerfile ENV)
     assert "AUTOPILOT_LOG_FORMAT=json" in " ".join(

@@ -68,6 +68,16 @@ def test_selected_dataset_is_trained_promoted_and_served_exactly_once(zenml_stor
     assert len(runs_for(engine, infer_key)) == 1
     assert len(Client().list_model_versions(model="iris_classifier").items) == 1
 
+    # What the status page reads: the production change, once, and the chain's links.
+    (change,) = engine.ledger.production_changes("default")
+    assert (change.model_version_id, change.model_version_number) == (version.id, version.number)
+    assert (change.changed_by, change.previous_model_version_id) == ("autopilot", None)
+    promotion = engine.ledger.action(f"promote:{version.id}").details
+    assert promotion["training_run_id"] == str(training_run.id)
+    assert promotion["dataset_version_id"] == str(approved.training_id)
+    assert promotion["model_version_number"] == version.number
+    assert engine.ledger.action(train_key).details["duration_seconds"] > 0
+
 
 def test_poor_dataset_is_trained_then_rejected_with_its_reason(zenml_store, tmp_path):
     poor = launch_feature_engineering(training_tags=["approved"], label_noise=0.7, random_state=3)
@@ -113,6 +123,26 @@ def test_start_from_now_skips_existing_selected_versions_and_logs_how_many(
         engine.ledger.subject("default", str(existing.training_id)).reason == "predates_start_from"
     )
     assert '"skipped_existing": 1' in capsys.readouterr().out
+
+
+def test_a_production_version_there_at_first_start_is_recorded_not_served(zenml_store, tmp_path):
+    """START_FROM=now: production as found is the starting point (no inference), recorded as
+    such, so the status page knows which version and from when it was watched."""
+    from zenml.client import Client
+
+    client = Client()
+    client.create_model("iris_classifier")
+    version = client.create_model_version("iris_classifier", name="hand-made")
+    client.update_model_version("iris_classifier", version.id, stage="production")
+    engine = make_engine(tmp_path / "state", start_from="now")
+    engine.tick()
+    (change,) = engine.ledger.production_changes("default")
+    assert (change.model_version_id, change.model_version_number) == (
+        str(version.id),
+        version.number,
+    )
+    assert (change.changed_by, change.previous_model_version_id) == ("observed_at_start", None)
+    assert engine.ledger.action(f"infer:{version.id}") is None
 
 
 def test_datasets_produced_by_autopilot_runs_are_never_selected(zenml_store, tmp_path):
@@ -249,6 +279,8 @@ def test_manual_promotion_triggers_inference_on_that_version(zenml_store, tmp_pa
     key = f"infer:{version.id}"
     tick_until(engine, lambda: _settled(engine, key), "inference on the hand-promoted version")
     assert _state(engine, key) is ActionState.SUCCEEDED
+    (change,) = engine.ledger.production_changes("default")
+    assert (change.model_version_id, change.changed_by) == (version.id, "external")
 
 
 def test_failing_dataset_does_not_hold_up_the_datasets_behind_it(zenml_store, tmp_path):

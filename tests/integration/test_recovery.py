@@ -7,6 +7,8 @@ import json
 import os
 import signal
 import sqlite3
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 import pytest
 
@@ -25,6 +27,7 @@ from tests.integration.engine_harness import (
 from tests.support import slow_training, wait_for
 
 pytestmark = pytest.mark.integration
+MODEL = "iris_classifier"
 
 
 def _settled(engine, key):
@@ -92,16 +95,20 @@ def test_run_that_finished_while_the_daemon_was_down_is_recorded_not_rerun(zenml
     assert len(runs_for(restarted, key)) == 1
 
 
-def _events(capsys, key: str) -> list[dict]:
+def _all_events(capsys) -> list[dict]:
     events = []
     for line in capsys.readouterr().out.splitlines():
         try:
             event = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(event, dict) and event.get("key") == key:
+        if isinstance(event, dict) and "event" in event:
             events.append(event)
     return events
+
+
+def _events(capsys, key: str) -> list[dict]:
+    return [event for event in _all_events(capsys) if event.get("key") == key]
 
 
 def test_a_lost_ledger_redoes_nothing_the_store_has_done(zenml_store, tmp_path, capsys):
@@ -144,11 +151,33 @@ def test_a_lost_ledger_does_not_run_an_inference_the_store_has_done(zenml_store,
     assert len(runs_for(fresh, f"train:{approved.training_id}")) == 1
 
 
-def _skew_ledger_clock(ledger_path, key: str, seconds: float) -> None:
-    """Move the attempt's launch time in the ledger, as a store whose clock is that far off
-    the daemon's would see it (the old lookup compared the two)."""
-    with sqlite3.connect(ledger_path) as db:
-        db.execute("UPDATE actions SET started_at = started_at + ? WHERE key = ?", (seconds, key))
+def _store_clock_behind(run_id: str, seconds: float) -> None:
+    """Stamp a run in the store's own database as a store whose clock is `seconds` behind the
+    daemon's would have: its `created`, `updated` and `start_time` earlier than the attempt's
+    launch time in the ledger. A recovery comparing clocks (runs of the key created since the
+    launch) would not find it, and launch the action again beside it."""
+    from zenml.client import Client
+
+    database = Client().zen_store.url.removeprefix("sqlite:///")
+    columns = ("created", "updated", "start_time")
+    with sqlite3.connect(database) as db:
+        row = db.execute(
+            f"SELECT {', '.join(columns)} FROM pipeline_run WHERE id = ?",
+            (UUID(run_id).hex,),
+        ).fetchone()
+        assert row is not None, f"run {run_id} not in {database}"
+        shifted = [_shifted(value, -seconds) for value in row]
+        db.execute(
+            f"UPDATE pipeline_run SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
+            (*shifted, UUID(run_id).hex),
+        )
+
+
+def _shifted(stamp: str | None, seconds: float) -> str | None:
+    if stamp is None:
+        return None
+    moved = datetime.fromisoformat(stamp) + timedelta(seconds=seconds)
+    return moved.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def test_an_orphaned_run_is_found_whatever_the_clocks_say(zenml_store, tmp_path):
@@ -162,8 +191,12 @@ def test_an_orphaned_run_is_found_whatever_the_clocks_say(zenml_store, tmp_path)
         what="the run to start",
     )
     kill_worker(crashed, key)  # the daemon dies with its worker
+    launched = crashed.ledger.action(key).started_at
     crashed.ledger.close()
-    _skew_ledger_clock(crashed.settings.ledger_path, key, 3600)
+    _store_clock_behind(running.id, 3600)
+    (skewed,) = runs_for(crashed, key)
+    assert skewed.created is not None
+    assert skewed.created.replace(tzinfo=UTC).timestamp() < launched - 3000  # as the store says
 
     restarted = make_engine(tmp_path / "state", environ=slow_training(seconds=0))
     (orphan,) = [r for r in runs_for(restarted, key) if r.id == running.id]
@@ -331,3 +364,150 @@ def test_a_launch_that_raises_goes_back_to_pending_and_run_once_finishes(
     action = engine.ledger.action(key)
     assert (action.state, action.attempts) == (ActionState.SUCCEEDED, 1)
     assert [r.status for r in runs_for(engine, key)] == [RunStatus.SUCCEEDED]
+
+
+def test_a_ledger_restored_from_before_a_promotion_does_not_promote_again(
+    zenml_store, tmp_path, capsys, monkeypatch
+):
+    """A backup of the ledger taken while a promotion was decided but not carried out; the
+    promotion completes, then production moves on to a newer version; the old backup is
+    restored. The store shows the decision was carried out long ago: it is taken as it is,
+    and the version is not promoted again (the policy alone would promote it: it clears the
+    threshold and need not beat production)."""
+    from service.stages import models
+
+    state = tmp_path / "state"
+    backup = tmp_path / "ledger-backup.sqlite"
+    crashpoint = models.crashpoint
+
+    def back_up_while_pending(point: str) -> None:
+        if point == "after_promotion_decided" and not backup.exists():
+            with sqlite3.connect(state / "ledger.sqlite") as live, sqlite3.connect(backup) as copy:
+                live.backup(copy)
+        crashpoint(point)
+
+    monkeypatch.setattr(models, "crashpoint", back_up_while_pending)
+    settings = {"promotion_must_beat_production": "false"}
+    first = launch_feature_engineering(training_tags=["approved"], random_state=34)
+    engine = make_engine(state, **settings)
+    (promoted,) = tick_until(engine, lambda: engine.store.production_versions(MODEL), "promotion")
+    assert backup.exists()
+    second = launch_feature_engineering(training_tags=["approved"], random_state=35)
+    newer = tick_until(
+        engine,
+        lambda: [v for v in engine.store.production_versions(MODEL) if v.id != promoted.id],
+        "production to move on",
+    )[0]
+    for version in (promoted, newer):
+        key = f"infer:{version.id}"
+        tick_until(engine, lambda k=key: _settled(engine, k), "its inference")
+    engine.executor.close()
+    engine.ledger.close()
+    for suffix in ("", "-wal", "-shm"):
+        (state / f"ledger.sqlite{suffix}").unlink(missing_ok=True)
+    os.replace(backup, state / "ledger.sqlite")  # the old backup, restored
+
+    capsys.readouterr()
+    restored = make_engine(state, **settings)
+    assert restored.ledger.action(f"promote:{promoted.id}").state is ActionState.PENDING
+    tick_until(
+        restored, lambda: _settled(restored, f"promote:{promoted.id}"), "the pending promotion"
+    )
+    for _ in range(3):
+        restored.tick()
+
+    assert [v.id for v in restored.store.production_versions(MODEL)] == [newer.id]
+    events = [e for e in _all_events(capsys) if e.get("model_version_id") == promoted.id]
+    assert [e["event"] for e in events if e["event"].startswith("model.")] == [
+        "model.decision_found_in_store"
+    ]
+    stored = restored.store.model_version(promoted.id).metadata["autopilot_decision"]
+    assert restored.ledger.action(f"promote:{promoted.id}").details["decision"] == stored
+    for dataset in (first, second):
+        assert len(runs_for(restored, f"train:{dataset.training_id}")) == 1
+    for version in (promoted, newer):
+        assert len(runs_for(restored, f"infer:{version.id}")) == 1
+
+
+def test_a_result_the_store_could_not_take_is_recorded_once_it_answers(
+    zenml_store, tmp_path, monkeypatch, capsys
+):
+    """A worker ends while the store is down: recording its result fails with the tick, and
+    the next tick records it once the store answers. Without keeping it, the action stayed
+    `running` with no worker and no run for as long as the daemon lived."""
+    from sqlalchemy.exc import OperationalError
+    from zenml.client import Client
+
+    approved = launch_feature_engineering(training_tags=["approved"], random_state=33)
+    key = f"train:{approved.training_id}"
+    with monkeypatch.context() as patched:  # the first attempt's worker fails before the store
+        patched.setattr(actions, "LAUNCHER", "tests.support:launch_failing_before_the_store")
+        engine = make_engine(tmp_path / "state")
+        assert engine.tick().launched == [key]
+    wait_for(engine.executor.has_results, timeout=120, interval=0.1, what="the worker to end")
+    capsys.readouterr()
+
+    def store_down(*args, **kwargs):
+        raise OperationalError("SELECT", {}, ConnectionRefusedError("the store is down"))
+
+    with monkeypatch.context() as outage:
+        store_class = type(Client().zen_store)  # a pydantic model: patched on its class
+        for read in ("get_run", "list_runs"):
+            outage.setattr(store_class, read, store_down)
+        with pytest.raises(OperationalError):
+            engine.tick()  # the daemon logs the failed tick and retries it with backoff
+    assert engine.ledger.action(key).state is ActionState.RUNNING
+
+    tick_until(engine, lambda: _settled(engine, key), "the retry", timeout=120)
+    action = engine.ledger.action(key)
+    assert (action.state, action.attempts) == (ActionState.SUCCEEDED, 2)
+    (failed,) = [e for e in _events(capsys, key) if e["event"] == "training.attempt_failed"]
+    assert "did not answer before the run was created" in failed["error"]  # the worker's own
+    assert [r.status for r in runs_for(engine, key)] == [RunStatus.SUCCEEDED]
+
+
+def test_a_running_action_with_no_worker_and_no_run_is_launched_again_while_the_daemon_lives(
+    zenml_store, tmp_path, monkeypatch
+):
+    """The backstop: a `running` action whose worker's end this process lost, however, and
+    that has no run in the store goes back to pending without a restart, its attempt not
+    counted; not before a grace period, in which a run its worker created may still show."""
+    approved = launch_feature_engineering(training_tags=["approved"], random_state=34)
+    key = f"train:{approved.training_id}"
+    monkeypatch.setattr(actions, "UNTRACKED_GRACE_SECONDS", 2.0)
+    with monkeypatch.context() as patched:
+        patched.setattr(actions, "LAUNCHER", "tests.support:launch_failing_before_the_store")
+        engine = make_engine(tmp_path / "state")
+        assert engine.tick().launched == [key]
+    wait_for(engine.executor.has_results, timeout=120, interval=0.1, what="the worker to end")
+    engine.executor._workers.clear()  # its end is lost
+
+    engine.tick()
+    assert engine.ledger.action(key).state is ActionState.RUNNING  # within the grace period
+    tick_until(engine, lambda: _settled(engine, key), "the relaunch", timeout=120)
+    action = engine.ledger.action(key)
+    assert (action.state, action.attempts) == (ActionState.SUCCEEDED, 1)  # uncounted
+    assert [r.status for r in runs_for(engine, key)] == [RunStatus.SUCCEEDED]
+
+
+def test_a_job_whose_template_died_warming_up_goes_back_to_pending_uncounted(
+    zenml_store, tmp_path, capsys
+):
+    """No worker was ever forked for it, so no run can exist: like a launch that raised, it
+    is launched again without using an attempt (here the only one allowed)."""
+    approved = launch_feature_engineering(training_tags=["approved"], random_state=35)
+    key = f"train:{approved.training_id}"
+    engine = make_engine(tmp_path / "state", max_attempts=1)
+    capsys.readouterr()
+    assert engine.tick().launched == [key]  # handed to the template, which is still warming
+    assert engine.executor.worker_pid(key) is None  # no worker forked yet
+    os.kill(engine.executor._template.pid, signal.SIGKILL)  # the OOM killer, say
+
+    tick_until(engine, lambda: _settled(engine, key), "the relaunch", timeout=120)
+    action = engine.ledger.action(key)
+    assert (action.state, action.attempts) == (ActionState.SUCCEEDED, 1)
+    events = _events(capsys, key)
+    (relaunched,) = [e for e in events if e["event"] == "training.launch_failed"]
+    assert relaunched["attempt_counted"] is False
+    assert "template process died" in relaunched["error"]
+    assert not [e for e in events if e["event"] in ("training.attempt_failed", "training.failed")]

@@ -58,7 +58,7 @@ def test_a_listed_run_is_not_fetched_again_for_its_times(counted_get_run: list[b
     token = run.name.rsplit("-", 1)[1]  # an attempt's run is found by the end of its name
     counted_get_run.clear()
 
-    found = StoreAdapter().attempt_run("train:any", token)
+    found = StoreAdapter().attempt_run(token)
 
     assert found is not None and found.id == str(run.id) and found.end_time is not None
     assert counted_get_run == [], f"get_run called {len(counted_get_run)} times"

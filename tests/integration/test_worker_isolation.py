@@ -1,5 +1,7 @@
 """One run cannot change the next: real pipeline runs, one after another through one executor
-(so through one warm template), the first of which changes all it can in its own process."""
+(so through one warm template), the first of which changes all it can in its own process and
+in ZenML's in-process state. Each run has a process of its own: a worker reused for the next
+run fails this test, whatever the run left."""
 
 from __future__ import annotations
 
@@ -37,8 +39,9 @@ def _run(executor: Executor, tmp_path, key: str, pipeline: str, **parameters: ob
         str(tmp_path / f"{key}.log"),
     )
     executor.launch(job)
+    pid = wait_for(lambda: executor.worker_pid(key), timeout=60, what=f"{key}'s worker")
     (result,) = wait_for(executor.poll, timeout=240, interval=0.1, what=f"{key} to finish")
-    return result, (tmp_path / f"{key}.log").read_text()
+    return result, (tmp_path / f"{key}.log").read_text(), pid
 
 
 def _printed(log: str, prefix: str) -> dict:
@@ -56,19 +59,27 @@ def test_a_run_that_meddles_with_its_process_and_fails_leaves_nothing_to_the_nex
         warmup_log=str(tmp_path / "warmup.log"),
     )
     try:
-        meddled, meddle_log = _run(
+        meddled, meddle_log, meddle_pid = _run(
             executor, tmp_path, "meddle", "isolation:meddle", leak_mib=LEAK_MIB
         )
-        first, first_log = _run(executor, tmp_path, "probe-1", "isolation:probe")
-        second, second_log = _run(executor, tmp_path, "probe-2", "isolation:probe")
+        first, first_log, first_pid = _run(executor, tmp_path, "probe-1", "isolation:probe")
+        second, second_log, second_pid = _run(executor, tmp_path, "probe-2", "isolation:probe")
     finally:
         executor.close()
 
+    # A worker of its own for each run: a reused process (or the template) would give one pid.
+    workers = [meddle_pid, first_pid, second_pid]
+    assert len(set(workers)) == 3, workers
     assert not meddled.ok and "failed on purpose" in meddled.error
     assert first.ok and second.ok, first_log[-2000:] + second_log[-2000:]
     meddler = _printed(meddle_log, "MEDDLER ")
     seen = [_printed(first_log, "PROBE "), _printed(second_log, "PROBE ")]
+    processes = [meddler["process"], seen[0]["process"], seen[1]["process"]]
+    assert [pid for pid, _ in processes] == workers  # each ran in the worker it was given
+    assert len({tuple(process) for process in processes}) == 3
     for probe in seen:
+        assert not probe["zenml_client_marked"]  # ZenML's Client singleton: not the meddler's
+        assert probe["zenml_stacks_marked"] == 0  # nor its cached Stack objects
         assert probe["cwd"] == os.getcwd()
         assert probe["marker"] is None
         assert probe["stack"] != BOGUS_STACK  # ZenML sets it for a step: its own, not this

@@ -5,8 +5,10 @@ ticking; `/readyz` is red while the store does not answer."""
 from __future__ import annotations
 
 import time
+import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from service.daemon import Daemon
 from service.http import HealthServer
@@ -43,6 +45,7 @@ def daemon():
 
 def test_a_daemon_waiting_out_a_store_outage_is_alive_but_not_ready(daemon):
     daemon, url = daemon
+    daemon.until_store_answers(lambda: None, "start-up")  # it answered once: store up
     daemon.safe_tick()  # the first also imports what tells a store outage from other errors
     deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline:  # ticks keep coming; every one finds the store away
@@ -54,6 +57,15 @@ def test_a_daemon_waiting_out_a_store_outage_is_alive_but_not_ready(daemon):
     assert body["seconds_since_last_successful_poll"] > 20 * daemon.poll_interval
     status, body = http_get(f"{url}/readyz")
     assert status == 503 and "ConnectionRefusedError" in body["store_error"]
+    # The same in /metrics, for the alert rules: the store down, the loop ticking.
+    with urllib.request.urlopen(f"{url}/metrics") as response:
+        exposed = {
+            s.name: s.value
+            for f in text_string_to_metric_families(response.read().decode())
+            for s in f.samples
+        }
+    assert exposed["autopilot_store_up"] == 0.0
+    assert time.time() - exposed["autopilot_last_tick_timestamp_seconds"] < 60
 
 
 def test_a_loop_that_stopped_ticking_is_not_alive(daemon):

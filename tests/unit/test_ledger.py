@@ -115,4 +115,111 @@ def test_a_single_automation_ledger_is_upgraded_in_place(tmp_path):
     assert ledger.action("infer:mv-3").state is ActionState.RETRY_WAIT  # kept, not redone
     assert not ledger.claim("train:d7", ActionKind.TRAIN, "d7", {}, "default")
     ledger.close()
-    assert Ledger(path).upgraded_from is None  # once
+    upgraded = Ledger(path)
+    assert upgraded.upgraded_from is None  # once
+    assert upgraded.production_changes("default") == []
+
+
+def _schema_2(path):
+    """A ledger as a schema 2 daemon (automations, no production changes) left it."""
+    v2 = Ledger(path)
+    v2.claim("promote:mv-3", ActionKind.PROMOTE, "mv-3", {"decision": {}}, "default")
+    v2.set_cursor("default/production:iris_classifier", "mv-3")
+    v2.close()
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "DROP TABLE production_changes; DROP INDEX actions_by_automation; "
+            "DROP INDEX actions_last_change; "
+            "PRAGMA user_version = 2;"
+        )
+
+
+def test_a_schema_2_ledger_is_upgraded_in_place_to_record_production_changes(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    _schema_2(path)
+    ledger = Ledger(path)
+    assert ledger.upgraded_from == 2
+    assert ledger.action("promote:mv-3").state is ActionState.PENDING  # kept as it was
+    assert ledger.get_cursor("default/production:iris_classifier") == "mv-3"
+    assert ledger.production_changes("default") == []  # not recorded before: not invented
+    ledger.record_production_change("default", "iris_classifier", "mv-4", 4, "mv-3", "autopilot")
+    ledger.close()
+    reopened = Ledger(path)
+    assert reopened.upgraded_from is None
+    (change,) = reopened.production_changes("default")
+    assert (change.model_version_id, change.model_version_number) == ("mv-4", 4)
+    assert (change.previous_model_version_id, change.changed_by) == ("mv-3", "autopilot")
+    reader = Ledger.reader(path)
+    assert reader.production_changes("default") == [change]
+    with pytest.raises(sqlite3.OperationalError):  # a reader cannot write
+        reader.set_meta("x", "y")
+
+
+def test_production_changes_are_listed_newest_first_per_automation(ledger):
+    ledger.record_production_change("iris", "m1", "a", 1, None, "autopilot")
+    ledger.record_production_change("churn", "m2", "x", 1, None, "external")
+    ledger.record_production_change("iris", "m1", "b", 2, "a", "external", {"note": "by hand"})
+    newest, oldest = ledger.production_changes("iris")
+    assert (newest.model_version_id, newest.previous_model_version_id) == ("b", "a")
+    assert newest.details == {"note": "by hand"} and oldest.model_version_id == "a"
+    assert [c.model_version_id for c in ledger.production_changes("iris", limit=1)] == ["b"]
+
+
+def test_a_key_an_operator_skipped_before_the_daemon_saw_it_is_adopted_by_its_claim(ledger):
+    # `autopilot skip promote:m` before the daemon judged m: no automation, no decision.
+    ledger.claim("promote:m", ActionKind.PROMOTE, "m", {"claimed_by": "operator"}, "")
+    ledger.transition("promote:m", ActionState.SKIPPED)
+    ledger.transition("promote:m", ActionState.PENDING)  # replayed
+    decision = {"decision": {"outcome": "promoted"}}
+    assert not ledger.claim("promote:m", ActionKind.PROMOTE, "m", decision, "iris")  # not first
+    adopted = ledger.action("promote:m")
+    assert (adopted.automation, adopted.state) == ("iris", ActionState.PENDING)
+    assert adopted.details == {"claimed_by": "operator", "decision": {"outcome": "promoted"}}
+    # An automation's key is never taken over by another's claim.
+    ledger.claim("promote:m", ActionKind.PROMOTE, "m", {}, "churn")
+    assert ledger.action("promote:m").automation == "iris"
+
+
+def _automation_rows(ledger, name, dataset="d1"):
+    ledger.set_cursor(f"{name}/dataset:iris", "2026-01-01 00:00:00")
+    ledger.set_cursor(f"{name}/model:clf", None)
+    ledger.note_subject(name, dataset, "dataset", "iris", "1", "selected", "selected", final=True)
+    ledger.claim(f"train:{name}:{dataset}", ActionKind.TRAIN, dataset, {}, name)
+
+
+def test_an_automation_is_renamed_with_its_streams_judgements_and_actions(ledger):
+    _automation_rows(ledger, "default")
+    ledger.claim("infer:m", ActionKind.INFER, "m", {}, "default")
+    ledger.transition("infer:m", ActionState.RUNNING, attempts=1)
+    _automation_rows(ledger, "default_2", dataset="d2")  # a name `default` is a prefix of
+    ledger.set_cursor("iris/dataset:iris", "2026-06-01 00:00:00")  # a start under the new name
+    ledger.note_subject("iris", "d9", "dataset", "iris", "9", "skipped", "predates_start", True)
+    ledger.set_meta("required_tags/iris", '["reviewed"]')  # the new start's
+    ledger.set_meta("required_tags/default", '["approved"]')
+    ledger.set_meta("required_tags/default_2", '["other"]')
+    ledger.record_production_change("default", "clf", "m", 1, None, "autopilot")
+    rows = ledger.rows_by_automation()
+    assert rows["default"].open_actions == 2 and rows["iris"].actions == 0
+
+    ledger.rename_automation("default", "iris")
+
+    assert ledger.cursors() == {
+        "default_2/dataset:iris": "2026-01-01 00:00:00",
+        "default_2/model:clf": None,
+        "iris/dataset:iris": "2026-01-01 00:00:00",  # the old floor, not the new start's
+        "iris/model:clf": None,
+    }
+    assert ledger.subject("iris", "d1").status == "selected"
+    assert ledger.subject("iris", "d9") is None  # the new start's judgement is gone with it
+    assert ledger.subject("default", "d1") is None
+    # Keys stay as they are (runs in the store carry them); their automation changes.
+    assert ledger.action("train:default:d1").automation == "iris"
+    assert ledger.action("infer:m").automation == "iris"
+    assert ledger.action("infer:m").state is ActionState.RUNNING
+    assert ledger.action("train:default_2:d2").automation == "default_2"
+    assert set(ledger.rows_by_automation()) == {"iris", "default_2"}
+    # Its history and the tags it judged with go along; another automation's stay.
+    assert [c.model_version_id for c in ledger.production_changes("iris")] == ["m"]
+    assert ledger.get_meta("required_tags/iris") == '["approved"]'
+    assert ledger.get_meta("required_tags/default") is None
+    assert ledger.get_meta("required_tags/default_2") == '["other"]'

@@ -32,10 +32,12 @@ def test_replay_starts_a_failed_action_again_from_its_first_attempt(ledger):
     assert action.details["replayed_from"] == "failed"
 
 
-def test_only_failed_or_skipped_actions_replay(ledger):
+def test_only_failed_skipped_or_superseded_actions_replay(ledger):
     ledger.claim("train:d2", ActionKind.TRAIN, "d2", {}, "default")
-    with pytest.raises(operations.OperationError, match="only failed or skipped"):
+    with pytest.raises(operations.OperationError, match="only failed, skipped or superseded"):
         operations.replay(ledger, "train:d2")
+    ledger.transition("train:d2", ActionState.SUPERSEDED)  # a training gate passed it over
+    assert operations.replay(ledger, "train:d2").details["replayed_from"] == "superseded"
     with pytest.raises(operations.OperationError, match="no action"):
         operations.replay(ledger, "train:nope")
 
@@ -160,3 +162,59 @@ def test_replay_of_an_automations_failed_actions_requeues_each_and_nothing_else(
     assert cli.main(["replay", "--automation", "typo", "--failed"]) == 1
     assert "no action of automation 'typo'" in capsys.readouterr().err
     assert cli.main(["replay", "--automation", "reload"]) == 1  # --failed says which ones
+
+
+def test_rename_automation_carries_the_work_over_or_says_why_not(ledger):
+    ledger.set_cursor("default/dataset:iris", "2026-01-01 00:00:00")
+    ledger.claim("train:d1", ActionKind.TRAIN, "d1", {}, "default")
+    configured = {"iris", "churn"}
+    refusals = {
+        ("default", "Iris!"): "not an automation name",
+        ("default", "default"): "the same automation",
+        ("iris", "churn"): "iris is still configured",
+        ("default", "irsi"): "irsi is not configured",
+        ("nothing", "iris"): "holds nothing of automation nothing",
+    }
+    for (old, new), why in refusals.items():
+        with pytest.raises(operations.OperationError, match=why):
+            operations.rename_automation(ledger, old, new, configured)
+    ledger.claim("train:churn:d1", ActionKind.TRAIN, "d1", {}, "churn")
+    with pytest.raises(operations.OperationError, match="churn has 1 actions of its own"):
+        operations.rename_automation(ledger, "default", "churn", configured)
+    assert ledger.action("train:d1").automation == "default"  # refused: nothing moved
+
+    renamed = operations.rename_automation(ledger, "DEFAULT", "iris", configured)
+    assert (renamed.old, renamed.new) == ("default", "iris")
+    assert (renamed.carried_over.streams, renamed.carried_over.open_actions) == (1, 1)
+    assert ledger.action("train:d1").automation == "iris"
+    assert "iris/dataset:iris" in ledger.cursors()
+
+
+def test_status_lists_candidates_waiting_for_their_evaluations_and_explain_shows_them(ledger):
+    from service.core.evaluation import EVALUATING, EvaluationRecord
+    from tests.unit.factories import dataset, model_version
+
+    holdout = dataset(number=3)
+    candidate, production = model_version(number=2), model_version(number=1)
+    record = EvaluationRecord.start(holdout, candidate, production)
+    promote = f"promote:{candidate.id}"
+    details = {"phase": EVALUATING, "evaluation": record.as_details()}
+    ledger.claim(promote, ActionKind.PROMOTE, candidate.id, details, "diabetes")
+    for side in record.sides:
+        facts = {"evaluation_dataset_version_id": holdout.id, "evaluation_dataset_name": "h"}
+        ledger.claim(side.key, ActionKind.EVALUATE, side.model_version_id, facts, "diabetes")
+    assert record.production is not None
+    ledger.transition(record.production.key, ActionState.RUNNING, attempts=1)
+    ledger.transition(record.production.key, ActionState.SUCCEEDED, run_id="run-p")
+
+    (waiting,) = operations.status(ledger)["evaluating"]
+    assert waiting["model_version_id"] == candidate.id and waiting["key"] == promote
+    assert waiting["evaluation_dataset"] == f"iris_training_dataset:{holdout.version}"
+    assert waiting["evaluations"] == [
+        {"role": "candidate", "key": record.candidate.key, "state": "pending"},
+        {"role": "production", "key": record.production.key, "state": "succeeded"},
+    ]
+    explained = {a["key"]: a for a in operations.explain(ledger, candidate.id)["actions"]}
+    assert explained[promote]["phase"] == EVALUATING
+    assert explained[promote]["evaluation"]["dataset_version_id"] == holdout.id
+    assert explained[record.candidate.key]["evaluation_dataset_version_id"] == holdout.id

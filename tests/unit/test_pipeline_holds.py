@@ -26,7 +26,7 @@ class FakeCheck:
     started: ClassVar[list[FakeCheck]] = []
     verdict: ClassVar[list[str] | None] = None
 
-    def __init__(self, automations: object) -> None:
+    def __init__(self, automations: object, stack: str | None = None) -> None:
         FakeCheck.started.append(self)
 
     def done(self) -> bool:

@@ -12,7 +12,7 @@ from service.core.promotion import (
     repair_duplicate_production,
     wait_reason,
 )
-from service.core.records import RunStatus
+from service.core.records import REJECTED_RUN_TAG, RunStatus
 from tests.unit.factories import T0, model_version, run
 
 POLICY = PromotionPolicy(metric="accuracy", threshold=0.9, must_beat_production=True)
@@ -97,6 +97,12 @@ def test_version_already_in_production_is_left_alone():
 def test_version_whose_training_run_failed_is_rejected():
     failed = model_version({"accuracy": 0.99}, producer=run(RunStatus.FAILED))
     assert decide_promotion(failed, None, POLICY).reason is PromotionReason.TRAINING_RUN_FAILED
+
+
+def test_version_whose_training_run_the_launcher_rejected_is_rejected_whatever_its_metric():
+    rejected = model_version({"accuracy": 0.99}, producer=run(tags=frozenset({REJECTED_RUN_TAG})))
+    decision = decide_promotion(rejected, None, POLICY)
+    assert (decision.promote, decision.reason) == (False, PromotionReason.TRAINING_RUN_REJECTED)
 
 
 def test_decision_metadata_carries_every_value_compared():

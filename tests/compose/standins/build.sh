@@ -82,4 +82,10 @@ zenml_hash=$(inputs_hash "$python_hash" "$HERE/zenml-server" "$ROOT/requirements
 with_lock() { grep -v '^#' "$ROOT/requirements.lock" >"$1/constraints.txt"; }
 build "docker.io/zenmldocker/zenml-server:$ZENML_VERSION" "$HERE/zenml-server" "$zenml_hash" with_lock \
   --build-arg "ZENML_VERSION=$ZENML_VERSION"
-log "ready: python:3.11-slim mysql:8.0 zenmldocker/zenml-server:$ZENML_VERSION"
+
+# 5. prom/prometheus:<the tag docker-compose.yml names> (profile `monitoring`), Debian's package.
+PROMETHEUS_IMAGE=$(sed -n 's#^ *image: *\(prom/prometheus:[^ ]*\) *$#\1#p' "$ROOT/docker-compose.yml")
+[ -n "$PROMETHEUS_IMAGE" ] || { log "no prom/prometheus image in docker-compose.yml"; exit 1; }
+build "docker.io/$PROMETHEUS_IMAGE" "$HERE/prometheus" \
+  "$(inputs_hash "$base_hash" "$HERE/prometheus" "$PROMETHEUS_IMAGE")" no_extra
+log "ready: python:3.11-slim mysql:8.0 zenmldocker/zenml-server:$ZENML_VERSION $PROMETHEUS_IMAGE"

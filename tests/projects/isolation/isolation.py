@@ -1,6 +1,10 @@
 """Pipelines that test what one run can leave to the next in the worker that runs them:
 `meddle` changes everything a run can change in its own process, then fails; `probe` reports
-what it finds (printed as one `PROBE {...}` line, and returned)."""
+what it finds (printed as one `PROBE {...}` line, and returned).
+
+This module is imported afresh for every run (its source root's modules are), so what it
+leaves in its own globals cannot tell a reused process; what it leaves in ZenML (the `Client`
+singleton, the cached `Stack` of the active stack) and in the process itself can."""
 
 from __future__ import annotations
 
@@ -14,6 +18,15 @@ from zenml import pipeline, step
 LEFT_BEHIND: list[bytes] = []  # what `meddle` leaks: module state outlives a run in a process
 MARKER = "AUTOPILOT_TEST_LEFT_BEHIND"
 BOGUS_STACK = "00000000-0000-0000-0000-000000000000"
+ZENML_MARK = "_autopilot_left_behind"  # set on ZenML's own objects by `meddle`
+
+
+def process_identity() -> list[int]:
+    """This process: its pid and its start time (in clock ticks since boot), which together
+    never name two processes."""
+    with open("/proc/self/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return [os.getpid(), int(fields[19])]
 
 
 def resident_mib() -> int:
@@ -26,9 +39,14 @@ def resident_mib() -> int:
 
 @step
 def meddle_step(leak_mib: int) -> None:
+    from zenml.client import Client
     from zenml.utils import source_utils
 
-    LEFT_BEHIND.append(b"x" * (leak_mib << 20))  # written, so resident
+    leaked = b"x" * (leak_mib << 20)  # written, so resident
+    LEFT_BEHIND.append(leaked)
+    client = Client()  # ZenML's singleton, and its cached Stack: both outlive this module
+    setattr(client, ZENML_MARK, leaked)
+    setattr(client.active_stack, ZENML_MARK, "meddle")
     os.chdir("/")
     os.environ[MARKER] = "meddle"
     os.environ["ZENML_ACTIVE_STACK_ID"] = BOGUS_STACK
@@ -36,7 +54,8 @@ def meddle_step(leak_mib: int) -> None:
     handler.set_name("left-behind")
     logging.getLogger().addHandler(handler)
     source_utils.set_custom_source_root("/")
-    print("MEDDLER " + json.dumps({"resident_mib": resident_mib()}), flush=True)
+    meddler = {"resident_mib": resident_mib(), "process": process_identity()}
+    print("MEDDLER " + json.dumps(meddler), flush=True)
     raise RuntimeError("meddled with its process, and failed on purpose")
 
 
@@ -47,10 +66,17 @@ def meddle(leak_mib: int = 300) -> None:
 
 @step
 def probe_step() -> dict[str, Any]:
+    import importlib
+
     import numpy as np
+    from zenml.client import Client
     from zenml.utils import source_utils
 
+    stacks = importlib.import_module("zenml.stack.stack")._STACK_CACHE.values()
     seen = {
+        "process": process_identity(),
+        "zenml_client_marked": hasattr(Client(), ZENML_MARK),
+        "zenml_stacks_marked": sum(hasattr(cached, ZENML_MARK) for cached in stacks),
         "cwd": os.getcwd(),
         "marker": os.environ.get(MARKER),
         "stack": os.environ.get("ZENML_ACTIVE_STACK_ID"),
