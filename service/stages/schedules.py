@@ -11,13 +11,13 @@ any cron's.
 
 `InferenceSchedule` acts on the inference schedule's fires: an inference pinned to the
 production version the daemon knows, its key qualified by the fire time
-(`infer:<model version id>@fire:<time>`). The training schedule's fires are the training
-gate's (`stages/training_gate.py`).
+(`infer:<model version id>@fire:<time>`), on the newest selected scoring version when the
+automation has scoring datasets (`stages/scoring.py`). The training schedule's fires are the
+training gate's (`stages/training_gate.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +27,7 @@ from service.core.actions import ActionKind, ActionState, action_key
 from service.core.automation import Automation
 from service.core.schedule import FirePlan, Schedule, plan_fires
 from service.faults import crashpoint
-from service.stages import gate_ledger
+from service.stages import gate_ledger, scoring
 from service.stages.context import Context
 from service.stages.gate_ledger import Fire, ScheduleRecord, fire_text
 
@@ -178,37 +178,16 @@ class FireClock:
         return None if schedule is None else schedule.next_fire(self.now())
 
 
-# What an inference schedule's fire scores, for its action's details: {} for an automation
-# without scoring datasets (its parameters say what to infer on); its newest selected scoring
-# version's entries; None when it has scoring datasets but none is selected yet (the fire is
-# skipped: nothing to score).
-ScoringDetails = Callable[[Automation], Mapping[str, Any] | None]
-
-
-def no_scoring_datasets(automation: Automation) -> Mapping[str, Any] | None:
-    """SEAM (issue 20, section 1, branch `i20-scoring`): the engine passes
-    `stages/scoring.production_change_details` there (the same answer a production change's
-    inference uses). Until scoring datasets land, no automation has any, and every fire runs
-    the inference pipeline with its parameters."""
-    return {}
-
-
 class InferenceSchedule:
     """At each fire of an automation's `INFERENCE_SCHEDULE`: one inference pinned to the
     production version the daemon knows (on the newest selected scoring version when the
     automation has scoring datasets). Skipped, and recorded, without a production version, while
     the previous fire's inference still runs (`overlap`), or with nothing to score yet."""
 
-    def __init__(
-        self,
-        context: Context,
-        fires: FireClock,
-        scoring: ScoringDetails = no_scoring_datasets,
-    ) -> None:
+    def __init__(self, context: Context, fires: FireClock) -> None:
         self.context = context
         self.ledger = context.ledger
         self.fires = fires
-        self.scoring = scoring
 
     def tick(self) -> None:
         for automation in self.context.automations.values():
@@ -221,14 +200,17 @@ class InferenceSchedule:
     def _fire(self, automation: Automation, plan: FirePlan) -> None:
         assert plan.fire is not None
         production = self.ledger.get_cursor(automation.production_stream)
-        scores: Mapping[str, Any] | None = {}
+        scores: dict[str, Any] | None = {}
         reason = None
         if self.fires.previous_open(automation, INFERENCE):
             reason = OVERLAP
         elif not production:
             reason = NO_PRODUCTION
         else:
-            scores = self.scoring(automation)
+            # The same answer a production change's inference uses: {} without scoring
+            # datasets (the parameters say what to infer on), the newest selected scoring
+            # version's entries, or None when none is selected yet.
+            scores = scoring.production_change_details(self.ledger, automation)
             if scores is None:
                 reason = NOTHING_TO_SCORE
         key = None

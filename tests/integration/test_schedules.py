@@ -1,8 +1,9 @@
 """Inference schedules (issue 20, section 2) on a real store with real inference runs, the
 daemon's clock moved by the test: a fire while the previous fire's inference still runs is
 skipped and recorded; after a 70 s stop, `SCHEDULE_CATCHUP=latest` runs the last missed fire
-once and `none` runs none. (Each fire exactly once across a kill -9, and the daemon woken at its
-fires: tests/e2e/test_schedules.py.)"""
+once and `none` runs none; with scoring datasets, a fire scores the newest selected scoring
+version, and is skipped before the first. (Each fire exactly once across a kill -9, and the daemon
+woken at its fires: tests/e2e/test_schedules.py.)"""
 
 from __future__ import annotations
 
@@ -136,3 +137,59 @@ def test_an_overlapping_fire_is_skipped_and_missed_fires_are_caught_up_once_or_n
     assert run.model_version_id == production["late"]
     shown = {(s["automation"], s["schedule"]): s for s in status(engine.ledger)["schedules"]}
     assert shown[("late", INFERENCE)]["last_fires"][1]["reason"] == "overlap"
+
+
+def test_an_inference_schedule_scores_the_newest_scoring_version_and_skips_before_the_first(
+    zenml_store, tmp_path
+):
+    """With scoring datasets, a fire scores the newest selected scoring version (its id in the
+    run's parameters, its `score:` tag on the run); before one is selected there is nothing to
+    score: the fire is skipped, recorded, and claims nothing."""
+    from zenml import save_artifact
+    from zenml.client import Client
+
+    prefix = "AUTOPILOT_AUTOMATIONS__SCORED__"
+    environ = {
+        f"{prefix}DATASET_NAMES": "scored_data",  # never published
+        f"{prefix}MODEL_NAME": "scored_model",
+        f"{prefix}SOURCE_ROOT": str(SCHEDULED_ROOT),
+        f"{prefix}SCORING_DATASET_NAMES": "scored_rows",
+        f"{prefix}INFERENCE_PIPELINE": "scheduled_inference:scheduled_inference",
+        f"{prefix}INFERENCE_PARAMETERS": json.dumps(
+            {"scoring_dataset_id": "{{ scoring_dataset.id }}"}
+        ),
+        f"{prefix}INFERENCE_SCHEDULE": "every 20s",
+    }
+    production = _in_production("scored_model")
+    first_fire = (time.time() // 20 + 1) * 20
+    clock = ManualClock(first_fire - 19)
+    engine = make_engine(tmp_path / "state", environ=environ, clock=clock, start_from="now")
+    engine.tick()
+    clock.now = first_fire + 0.5
+    engine.tick()
+    assert _fires(engine, "scored") == [(_fire(first_fire), "skipped", "nothing_to_score", 0)]
+    assert engine.ledger.actions_in(*ActionState) == []
+
+    # Two scoring versions: each scored once by production (`@score:`); the next fire scores
+    # the newer one.
+    older, newest = (str(save_artifact(f"batch {n}", name="scored_rows").id) for n in (1, 2))
+    scored = [f"infer:{production}@score:{version}" for version in (older, newest)]
+    tick_until(engine, lambda: all(engine.ledger.action(k) for k in scored), "both selected")
+    clock.now = first_fire + 20.5
+    engine.tick()
+    fired = _key(production, first_fire + 20)
+    tick_until(
+        engine,
+        lambda: all(
+            engine.ledger.action(k).state is ActionState.SUCCEEDED for k in [*scored, fired]
+        ),
+        "the scorings and the fire's inference",
+    )
+    assert _fires(engine, "scored")[0] == (_fire(first_fire + 20), "fired", None, 0)
+    assert engine.ledger.action(fired).details["scoring_dataset_version_id"] == newest
+    (run,) = Client().list_pipeline_runs(tags=f"equals:{fired}", hydrate=True).items
+    assert (run.status, str(run.model_version.id)) == ("completed", production)
+    assert run.config.parameters["scoring_dataset_id"] == newest
+    assert {tag.name for tag in run.tags} >= {fired, f"score:{newest}"}
+    for key in scored:
+        assert _completed(engine, key) == 1
