@@ -124,9 +124,12 @@ def _run_subject(what: str, notice: Notice) -> str:
         v = notice.values
         on = f"{v.get('evaluation_dataset_name') or ''} {v.get('evaluation_dataset_version') or ''}"
         return f"{_version(notice)} on evaluation dataset {on.strip() or '?'}"
+    v = notice.values
+    if what == "inference" and v.get("scoring_dataset_version_id"):  # scoring data (README)
+        on = f"{v.get('scoring_artifact') or ''} {v.get('scoring_version') or ''}".strip()
+        return f"{_version(notice)} on scoring dataset {on or v['scoring_dataset_version_id']}"
     if what != "training":
         return _version(notice)
-    v = notice.values
     named = f"{v.get('artifact') or ''} {v.get('version') or ''}".strip()
     dataset = notice.dataset_version_id
     return f"dataset {named} ({dataset})" if named else f"dataset {dataset}"

@@ -10,6 +10,7 @@ from typing import Any
 
 from service.core.actions import ActionKind
 from service.core.records import ModelVersionInfo
+from service.core.scoring import SCORING_ID
 from service.notify.events import ModelVersionRef, Notice, now
 
 
@@ -134,6 +135,9 @@ def action_ended(
         dataset = details.get("dataset_version_id")
         if kind is ActionKind.EVALUATE:  # the data it scores on
             facts = [f"evaluation_dataset_{name}" for name in ("version_id", "name", "version")]
+            values = {**{name: details.get(name) for name in facts}, **values}
+        elif details.get(SCORING_ID):  # an inference on a scoring dataset version
+            facts = [SCORING_ID, "scoring_artifact", "scoring_version"]
             values = {**{name: details.get(name) for name in facts}, **values}
     return Notice(
         event=event,

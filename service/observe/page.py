@@ -153,7 +153,8 @@ def _automation(automation: Mapping[str, Any], now: datetime) -> str:
         f'data-automation="{escape(name)}">',
         f"<h2>{escape(name)}</h2>",
         f'<div class="sub">model <code>{escape(automation["model"])}</code> · datasets '
-        f"{', '.join(f'<code>{escape(d)}</code>' for d in automation['datasets'])} · promoted "
+        f"{', '.join(f'<code>{escape(d)}</code>' for d in automation['datasets'])}"
+        f"{_scoring(automation.get('scoring_datasets', ()))} · promoted "
         f"when <code>{escape(policy['metric'])}</code> {comparison} "
         f"{number(policy['threshold'])}{beat}</div>",
     ]
@@ -346,6 +347,11 @@ def _failed(automation: Mapping[str, Any], now: datetime) -> str:
         f"<h3>Failed for good{more}</h3>{_action_table(actions, now, 'failed')}"
         '<p class="sub"><code>autopilot replay &lt;key&gt;</code> runs one again.</p>'
     )
+
+
+def _scoring(names: Sequence[str]) -> str:
+    """` · scores <names>` for an automation with scoring datasets."""
+    return f" · scores {', '.join(f'<code>{escape(n)}</code>' for n in names)}" if names else ""
 
 
 def _action_table(actions: Sequence[Mapping[str, Any]], now: datetime, kind: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from service import metrics
 from service.core.actions import TERMINAL_STATES, ActionKind, ActionState, action_key
 from service.core.automation import Automation
+from service.core.scoring import SCORING_ID
 from service.ledger import Action, Ledger, ProductionChange, Subject, epoch
 from service.redact import redact as scrub
 
@@ -115,6 +116,7 @@ def _configuration(automation: Automation) -> dict[str, Any]:
         "model": automation.model_name,
         "datasets": list(automation.dataset_names),
         "required_tags": list(automation.required_tags),
+        "scoring_datasets": list(automation.scoring_dataset_names),
         "policy": {
             "metric": policy.metric,
             "threshold": policy.threshold,
@@ -364,6 +366,9 @@ def _action(action: Action, links: Links) -> dict[str, Any]:
         "run_id": action.run_id,
         "run_url": _link(links, "run", action.run_id),
         "duration_seconds": action.details.get("duration_seconds"),
+        # An inference on a scoring dataset version (`infer:<mv>@score:<id>`, a production
+        # change's or a schedule's fire on the newest): the version it scores.
+        "scoring_dataset_version_id": action.details.get(SCORING_ID),
         "error": None if action.error is None else _text(action.error),
         "claimed_at": action.created_at,
         "updated_at": action.updated_at,

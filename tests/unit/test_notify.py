@@ -110,6 +110,34 @@ def test_the_payload_has_every_key_with_the_decisions_values_and_a_readable_text
     }
 
 
+def test_an_inference_on_scoring_data_names_the_version_it_scored():
+    scored = {
+        "model_version_number": 2,
+        "scoring_dataset_version_id": "sd-7",
+        "scoring_artifact": "iris_scoring_dataset",
+        "scoring_version": "7",
+    }
+    notice = notices.action_ended(
+        "inference.failed",
+        "default",
+        "iris_classifier",
+        ActionKind.INFER,
+        "infer:mv-2@score:sd-7",
+        "mv-2",
+        scored,
+        "run-1",
+        "attempts_exhausted",
+        {"attempts": 3, "error": "no rows"},
+    )
+    body = events.payload(notice, 1, events.DashboardLinks())
+    assert body["values"]["scoring_dataset_version_id"] == "sd-7"
+    assert body["values"]["key"] == "infer:mv-2@score:sd-7"
+    assert body["text"] == (
+        "inference on iris_classifier version 2 on scoring dataset iris_scoring_dataset 7 "
+        "failed for good after 3 attempts: no rows [automation default]"
+    )
+
+
 def test_every_event_of_the_catalogue_has_a_text_and_an_example_in_the_docs():
     docs = (PROJECT_ROOT / "docs" / "notifications.md").read_text()
     examples = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", docs, re.S)]

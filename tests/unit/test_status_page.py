@@ -361,3 +361,37 @@ def test_a_candidate_waiting_for_its_evaluations_is_not_decided_yet(settings, le
         assert waiting["decision"] is None and waiting["ended_at"] is None
         assert automation["production"]["model_version_id"] == champion
         assert "mv-2" in page.render(status)
+
+
+def test_scoring_inferences_name_the_version_they_score_beside_the_chains(tmp_path):
+    """An automation with scoring datasets: its page says what it scores; an inference on a
+    scoring version (`infer:<mv>@score:<id>`) is listed with that version, open or failed, and
+    a chain still ends with its production change's own inference (`infer:<mv>`)."""
+    settings = load_settings(
+        {
+            "AUTOPILOT_STATE_DIR": str(tmp_path / "state"),
+            "AUTOPILOT_SCORING_DATASET_NAMES": "iris_scoring_dataset",
+        }
+    )
+    ledger = Ledger(settings.ledger_path)
+    (version,) = write_history(ledger, [0.95])  # promoted, its inference claimed
+    for scored in ("sd-1", "sd-2"):
+        key = f"infer:{version}@score:{scored}"
+        details = {"model_version_id": version, "scoring_dataset_version_id": scored}
+        ledger.claim(key, ActionKind.INFER, version, details, "default")
+    ledger.transition(f"infer:{version}@score:sd-2", ActionState.FAILED, error="no rows")
+    status = board_for(settings).status()
+    ledger.close()
+    (automation,) = status["automations"]
+    assert automation["scoring_datasets"] == ["iris_scoring_dataset"]
+    (open_action,) = automation["open_actions"]
+    assert (open_action["key"], open_action["kind"]) == (f"infer:{version}@score:sd-1", "infer")
+    assert open_action["scoring_dataset_version_id"] == "sd-1"
+    (failed,) = automation["failed_actions"]
+    assert (failed["scoring_dataset_version_id"], failed["error"]) == ("sd-2", "no rows")
+    (chain,) = automation["chains"]
+    assert chain["inference"]["key"] == f"infer:{version}"
+    assert chain["inference"]["scoring_dataset_version_id"] is None  # this ledger's claim
+    html = page.render(status)
+    assert "scores <code>iris_scoring_dataset</code>" in html
+    assert f'data-key="infer:{version}@score:sd-2"' in html
