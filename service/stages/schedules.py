@@ -26,6 +26,7 @@ from apscheduler.triggers.base import BaseTrigger
 from service.core.actions import ActionKind, ActionState, action_key
 from service.core.automation import Automation
 from service.core.schedule import FirePlan, Schedule, plan_fires
+from service.core.scoring import SCORING_ID
 from service.faults import crashpoint
 from service.stages import gate_ledger, scoring
 from service.stages.context import Context
@@ -227,6 +228,8 @@ class InferenceSchedule:
             self.fires.record(automation, INFERENCE, plan, FIRED if key else SKIPPED, reason, key)
         crashpoint("after_fire_recorded")
         ids = {"key": key, "model_version_id": production} if key else {}
+        if key and scores:  # the scoring version it scores, to follow it
+            ids[SCORING_ID] = scores[SCORING_ID]
         self.fires.log_fire(automation, INFERENCE, plan, reason, **ids)
 
 

@@ -80,6 +80,17 @@ def _fires(engine: Any, automation: str) -> list[tuple[str, str, str | None, int
     ]
 
 
+def _events(capsys: Any) -> list[dict[str, Any]]:
+    """The JSON events the engine logged since the last read."""
+    events = []
+    for line in capsys.readouterr().out.splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return [e for e in events if isinstance(e, dict) and "event" in e]
+
+
 def test_an_overlapping_fire_is_skipped_and_missed_fires_are_caught_up_once_or_not_at_all(
     zenml_store, tmp_path
 ):
@@ -140,7 +151,7 @@ def test_an_overlapping_fire_is_skipped_and_missed_fires_are_caught_up_once_or_n
 
 
 def test_an_inference_schedule_scores_the_newest_scoring_version_and_skips_before_the_first(
-    zenml_store, tmp_path
+    zenml_store, tmp_path, capsys
 ):
     """With scoring datasets, a fire scores the newest selected scoring version (its id in the
     run's parameters, its `score:` tag on the run); before one is selected there is nothing to
@@ -193,3 +204,5 @@ def test_an_inference_schedule_scores_the_newest_scoring_version_and_skips_befor
     assert {tag.name for tag in run.tags} >= {fired, f"score:{newest}"}
     for key in scored:
         assert _completed(engine, key) == 1
+    (fired_event,) = [e for e in _events(capsys) if e["event"] == "schedule.fired"]
+    assert (fired_event["key"], fired_event["scoring_dataset_version_id"]) == (fired, newest)
