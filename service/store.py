@@ -409,14 +409,16 @@ class StoreAdapter:
         """A run of this key that completed, else the newest one that may still complete (a
         lost ledger while a run goes on on a remote orchestrator), else None. With
         `model_version_id`, only runs on that model version (`completed_run_for_key`). One
-        query when there is neither, the usual case before a launch."""
+        query when there is neither, the usual case before a launch. A completed run the
+        launcher rejected is neither: its retry must run (`completed_run_for_key`)."""
         filters: dict[str, Any] = {"status": f"oneof:{json.dumps(SUCCESSFUL + GOING)}"}
         if model_version_id is not None:
             filters["model_version_id"] = UUID(model_version_id)
         newest = self._newest_run(tags=f"equals:{key}", **filters)
-        if newest is None or newest.status is RunStatus.SUCCEEDED:
+        if newest is None or (newest.status is RunStatus.SUCCEEDED and not newest.rejected):
             return newest
-        return self.completed_run_for_key(key, model_version_id) or newest
+        going = newest if newest.status is RunStatus.IN_PROGRESS else None
+        return self.completed_run_for_key(key, model_version_id) or going
 
     def completed_run_tagged(
         self, tag: str, model: str | None = None, model_version_id: str | None = None

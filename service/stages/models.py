@@ -300,6 +300,11 @@ class ModelJudge:
             crashpoint("after_stage_changed")
         if DECISION_METADATA_KEY not in version.metadata:
             self.store.record_decision(version.id, decision)
+        # Logged as soon as the store holds the decision, before the ledger records it done:
+        # a restart after this line finds the decision in the store (`_adopt`) and neither
+        # carries it out nor logs it again. Logged after the commit, a kill in between lost
+        # the line for good (`after_decision_recorded`).
+        self._log_decision(automation, action.key, version, decision)
         with self.ledger.transaction():
             self.ledger.transition(action.key, ActionState.SUCCEEDED)
             if decision["outcome"] == "promoted":
@@ -312,10 +317,19 @@ class ModelJudge:
                 )
             )
         crashpoint("after_decision_recorded")
+        return stage_changed
+
+    def _log_decision(
+        self,
+        automation: Automation,
+        key: str,
+        version: ModelVersionInfo,
+        decision: dict[str, Any],
+    ) -> None:
         metrics.ACTIONS.labels(automation.name, "promote", decision["outcome"]).inc()
         self.context.log(automation).info(
             f"model.{decision['outcome']}",
-            key=action.key,
+            key=key,
             reason=decision["reason"],
             detail=decision["detail"],
             metric=decision["metric"],
@@ -326,7 +340,6 @@ class ModelJudge:
             production_value=decision["production_value"],
             **model_ids(version),
         )
-        return stage_changed
 
     def _adopt(
         self,

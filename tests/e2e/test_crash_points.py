@@ -71,7 +71,8 @@ def test_killed_at_a_crash_point_then_restarted_completes_exactly_once(
         if e["event"] in ("model.promoted", "model.rejected")
     ]
     # Logged once, by whichever process carried it out: each log line is flushed as it is
-    # written, so a SIGKILL loses none, and a restart never decides again.
+    # written, so a SIGKILL loses none; it is written before the ledger records the decision
+    # done (`after_decision_recorded`), and a restart never decides again.
     assert [(e["event"], e["model_version_id"]) for e in decisions] == [
         ("model.promoted", str(production.id))
     ]

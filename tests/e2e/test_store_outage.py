@@ -35,18 +35,19 @@ def _running_actions(state_dir: Path) -> list[str]:
     return [key for (key,) in rows]
 
 
-def the_status_page_shows_the_outage(port: str, trained_before: Any) -> None:
+def the_status_page_shows_the_outage(port: str, trained_before: Any, in_flight: Any) -> None:
     """The page (in a real browser) and its JSON, built from the ledger while the store is
-    away: the outage and its error on top, and what was done before it below."""
+    away: the outage and its error on top, and below it the chains, newest claim first: the
+    training in flight, then the one done before the outage."""
+    chains = [str(in_flight.training_id), str(trained_before.training_id)]
     status, body = http_get(f"http://127.0.0.1:{port}/api/status")
     assert status == 200
     assert body["daemon"]["store_reachable"] is False and body["daemon"]["store_error"]
-    (chain, *_) = body["automations"][0]["chains"]
-    assert chain["dataset"]["id"] == str(trained_before.training_id)
+    assert [c["dataset"]["id"] for c in body["automations"][0]["chains"]] == chains
     dom = Dom(dump_dom(f"http://127.0.0.1:{port}/"))
     assert dom.one("header")["data-store-reachable"] == "false"
     assert "The store does not answer" in dom.one("div", id="store-outage").text
-    assert len(dom.all("tr", "chain")) == 1
+    assert [row["data-dataset-version-id"] for row in dom.all("tr", "chain")] == chains
 
 
 def test_store_outage_is_ridden_out_with_nothing_lost_or_doubled(
@@ -83,7 +84,9 @@ def test_store_outage_is_ridden_out_with_nothing_lost_or_doubled(
         probes.append((http_get(alive)[0], http_get(ready)[0]))
         time.sleep(1)
     daemon.wait_event("store.unavailable", timeout=5)
-    the_status_page_shows_the_outage(environment["AUTOPILOT_HTTP_PORT"], trained_before=before)
+    the_status_page_shows_the_outage(
+        environment["AUTOPILOT_HTTP_PORT"], trained_before=before, in_flight=in_flight
+    )
     # Liveness is not the store: a probe must not restart a daemon that is correctly waiting.
     assert {alive_status for alive_status, _ in probes} == {200}, probes
     readiness = [ready_status for _, ready_status in probes]
