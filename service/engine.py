@@ -23,6 +23,7 @@ from service.runtime.executor import Executor
 from service.runtime.template import WorkerTemplate
 from service.settings import Settings
 from service.stages.actions import ActionRunner
+from service.stages.approval import Approvals
 from service.stages.context import Context
 from service.stages.datasets import DatasetWatch
 from service.stages.models import ModelJudge
@@ -45,7 +46,7 @@ def make_executor(
     imports = {
         (spec.source_root, spec.module)
         for automation in settings.automations
-        for spec in (automation.training, automation.inference)
+        for spec in automation.pipelines.values()
     }
     return Executor(
         settings.max_concurrent_runs,
@@ -94,7 +95,8 @@ class Autopilot:
         )
         self.datasets = DatasetWatch(self.context)
         self.production = ProductionWatch(self.context)
-        self.models = ModelJudge(self.context, self.production)
+        self.approvals = Approvals(self.context, self.production)
+        self.models = ModelJudge(self.context, self.production, self.approvals)
         self.holds = PipelineHolds(self.context)
         self.actions = ActionRunner(self.context, executor, runs_in_process=True, holds=self.holds)
 
@@ -182,6 +184,7 @@ class Autopilot:
         if observe:
             self.datasets.tick()
             clock.lap("datasets")
+            self.approvals.tick()  # a person's verdict, before production is read
             self.production.tick()  # a person's change is seen before the daemon promotes
         trainings = [run.run for run in ended if run.kind is ActionKind.TRAIN]
         promoted = self.models.tick(observe, trainings)

@@ -30,7 +30,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.core import templates
-from service.core.automation import DEFAULT_AUTOMATION, Automation, PipelineSpec
+from service.core.automation import DEFAULT_AUTOMATION, Automation, PipelineSpec, PromotionMode
 from service.core.promotion import Goal, PromotionPolicy
 from service.core.retry import RetryPolicy
 from service.core.startup import StartFrom
@@ -77,9 +77,15 @@ class AutomationSettings(BaseModel):
     promotion_goal: Goal = Goal.MAXIMIZE
     promotion_threshold: float = Field(default=0.9, allow_inf_nan=False)
     promotion_must_beat_production: bool = True
+    promotion_mode: PromotionMode = PromotionMode.AUTO
+    approval_timeout_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    rollback_on_failure: bool = False
     inference_pipeline: str | None = None
     inference_config: str | None = None
     inference_parameters: dict[str, Any] | None = None
+    deployment_pipeline: str | None = None  # none: inference follows a production change
+    deployment_config: str | None = None
+    deployment_parameters: dict[str, Any] | None = None
     inference_dataset_name: str = Field(default=INFERENCE_DATASET, min_length=1)  # single form
     source_root: str | None = None  # named form; the single form uses AUTOPILOT_SOURCE_ROOT
     notify_events: str | None = None  # named form; the single form uses AUTOPILOT_NOTIFY_EVENTS
@@ -103,7 +109,10 @@ class AutomationSettings(BaseModel):
         "training_config",
         "inference_pipeline",
         "inference_config",
+        "deployment_pipeline",
+        "deployment_config",
         "promotion_metric_artifact",
+        "approval_timeout_seconds",
         "source_root",
         mode="before",
     )
@@ -111,19 +120,21 @@ class AutomationSettings(BaseModel):
     def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("promotion_goal", mode="before")
+    @field_validator("promotion_goal", "promotion_mode", mode="before")
     @classmethod
     def _goal_lower_case(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("training_pipeline", "inference_pipeline")
+    @field_validator("training_pipeline", "inference_pipeline", "deployment_pipeline")
     @classmethod
     def _pipeline_reference(cls, value: str | None) -> str | None:
         if value is not None and not PIPELINE_REFERENCE.fullmatch(value.strip()):
             raise ValueError("expected module:attribute, e.g. pipelines.training:training")
         return None if value is None else value.strip()
 
-    @field_validator("training_parameters", "inference_parameters", mode="before")
+    @field_validator(
+        "training_parameters", "inference_parameters", "deployment_parameters", mode="before"
+    )
     @classmethod
     def _json_object(cls, value: Any) -> Any:
         if not isinstance(value, str):
@@ -150,7 +161,7 @@ class AutomationSettings(BaseModel):
     def _training_placeholders(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         return _known_placeholders(value, training=True)
 
-    @field_validator("inference_parameters")
+    @field_validator("inference_parameters", "deployment_parameters")
     @classmethod
     def _inference_placeholders(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         return _known_placeholders(value, training=False)
@@ -525,6 +536,17 @@ def _automation(
     inference = _pipeline_spec(
         prefix, "inference", parsed, root, problems, (BUNDLED_INFERENCE, bundled_inference)
     )
+    deployment = None
+    if parsed.deployment_pipeline is not None:
+        deployment = _pipeline_spec(prefix, "deployment", parsed, root, problems, ("", {}))
+        if deployment is None:
+            return None
+    elif parsed.deployment_config is not None or parsed.deployment_parameters is not None:
+        problems.append(
+            f"{prefix}DEPLOYMENT_PIPELINE: unset, but {prefix}DEPLOYMENT_CONFIG or "
+            f"{prefix}DEPLOYMENT_PARAMETERS is set: name the deployment pipeline too"
+        )
+        return None
     if training is None or inference is None:
         return None
     return Automation(
@@ -545,6 +567,10 @@ def _automation(
         notify_events=None
         if parsed.notify_events is None
         else parse_event_names(parsed.notify_events),
+        promotion_mode=parsed.promotion_mode,
+        approval_timeout_seconds=parsed.approval_timeout_seconds,
+        rollback_on_failure=parsed.rollback_on_failure,
+        deployment=deployment,
     )
 
 
@@ -556,8 +582,8 @@ def _pipeline_spec(
     problems: list[str],
     default: tuple[str, dict[str, Any]],
 ) -> PipelineSpec | None:
-    """The `kind` ("training" or "inference") pipeline as configured; the bundled one (from
-    this project's folder) when unset."""
+    """The `kind` ("training", "inference" or "deployment") pipeline as configured; the bundled
+    one (from this project's folder) when unset (there is no bundled deployment)."""
     reference: str | None = getattr(parsed, f"{kind}_pipeline")
     config: str | None = getattr(parsed, f"{kind}_config")
     parameters: dict[str, Any] | None = getattr(parsed, f"{kind}_parameters")
@@ -644,6 +670,12 @@ def describe_automation(automation: Automation) -> dict[str, object]:
             "threshold": policy.threshold,
             "must_beat_production": policy.must_beat_production,
         },
+        "promotion_mode": automation.promotion_mode.value,
+        "approval_timeout_seconds": automation.approval_timeout_seconds,
+        "rollback_on_failure": automation.rollback_on_failure,
+        "deployment": None
+        if automation.deployment is None
+        else _describe_pipeline(automation.deployment),
         "inference": _describe_pipeline(automation.inference),
         "notify_events": None
         if automation.notify_events is None

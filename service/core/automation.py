@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from service.core.promotion import PromotionPolicy
@@ -29,6 +30,13 @@ class PipelineSpec:
         return self.reference.partition(":")[0]
 
 
+class PromotionMode(StrEnum):
+    """How a version that passes the promotion policy is carried out (`core/approval.py`)."""
+
+    AUTO = "auto"  # it goes to production
+    APPROVAL = "approval"  # it goes to staging and waits for a person
+
+
 @dataclass(frozen=True)
 class Automation:
     name: str
@@ -40,6 +48,18 @@ class Automation:
     promotion: PromotionPolicy
     env_prefix: str = "AUTOPILOT_"  # its variables: AUTOPILOT_AUTOMATIONS__<NAME>__ when named
     notify_events: frozenset[str] | None = None  # None: the daemon's AUTOPILOT_NOTIFY_EVENTS
+    promotion_mode: PromotionMode = PromotionMode.AUTO
+    approval_timeout_seconds: float | None = None  # None: a version waits for ever
+    rollback_on_failure: bool = False  # its own promotion's deployment or inference failed
+    deployment: PipelineSpec | None = None  # run before each production change's inference
+
+    @property
+    def pipelines(self) -> dict[str, PipelineSpec]:
+        """Its pipelines by kind (`training`, `inference`, and `deployment` when it has one)."""
+        specs = {"training": self.training, "inference": self.inference}
+        if self.deployment is not None:
+            specs["deployment"] = self.deployment
+        return specs
 
     def dataset_stream(self, artifact: str) -> str:
         return f"{self.name}/dataset:{artifact}"

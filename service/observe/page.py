@@ -185,7 +185,7 @@ def _cards(automation: Mapping[str, Any], now: datetime) -> str:
         facts = []
         if production["recorded"]:
             facts.append(f"since {_time(production['since'], now)}")
-            facts.append(f"by {_changed_by(production['changed_by'])}")
+            facts.append(f"by {_changed_by(production['changed_by'])}{_who_why(production)}")
         else:
             facts.append("since before this daemon recorded production changes")
         if production.get("value") is not None:
@@ -223,13 +223,23 @@ def _awaiting(versions: Sequence[Mapping[str, Any]], now: datetime) -> str:
     rows = "".join(
         f'<tr data-model-version-id="{escape(v["model_version_id"])}">'
         f"<td>{_version(v['number'], v['model_version_id'], v.get('url'))}</td>"
-        f"<td>{_value(v.get('value'))}</td><td>{_time(v['decided_at'], now)}</td></tr>"
+        f"<td>{_value(v.get('value'))}</td><td>{_time(v['staged_at'], now)}</td>"
+        f"<td>{_expires(v.get('expires_in_seconds'))}</td>"
+        f"<td><code>{escape(str(v.get('approve', '')))}</code></td></tr>"
         for v in versions
     )
     return (
         '<h3>Awaiting approval</h3><table class="awaiting"><tr><th>version</th><th>value</th>'
-        f"<th>waiting since</th></tr>{rows}</table>"
+        f"<th>staged</th><th>expires</th><th>approve with</th></tr>{rows}</table>"
     )
+
+
+def _expires(seconds: Any) -> str:
+    if seconds is None:
+        return "never"
+    if seconds <= 0:
+        return "now"
+    return f"in {_seconds(float(seconds))}"
 
 
 def _candidates(automation: Mapping[str, Any], now: datetime) -> str:
@@ -370,7 +380,7 @@ def _changes(changes: Sequence[Mapping[str, Any]], now: datetime) -> str:
     items = "".join(
         f"<li>{_time(c['changed_at'], now)}: "
         f"{_version(c['number'], c['model_version_id']) if c['model_version_id'] else 'none'}"
-        f" by {_changed_by(c['changed_by'])}</li>"
+        f" by {_changed_by(c['changed_by'])}{_who_why(c)}</li>"
         for c in changes
     )
     return f'<h3>Production changes</h3><ul class="changes sub">{items}</ul>'
@@ -416,8 +426,16 @@ def _changed_by(who: str | None) -> str:
     return {
         "autopilot": "the autopilot",
         "external": "a person or its own pipeline",
+        "approval": "a person's approval",
+        "rollback": "a rollback",
         "observed_at_start": "(already production when the daemon started)",
     }.get(str(who), escape(str(who)))
+
+
+def _who_why(change: Mapping[str, Any]) -> str:
+    """` (alice: the new one misclassifies setosa)`: who made a change and why, if recorded."""
+    said = ": ".join(escape(str(change[k])) for k in ("by", "reason") if change.get(k))
+    return f" ({said})" if said else ""
 
 
 def _badge(text: str, kind: str) -> str:

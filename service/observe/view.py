@@ -16,7 +16,7 @@ from typing import Any
 from service import metrics
 from service.core.actions import ActionKind, ActionState, action_key
 from service.core.automation import Automation
-from service.ledger import Action, Ledger, ProductionChange, Subject, epoch
+from service.ledger import Action, Approval, Ledger, ProductionChange, Subject, epoch
 from service.redact import redact as scrub
 
 SCHEMA = 1
@@ -29,9 +29,7 @@ LIMITS = {
 }
 OPEN_STATES = (ActionState.PENDING, ActionState.RUNNING, ActionState.RETRY_WAIT)
 ERROR_CHARS = 500
-AWAITING_APPROVAL = (
-    "awaiting_approval"  # a decision's outcome, once promotion can wait for a person
-)
+AWAITING_APPROVAL = "awaiting_approval"  # a decision's outcome in PROMOTION_MODE=approval
 Links = Mapping[str, str]  # "run" / "model_version": URL templates with `{id}` (a ZenML server)
 
 
@@ -121,6 +119,8 @@ def _configuration(automation: Automation) -> dict[str, Any]:
             "goal": policy.goal.value,
             "must_beat_production": policy.must_beat_production,
             "source": policy.source,
+            "mode": automation.promotion_mode.value,
+            "approval_timeout_seconds": automation.approval_timeout_seconds,
         },
     }
 
@@ -136,8 +136,9 @@ def _automation(
     changes = ledger.production_changes(name, LIMITS["production_changes"])
     promotions = ledger.latest_actions(name, ActionKind.PROMOTE, LIMITS["candidates"] * 2)
     numbers = _numbers(ledger, name, promotions, changes)
+    approvals = _approvals(ledger, automation, promotions)
     candidates = [
-        _candidate(action, numbers, production_id, links)
+        _candidate(action, numbers, production_id, links, approvals.get(action.subject_id))
         for action in reversed(promotions[: LIMITS["candidates"]])
     ]
 
@@ -148,13 +149,9 @@ def _automation(
         **_configuration(automation),
         "production": _production(ledger, production_id, changes, numbers, links),
         "production_changes": [_change(change, numbers) for change in changes],
-        "awaiting_approval": [
-            c
-            for c in candidates
-            if c["outcome"] == AWAITING_APPROVAL and c["model_version_id"] != production_id
-        ],
+        "awaiting_approval": _awaiting(ledger, automation, links),
         "candidates": candidates,
-        "chains": _chains(ledger, name, promotions, numbers, links),
+        "chains": _chains(ledger, name, promotions, numbers, links, approvals),
         "queue": {state.value: count(state) for state in OPEN_STATES},
         "open_actions": [
             _action(a, links) for a in ledger.open_actions(name, LIMITS["open_actions"])
@@ -204,8 +201,8 @@ def _production(
     decision = promotion.details.get("decision", {}) if promotion else {}
     number = numbers.get(production_id)
     if number is None:
-        inference = ledger.action(action_key(ActionKind.INFER, production_id))
-        number = inference.details.get("model_version_number") if inference else None
+        inferences = ledger.stint_actions(ActionKind.INFER, production_id)
+        number = inferences[-1].details.get("model_version_number") if inferences else None
     latest = changes[0] if changes and changes[0].model_version_id == production_id else None
     previous = latest.previous_model_version_id if latest else None
     return {
@@ -214,6 +211,8 @@ def _production(
         "url": _link(links, "model_version", production_id),
         "since": latest.changed_at if latest else None,
         "changed_by": latest.changed_by if latest else None,
+        "by": latest.details.get("by") if latest else None,
+        "reason": latest.details.get("reason") if latest else None,
         "recorded": latest is not None,
         "previous_model_version_id": previous,
         "previous_number": numbers.get(previous) if previous else None,
@@ -232,11 +231,59 @@ def _change(change: ProductionChange, numbers: Mapping[str, int]) -> dict[str, A
         "changed_at": change.changed_at,
         "previous_model_version_id": previous,
         "previous_number": numbers.get(previous) if previous else None,
+        "by": change.details.get("by"),
+        "reason": _text(str(change.details["reason"])) if change.details.get("reason") else None,
+        "stint": change.details.get("stint"),
     }
 
 
+def _approvals(
+    ledger: Ledger, automation: Automation, promotions: Sequence[Action]
+) -> dict[str, Approval]:
+    """How the waits for approval of these candidates ended (or not yet)."""
+    if not ledger.has_table("approvals"):  # a ledger no daemon with approvals has opened
+        return {}
+    found = {}
+    for action in promotions:
+        if action.details.get("decision", {}).get("outcome") == AWAITING_APPROVAL:
+            approval = ledger.approval(automation.name, action.subject_id)
+            if approval is not None:
+                found[action.subject_id] = approval
+    return found
+
+
+def _awaiting(ledger: Ledger, automation: Automation, links: Links) -> list[dict[str, Any]]:
+    """The versions waiting for a person, the longest waiting first, with their timeout."""
+    if not ledger.has_table("approvals"):
+        return []
+    timeout = automation.approval_timeout_seconds
+    listed = []
+    for approval in ledger.approvals_in("waiting", automation.name, LIMITS["candidates"]):
+        waited = round(max(0.0, epoch() - approval.staged_at), 1)
+        listed.append(
+            {
+                "model_version_id": approval.model_version_id,
+                "number": approval.model_version_number,
+                "url": _link(links, "model_version", approval.model_version_id),
+                "metric": approval.details.get("metric"),
+                "value": approval.details.get("value"),
+                "staged_at": _iso(datetime.fromtimestamp(approval.staged_at, UTC)),
+                "waited_seconds": waited,
+                "approval_timeout_seconds": timeout,
+                "expires_in_seconds": None if timeout is None else round(timeout - waited, 1),
+                "approve": f"autopilot approve {approval.model_name} "
+                f"{approval.model_version_number}",
+            }
+        )
+    return listed
+
+
 def _candidate(
-    action: Action, numbers: Mapping[str, int], production_id: str | None, links: Links
+    action: Action,
+    numbers: Mapping[str, int],
+    production_id: str | None,
+    links: Links,
+    approval: Approval | None = None,
 ) -> dict[str, Any]:
     decision = action.details.get("decision", {})
     return {
@@ -256,6 +303,9 @@ def _candidate(
         "is_production": action.subject_id == production_id,
         "dataset_version_id": action.details.get("dataset_version_id"),
         "training_run_id": action.details.get("training_run_id"),
+        "approval": None
+        if approval is None
+        else {"state": approval.state, "by": approval.by, "resolved_at": approval.resolved_at},
     }
 
 
@@ -268,6 +318,7 @@ def _chains(
     promotions: Sequence[Action],
     numbers: Mapping[str, int],
     links: Links,
+    approvals: Mapping[str, Approval],
 ) -> list[dict[str, Any]]:
     trainings = ledger.latest_actions(automation, ActionKind.TRAIN, LIMITS["chains"])
     if not trainings:
@@ -277,7 +328,13 @@ def _chains(
     }
     inference_keys = [action_key(ActionKind.INFER, a.subject_id) for a in promotions]
     inferences = ledger.actions_by_key(inference_keys)
-    for inference in inferences.values():  # a ledger older than the ids in promotions
+    for promotion in promotions:  # first served in a later stint (its key is `@<stint>`)
+        key = action_key(ActionKind.INFER, promotion.subject_id)
+        if key not in inferences and _served(promotion):
+            stints = ledger.stint_actions(ActionKind.INFER, promotion.subject_id)
+            if stints:
+                inferences[key] = stints[0]
+    for inference in list(inferences.values()):  # a ledger older than the ids in promotions
         run = inference.details.get("training_run_id")
         promotion_key = action_key(ActionKind.PROMOTE, inference.subject_id)
         if run and str(run) not in by_run:
@@ -286,9 +343,23 @@ def _chains(
                 by_run[str(run)] = found
     datasets = ledger.subjects_by_id(automation, [a.subject_id for a in trainings])
     return [
-        _chain(training, datasets.get(training.subject_id), by_run, inferences, numbers, links)
+        _chain(
+            training,
+            datasets.get(training.subject_id),
+            by_run,
+            inferences,
+            numbers,
+            links,
+            approvals,
+        )
         for training in trainings
     ]
+
+
+def _served(promotion: Action) -> bool:
+    """A candidate that went to production (by the daemon, or approved): its chain has an
+    inference, which is looked for beyond its first stint's key."""
+    return promotion.details.get("decision", {}).get("outcome") in ("promoted", AWAITING_APPROVAL)
 
 
 def _chain(
@@ -298,6 +369,7 @@ def _chain(
     inferences: Mapping[str, Action],
     numbers: Mapping[str, int],
     links: Links,
+    approvals: Mapping[str, Approval],
 ) -> dict[str, Any]:
     promotion = promotions_by_run.get(training.run_id or "")
     decision = promotion.details.get("decision", {}) if promotion else None
@@ -305,7 +377,8 @@ def _chain(
         inferences.get(action_key(ActionKind.INFER, promotion.subject_id)) if promotion else None
     )
     last = inference or promotion or training
-    ended = _chain_ended(training, decision, inference)
+    approval = approvals.get(promotion.subject_id) if promotion else None
+    ended = _chain_ended(training, decision, inference, approval.state if approval else None)
     return {
         "dataset": {
             "id": training.subject_id,
@@ -337,9 +410,13 @@ def _chain(
 
 
 def _chain_ended(
-    training: Action, decision: Mapping[str, Any] | None, inference: Action | None
+    training: Action,
+    decision: Mapping[str, Any] | None,
+    inference: Action | None,
+    approval: str | None = None,
 ) -> bool:
-    """Nothing more will happen in this chain unless a person steps in."""
+    """Nothing more will happen in this chain unless a person steps in (a version awaiting
+    approval: until its wait ended otherwise than approved)."""
     terminal = {ActionState.SUCCEEDED, ActionState.FAILED, ActionState.SKIPPED}
     if training.state is not ActionState.SUCCEEDED:
         return training.state in terminal
@@ -347,7 +424,9 @@ def _chain_ended(
         return False  # its model version is not judged yet
     if inference is not None:  # promoted, or put in production by a person or its pipeline
         return inference.state in terminal
-    return decision.get("outcome") not in ("promoted", AWAITING_APPROVAL)
+    if decision.get("outcome") == AWAITING_APPROVAL:
+        return approval not in (None, "waiting", "approved")
+    return decision.get("outcome") != "promoted"
 
 
 # -- shared ---------------------------------------------------------------------------------

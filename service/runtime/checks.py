@@ -62,8 +62,8 @@ class PipelineCheck:
             self._pool.shutdown()
 
 
-def _specs(automation: Automation) -> tuple[PipelineSpec, PipelineSpec]:
-    return automation.training, automation.inference
+def _specs(automation: Automation) -> tuple[PipelineSpec, ...]:
+    return tuple(automation.pipelines.values())
 
 
 def _bundled_as_is(spec: PipelineSpec) -> bool:
@@ -89,10 +89,7 @@ def check_pipelines(
     for automation in automations:
         resolved[automation.name] = {
             kind: _check(automation, kind, spec, problems)
-            for kind, spec in (
-                ("training", automation.training),
-                ("inference", automation.inference),
-            )
+            for kind, spec in automation.pipelines.items()
         }
     return problems, resolved
 

@@ -11,13 +11,25 @@ from typing import Any
 from service import metrics
 from service.core import polling
 from service.core.actions import ActionKind, ActionState, action_key
-from service.core.automation import Automation
+from service.core.approval import AWAITING_APPROVAL
+from service.core.automation import Automation, PromotionMode
 from service.core.polling import Polls, format_floor, parse_floor, raised_floor
+from service.core.production_history import (
+    ChangedBy,
+    ProductionRecord,
+    VersionHistory,
+    following,
+    record_metadata,
+    records,
+    seq_of,
+    utc_now_iso,
+)
 from service.core.promotion import PRODUCTION, PromotionDecision, decide_promotion, wait_reason
 from service.core.records import ModelVersionInfo, RunInfo
 from service.faults import crashpoint
 from service.ledger import Action
 from service.notify import notices
+from service.stages.approval import Approvals
 from service.stages.context import (
     MODEL,
     TRAINING_NOT_SETTLED,
@@ -34,14 +46,18 @@ from service.store import DECISION_METADATA_KEY
 # Kept in a waiting model version's ledger details: when the daemon first saw it without a run
 # (its own clock, epoch seconds), to measure UNLINKED_SETTLE as a duration.
 UNLINKED_SINCE = "unlinked_since"
+# Kept in a promotion's ledger details before its stage change: the production record it
+# writes, so that a restart completes the same change (`core/production_history`).
+PRODUCTION_RECORD = "production_record"
 
 
 class ModelJudge:
-    def __init__(self, context: Context, production: ProductionWatch) -> None:
+    def __init__(self, context: Context, production: ProductionWatch, approvals: Approvals) -> None:
         self.context = context
         self.ledger = context.ledger
         self.store = context.store
         self.production = production
+        self.approvals = approvals  # where a decision in PROMOTION_MODE=approval is carried out
         self._by_model = {a.model_name: a for a in context.automations.values()}
         # Sweeps and fast reads (core/polling), and what they read, as for datasets.
         # Models numbered high are read by numbers alone (SQLite's plan for a model filter).
@@ -95,6 +111,9 @@ class ModelJudge:
                     None,
                     "observed_at_start",
                 )
+                self.production.remember(automation, production)
+            elif production is None:  # its first production version is a change like any
+                self.production.remember_none(automation)
             self.ledger.set_cursor(automation.model_stream, format_floor(floor))
         self.context.log(automation).info(
             "startup.stream_initialised",
@@ -279,27 +298,47 @@ class ModelJudge:
                 fresh = decide_promotion(version, production, policy)
                 decision = fresh.as_metadata()
                 self.ledger.update_details(action.key, {"decision": decision})
-        stage_changed = decision["outcome"] == "promoted" and version.stage != PRODUCTION
+        if (
+            decision["outcome"] == "promoted"
+            and automation.promotion_mode is PromotionMode.APPROVAL
+        ):
+            # The policy says yes; a person says when (`stages/approval.py`).
+            decision = {**decision, "outcome": AWAITING_APPROVAL, "staged_at": utc_now_iso()}
+            self.ledger.update_details(action.key, {"decision": decision})
+        outcome = decision["outcome"]
+        stage_changed = outcome == "promoted" and version.stage != PRODUCTION
+        record = self._production_record(automation, action, version)
         if stage_changed:
+            assert record is not None
+            self.store.record_version_metadata(version.id, record_metadata(record))
             self.store.set_stage(automation.model_name, version.id, PRODUCTION)
             crashpoint("after_stage_changed")
+        elif outcome == AWAITING_APPROVAL:
+            self.approvals.stage(automation, version)
         if DECISION_METADATA_KEY not in version.metadata:
             self.store.record_decision(version.id, decision)
         with self.ledger.transaction():
             self.ledger.transition(action.key, ActionState.SUCCEEDED)
-            if decision["outcome"] == "promoted":
+            if outcome == "promoted" and record is not None:
                 # Claimed here, not when production is next read: a later promotion in the same
                 # tick would move production past this version before anyone saw it there.
-                self.production.claim_inference(automation, version)
+                self.production.claim_serving(automation, version, record.stint)
+            elif outcome == AWAITING_APPROVAL:
+                self.approvals.note_waiting(automation, version, decision)
             self.context.notify(
                 notices.decision(
                     automation.name, version, trained_on(version), action.key, decision
                 )
             )
         crashpoint("after_decision_recorded")
-        metrics.ACTIONS.labels(automation.name, "promote", decision["outcome"]).inc()
+        metrics.ACTIONS.labels(automation.name, "promote", outcome).inc()
+        waiting = (
+            {"approval_timeout_seconds": automation.approval_timeout_seconds}
+            if outcome == AWAITING_APPROVAL
+            else {}
+        )
         self.context.log(automation).info(
-            f"model.{decision['outcome']}",
+            f"model.{outcome}",
             key=action.key,
             reason=decision["reason"],
             detail=decision["detail"],
@@ -309,9 +348,41 @@ class ModelJudge:
             goal=decision.get("goal", "maximize"),
             production_version_id=decision["production_version_id"],
             production_value=decision["production_value"],
+            **waiting,
             **model_ids(version),
         )
         return stage_changed
+
+    def _production_record(
+        self, automation: Automation, action: Action, version: ModelVersionInfo
+    ) -> ProductionRecord | None:
+        """The production record of a promotion (None: not one). Planned once, kept in the
+        promotion's details before it is written, so that a restart completes the same
+        change; planned again, in the same stint, if production moved before it took effect."""
+        if action.details.get("decision", {}).get("outcome") != "promoted":
+            return None
+        planned = ProductionRecord.from_dict(action.details.get(PRODUCTION_RECORD))
+        if version.stage == PRODUCTION:  # carried out before a crash: as it was planned
+            return planned or _first_autopilot_record(version)
+        production = self.production.current(automation)
+        if planned is not None and planned.previous_version_id == (
+            production.id if production else None
+        ):
+            return planned
+        history = VersionHistory(version.id, version.number, version.metadata)
+        seen = self.production.seen(automation)
+        record = following(
+            history,
+            max(seq_of(_history(production)), seen.seq if seen else 0),
+            (production.id, production.number) if production else (None, None),
+            ChangedBy.AUTOPILOT,
+            None,
+            served_before=history.latest is None and self.production.served_before(version.id),
+            at=utc_now_iso(),
+            in_flight=planned is not None,
+        )
+        self.ledger.update_details(action.key, {PRODUCTION_RECORD: record.as_dict()})
+        return record
 
     def _adopt(
         self,
@@ -330,7 +401,10 @@ class ModelJudge:
             if action is not None and action.state is ActionState.PENDING:
                 self.ledger.transition(key, ActionState.SUCCEEDED, details=details)
             if decision["outcome"] == "promoted":
-                self.production.claim_inference(automation, version)
+                record = _first_autopilot_record(version)
+                self.production.claim_serving(automation, version, record.stint if record else 1)
+            elif decision["outcome"] == AWAITING_APPROVAL:
+                self.approvals.adopt(automation, version, decision)
             self._note(automation, version, "decided", str(decision.get("reason")))
         self.context.log(automation).info(
             "model.decision_found_in_store",
@@ -360,6 +434,16 @@ class ModelJudge:
             final,
             details,
         )
+
+
+def _first_autopilot_record(version: ModelVersionInfo) -> ProductionRecord | None:
+    """The production record of the daemon's own promotion of a version."""
+    own = [r for r in records(version.metadata).values() if r.changed_by == "autopilot"]
+    return min(own, key=lambda r: r.stint) if own else None
+
+
+def _history(version: ModelVersionInfo | None) -> VersionHistory | None:
+    return None if version is None else VersionHistory(version.id, version.number, version.metadata)
 
 
 def _details(decision: PromotionDecision, version: ModelVersionInfo) -> dict[str, Any]:

@@ -181,7 +181,7 @@ class PipelineHolds:
 
 
 def _watch(automation: Automation) -> CodeWatch:
-    return CodeWatch({automation.training.source_root, automation.inference.source_root})
+    return CodeWatch({spec.source_root for spec in automation.pipelines.values()})
 
 
 def _problems(check: PipelineCheck) -> list[str]:

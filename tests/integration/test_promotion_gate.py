@@ -1,0 +1,189 @@
+"""Issue 18's gate and way back, on a real engine and a real store: approval mode (staging, a
+newer candidate superseding the one waiting, expiry, a promotion in ZenML taken as an
+approval), deploy then infer for each production change, and production rolled back on its
+own when the deployment or inference of the daemon's promotion fails for good."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import pytest
+
+from pipelines.feature_engineering import launch_feature_engineering
+from service.core.actions import ActionKind, ActionState
+from service.core.approval import APPROVAL_KEY
+from service.core.production_history import ROLLBACK_KEY, latest_record
+from service.store import DECISION_METADATA_KEY
+from tests.integration.engine_harness import make_engine, runs_for, tick_until
+from tests.support import serving
+
+pytestmark = pytest.mark.integration
+MODEL = "iris_classifier"
+
+
+def _state(engine, key):
+    action = engine.ledger.action(key)
+    return action.state if action else None
+
+
+def _version(engine, number):
+    from zenml.client import Client
+
+    found = Client().list_model_versions(model=MODEL, number=number).items
+    return engine.store.model_version(str(found[0].id)) if found else None
+
+
+def _judged(engine, dataset, number):
+    """Train `dataset`, until the model version it made (`number`) is decided."""
+    tick_until(engine, lambda: _version(engine, number), f"model version {number}")
+    version = _version(engine, number)
+    tick_until(engine, lambda: _state(engine, f"promote:{version.id}"), f"{number}'s decision")
+    tick_until(
+        engine,
+        lambda: _state(engine, f"promote:{version.id}") is ActionState.SUCCEEDED,
+        f"{number}'s decision carried out",
+    )
+    return engine.store.model_version(version.id)
+
+
+def _served_in_order(engine, deploy_key, infer_key):
+    """Both succeeded, one run each, the inference started after its deployment ended (in the
+    store's clock); the inference pipeline itself fails unless the server serves its version."""
+    tick_until(engine, lambda: _state(engine, infer_key) is ActionState.SUCCEEDED, infer_key)
+    (deployed,) = runs_for(engine, deploy_key)
+    (inferred,) = runs_for(engine, infer_key)
+    assert _state(engine, deploy_key) is ActionState.SUCCEEDED
+    assert deployed.end_time is not None and inferred.start_time is not None
+    assert deployed.end_time <= inferred.start_time, (deploy_key, infer_key)
+
+
+def test_approval_mode_stages_supersedes_expires_and_takes_a_promotion_in_zenml(
+    zenml_store, tmp_path
+):
+    from zenml.client import Client
+
+    client = Client()
+    launch_feature_engineering(random_state=7)  # approved datasets below; none of these
+    engine = make_engine(
+        tmp_path / "state",
+        environ=serving(tmp_path / "serving"),
+        promotion_mode="approval",
+        approval_timeout_seconds=3600,
+        promotion_must_beat_production="false",
+    )
+
+    first = launch_feature_engineering(training_tags=["approved"], random_state=31)
+    one = _judged(engine, first, 1)
+    assert one.stage == "staging"
+    assert one.metadata[DECISION_METADATA_KEY]["outcome"] == "awaiting_approval"
+    assert engine.ledger.approval("default", one.id).state == "waiting"
+    assert engine.store.production_versions(MODEL) == []
+    assert engine.ledger.stint_actions(ActionKind.INFER, one.id) == []  # nothing served
+
+    # A newer candidate passes while the first waits: it takes staging, the first is archived
+    # and recorded as superseded by it.
+    second = launch_feature_engineering(training_tags=["approved"], random_state=32)
+    two = _judged(engine, second, 2)
+    assert two.stage == "staging"
+    one = engine.store.model_version(one.id)
+    assert one.stage == "archived"
+    assert one.metadata[APPROVAL_KEY]["outcome"] == "superseded"
+    assert one.metadata[APPROVAL_KEY]["superseded_by"] == two.id
+    assert engine.ledger.approval("default", one.id).state == "superseded"
+
+    # Not approved within the timeout (the daemon's clock, two hours on): archived, recorded.
+    real_clock = engine.context.clock
+    engine.context.clock = lambda: real_clock() + 7200
+    engine.tick()
+    engine.context.clock = real_clock
+    two = engine.store.model_version(two.id)
+    assert (two.stage, two.metadata[APPROVAL_KEY]["outcome"]) == ("archived", "expired")
+    assert engine.ledger.approval("default", two.id).state == "expired"
+
+    # A person promotes the next one in ZenML itself (what `zenml model version update ...
+    # --stage production` does): an approval by someone the store does not name; it is
+    # deployed, then inferred, once.
+    third = launch_feature_engineering(training_tags=["approved"], random_state=33)
+    three = _judged(engine, third, 3)
+    assert three.stage == "staging"
+    client.update_model_version(MODEL, UUID(three.id), stage="production", force=True)
+    _served_in_order(engine, f"deploy:{three.id}", f"infer:{three.id}")
+    approval = engine.ledger.approval("default", three.id)
+    assert (approval.state, approval.by, approval.details["via"]) == ("approved", None, "zenml")
+    recorded = engine.store.model_version(three.id).metadata
+    assert recorded[APPROVAL_KEY]["outcome"] == "approved" and recorded[APPROVAL_KEY]["by"] is None
+    record = latest_record(recorded)
+    assert (record.seq, record.stint, record.changed_by) == (1, 1, "approval")
+    (change,) = engine.ledger.production_changes("default")
+    assert (change.model_version_id, change.changed_by) == (three.id, "approval")
+
+    for _ in range(3):  # nothing more, however often it looks
+        engine.tick()
+    assert [len(runs_for(engine, f"{k}:{three.id}")) for k in ("deploy", "infer")] == [1, 1]
+    for version in (one, two):
+        assert engine.ledger.stint_actions(ActionKind.INFER, version.id) == []
+        assert engine.ledger.stint_actions(ActionKind.DEPLOY, version.id) == []
+
+
+def test_a_failed_inference_or_deployment_of_its_own_promotion_rolls_production_back(
+    zenml_store, tmp_path
+):
+    """ROLLBACK_ON_FAILURE: version 2's inference fails for good, then version 3's deployment
+    does (its inference, blocked, never runs); each time production goes back to version 1,
+    exactly as recorded, and version 1 is deployed and inferred again in each new stint."""
+    launch_feature_engineering(random_state=7)
+    engine = make_engine(
+        tmp_path / "state",
+        environ=serving(tmp_path / "serving", refuse_deploy="3", refuse_infer="2"),
+        rollback_on_failure="true",
+        promotion_must_beat_production="false",
+        max_attempts=1,
+    )
+    first = launch_feature_engineering(training_tags=["approved"], random_state=41)
+    one = _judged(engine, first, 1)
+    _served_in_order(engine, f"deploy:{one.id}", f"infer:{one.id}")
+
+    second = launch_feature_engineering(training_tags=["approved"], random_state=42)
+    two = _judged(engine, second, 2)
+    tick_until(engine, lambda: _state(engine, f"infer:{two.id}") is ActionState.FAILED, "2 fails")
+    failed_run = engine.ledger.action(f"infer:{two.id}").run_id
+    _served_in_order(engine, f"deploy:{one.id}@2", f"infer:{one.id}@2")
+    assert [v.id for v in engine.store.production_versions(MODEL)] == [one.id]
+    two = engine.store.model_version(two.id)
+    assert two.stage == "archived"
+    assert two.metadata[ROLLBACK_KEY]["1"]["to"] == one.id
+    back = latest_record(engine.store.model_version(one.id).metadata)
+    assert (back.stint, back.changed_by, back.by) == (2, "rollback", "autopilot")
+    assert (back.rolled_back_from, back.failed_run_id) == (two.id, failed_run)
+
+    third = launch_feature_engineering(training_tags=["approved"], random_state=43)
+    three = _judged(engine, third, 3)
+    tick_until(
+        engine,
+        lambda: _state(engine, f"deploy:{three.id}") is ActionState.FAILED,
+        "3's deployment fails",
+    )
+    _served_in_order(engine, f"deploy:{one.id}@3", f"infer:{one.id}@3")
+    blocked = engine.ledger.action(f"infer:{three.id}")
+    assert blocked.state is ActionState.FAILED
+    assert blocked.details["blocked_by"] == f"deploy:{three.id}"
+    assert runs_for(engine, f"infer:{three.id}") == []  # never launched
+    again = latest_record(engine.store.model_version(one.id).metadata)
+    assert (again.stint, again.rolled_back_from) == (3, three.id)
+    assert again.seq == back.seq + 2  # 3's promotion between the two rollbacks
+
+    changes = [
+        (c.model_version_id, c.changed_by) for c in engine.ledger.production_changes("default")
+    ]
+    assert changes == [
+        (one.id, "rollback"),
+        (three.id, "autopilot"),
+        (one.id, "rollback"),
+        (two.id, "autopilot"),
+        (one.id, "autopilot"),
+    ]
+    for _ in range(3):
+        engine.tick()
+    assert [v.id for v in engine.store.production_versions(MODEL)] == [one.id]  # stays there
+    for key in (f"infer:{one.id}", f"infer:{one.id}@2", f"infer:{one.id}@3", f"infer:{two.id}"):
+        assert len(runs_for(engine, key)) == 1, key
