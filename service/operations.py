@@ -114,7 +114,9 @@ def explain(ledger: Ledger, subject_id: str, version: str | None = None) -> dict
         subject_id = _model_version_id(ledger, subject_id, version)
     subjects = ledger.subjects(subject_id)
     actions = ledger.actions_for_subject(subject_id)
-    if not subjects and not actions:
+    approvals = ledger.approvals_of(subject_id)
+    changes = ledger.production_changes_of(subject_id)
+    if not (subjects or actions or approvals or changes):
         raise OperationError(
             f"{subject_id} is not in the ledger: the daemon has not seen it (not a watched "
             "artifact or model, created before the daemon's start-from point and never "
@@ -136,10 +138,8 @@ def explain(ledger: Ledger, subject_id: str, version: str | None = None) -> dict
         for subject in subjects
     ]
     explanation["actions"] = [_describe(a) for a in actions]
-    approvals = ledger.approvals_of(subject_id)
     if approvals:
         explanation["approval"] = [_describe_approval(a, None) for a in approvals]
-    changes = ledger.production_changes_of(subject_id)
     if changes:
         explanation["production_changes"] = [_describe_change(c) for c in changes]
     return explanation

@@ -36,6 +36,7 @@ from service.core.production_history import (
     VersionHistory,
     following,
     is_in_flight,
+    latest_record,
     plan_rollback,
     record_metadata,
     records,
@@ -128,7 +129,14 @@ def carry_out_approval(
 ) -> ProductionRecord:
     """Make an approved version production (idempotent): its production record, then the
     stage. A record written for this approval that never took effect keeps its stint."""
-    production = _history_of(current_production(store, version.model_name))
+    current = current_production(store, version.model_name)
+    if current is not None and current.id == version.id:
+        # Carried out meanwhile (the daemon completes an approval it finds recorded and not
+        # carried out): as recorded by whoever did, never a record of it replacing itself.
+        done = latest_record((store.model_version(version.id) or version).metadata)
+        if done is not None:
+            return done
+    production = _history_of(current)
     history = _history(version)
     latest = history.latest
     # A version awaiting approval was never production: a record of its approval on it is

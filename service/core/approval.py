@@ -92,11 +92,13 @@ def judge_waiting(
     timeout_seconds: float | None,
 ) -> Verdict:
     """What a version staged for approval has become. `approval_record`: its production record
-    of the approval, if one was written (the approval took effect, even if production has
-    moved on since)."""
+    of the approval, if one was written: with the version out of staging, the approval took
+    effect (production may have moved on since); still staged, its writer died before the
+    stage change (or is about to make it), and the approval is carried out."""
     outcome = Outcome(approval.outcome) if approval is not None else None
     by = approval.by if approval is not None else None
-    if stage == PRODUCTION or (outcome is Outcome.APPROVED and approval_record is not None):
+    took_effect = approval_record is not None and stage != STAGING  # production since
+    if stage == PRODUCTION or (outcome is Outcome.APPROVED and took_effect):
         return Verdict(Step.RECORD_APPROVED, Outcome.APPROVED, by)
     if outcome is Outcome.APPROVED:
         return Verdict(Step.CARRY_OUT_APPROVAL, Outcome.APPROVED, by)

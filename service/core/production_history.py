@@ -283,6 +283,9 @@ def plan_rollback(
     ending = current.latest.stint if current.latest else 1
     recorded = current.rollback_of(ending)
     resumed = recorded is not None and recorded.get("to") == target.id
+    if resumed and recorded is not None:  # who asked for it, and why, as recorded then
+        by, reason = _text(recorded.get("by")), _text(recorded.get("reason"))
+        failed_run_id = _text(recorded.get("failed_run_id"))
     target_latest = target.latest
     if target_latest is not None:
         previous = (target_latest.previous_version_id, target_latest.previous_number)

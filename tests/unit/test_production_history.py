@@ -193,6 +193,7 @@ def approval(outcome: str, by: str | None = "alice") -> ApprovalRecord:
         ("production", None, False, 10, Step.RECORD_APPROVED, Outcome.APPROVED),  # in ZenML
         ("staging", "approved", False, 10, Step.CARRY_OUT_APPROVAL, Outcome.APPROVED),
         ("archived", "approved", True, 10, Step.RECORD_APPROVED, Outcome.APPROVED),  # since
+        ("staging", "approved", True, 10, Step.CARRY_OUT_APPROVAL, Outcome.APPROVED),  # died
         ("staging", "rejected", False, 10, Step.CARRY_OUT_REJECTION, Outcome.REJECTED),
         ("archived", "rejected", False, 10, Step.RECORD_ENDED, Outcome.REJECTED),
         ("archived", None, False, 10, Step.RECORD_ENDED, Outcome.REJECTED),  # in ZenML
@@ -231,3 +232,18 @@ def test_approve_and_reject_are_refused_with_why_unless_the_version_awaits_appro
         "m#3", awaiting, approval("expired", None), "archived", True, Outcome.APPROVED
     )
     assert "not staging" in refusal("m#3", awaiting, None, "archived", True, Outcome.REJECTED)
+
+
+def test_a_resumed_rollback_keeps_who_asked_for_it_and_why():
+    """Its command died after recording the rollback, before the restored version's record:
+    whoever completes it (a bare `rollback`, someone else) records the first one's why."""
+    store = Store()
+    store.promote("v1", None)
+    store.promote("v2", "v1")
+    first = plan_rollback(
+        store.history("v2"), store.history("v1"), False, "carol", "bad", AT, False
+    )
+    store.write("v2", first.rollback_metadata())  # and nothing more
+    again = plan_rollback(store.history("v2"), store.history("v1"), False, "root", None, AT, False)
+    assert again.resumed
+    assert (again.record.by, again.record.reason) == ("carol", "bad")
