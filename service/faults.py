@@ -32,7 +32,6 @@ CRASH_POINTS = (
     "after_decision_recorded",  # decision done in the ledger, its notification in the outbox
     "after_production_seen",  # production change recorded and infer key claimed
     "after_staged",  # a candidate in staging (approval mode), its decision not yet recorded
-    "after_approval_seen",  # a wait for approval ended in the ledger, notified; not yet logged
     # `autopilot approve` / `reject`: the verdict recorded on the version, the stage unchanged
     "after_approval_recorded",
     # a rollback recorded on the version rolled back from, the restored one not yet production
@@ -42,7 +41,6 @@ CRASH_POINTS = (
 # iris chain of tests/e2e/test_crash_points.py.
 GATE_CRASH_POINTS = (
     "after_staged",
-    "after_approval_seen",
     "after_approval_recorded",
     "after_rollback_recorded",
 )

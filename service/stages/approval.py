@@ -212,7 +212,6 @@ class Approvals:
                         },
                     )
                 )
-        crashpoint("after_approval_seen")
         ids = (
             model_ids(version)
             if version is not None

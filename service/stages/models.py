@@ -306,6 +306,11 @@ class ModelJudge:
             decision = {**decision, "outcome": AWAITING_APPROVAL, "staged_at": utc_now_iso()}
             self.ledger.update_details(action.key, {"decision": decision})
         outcome = decision["outcome"]
+        waiting = (  # how long it may wait, for the person told of it
+            {"approval_timeout_seconds": automation.approval_timeout_seconds}
+            if outcome == AWAITING_APPROVAL
+            else {}
+        )
         stage_changed = outcome == "promoted" and version.stage != PRODUCTION
         record = self._production_record(automation, action, version)
         if stage_changed:
@@ -327,16 +332,11 @@ class ModelJudge:
                 self.approvals.note_waiting(automation, version, decision)
             self.context.notify(
                 notices.decision(
-                    automation.name, version, trained_on(version), action.key, decision
+                    automation.name, version, trained_on(version), action.key, decision | waiting
                 )
             )
         crashpoint("after_decision_recorded")
         metrics.ACTIONS.labels(automation.name, "promote", outcome).inc()
-        waiting = (
-            {"approval_timeout_seconds": automation.approval_timeout_seconds}
-            if outcome == AWAITING_APPROVAL
-            else {}
-        )
         self.context.log(automation).info(
             f"model.{outcome}",
             key=action.key,
