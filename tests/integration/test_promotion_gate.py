@@ -187,3 +187,50 @@ def test_a_failed_inference_or_deployment_of_its_own_promotion_rolls_production_
     assert [v.id for v in engine.store.production_versions(MODEL)] == [one.id]  # stays there
     for key in (f"infer:{one.id}", f"infer:{one.id}@2", f"infer:{one.id}@3", f"infer:{two.id}"):
         assert len(runs_for(engine, key)) == 1, key
+
+
+def test_a_version_served_before_production_records_is_served_again_when_it_returns(
+    zenml_store, tmp_path
+):
+    """A ledger and a store from before production records (the inference keyed
+    `infer:<id>`, nothing on the versions): nothing is redone on upgrade, and a version that
+    returns to production is served again, as `@2`; a version new to production gets the
+    keys it always had."""
+    import sqlite3
+    from pathlib import Path
+
+    from zenml.client import Client
+
+    client = Client()
+    client.create_model(MODEL)
+    one, two = (client.create_model_version(MODEL, name=f"hand-made-{n}") for n in (1, 2))
+    environ = serving(tmp_path / "serving")
+    engine = make_engine(tmp_path / "state", environ=environ, start_from="now")
+    client.update_model_version(MODEL, one.id, stage="production")
+    _served_in_order(engine, f"deploy:{one.id}", f"infer:{one.id}")
+
+    # As a daemon from before records left them: no record on the version, none in the ledger.
+    database = Path(zenml_store) / "local_stores" / "default_zen_store" / "zenml.db"
+    with sqlite3.connect(database) as db:
+        records = "SELECT id FROM run_metadata WHERE key = 'autopilot_production'"
+        db.execute(f"DELETE FROM run_metadata_resource WHERE run_metadata_id IN ({records})")
+        db.execute("DELETE FROM run_metadata WHERE key = 'autopilot_production'")
+    engine.ledger.delete_meta("production_seen/default")
+    engine.executor.close()
+    engine = make_engine(tmp_path / "state", environ=environ, start_from="now")
+    for _ in range(3):
+        engine.tick()
+    assert [len(runs_for(engine, f"{k}:{one.id}")) for k in ("deploy", "infer")] == [1, 1]
+    assert engine.ledger.stint_actions(ActionKind.INFER, str(one.id))[-1].key == f"infer:{one.id}"
+
+    client.update_model_version(MODEL, two.id, stage="production", force=True)
+    _served_in_order(engine, f"deploy:{two.id}", f"infer:{two.id}")
+    client.update_model_version(MODEL, one.id, stage="production", force=True)
+    _served_in_order(engine, f"deploy:{one.id}@2", f"infer:{one.id}@2")
+    returned = latest_record(engine.store.model_version(str(one.id)).metadata)
+    assert (returned.seq, returned.stint, returned.changed_by) == (2, 2, "external")
+    assert returned.previous_version_id == str(two.id)
+    for _ in range(3):
+        engine.tick()
+    for key in (f"infer:{one.id}", f"infer:{two.id}", f"infer:{one.id}@2"):
+        assert len(runs_for(engine, key)) == 1, key
