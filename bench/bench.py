@@ -11,6 +11,7 @@
     .venv/bin/python bench/bench.py reconcile  # 1b. reconciliation pass, 10,000 approved versions
     .venv/bin/python bench/bench.py memory    # 5. RSS after start and after 10,000 idle ticks
     .venv/bin/python bench/bench.py automations  # 6. idle tick with 1, 10 and 50 automations
+    .venv/bin/python bench/bench.py idle-schedules  # 6. idle tick with training gates, schedules
     .venv/bin/python bench/bench.py burst     # 7. bursts of 30 and 100 datasets, CPU per run
     .venv/bin/python bench/bench.py sustained  # 7. steady arrivals, trainings (5 min a rate)
     .venv/bin/python bench/bench.py sustained-chain  # 7. the same, the whole chain
@@ -918,6 +919,7 @@ BENCHES: dict[str, Callable[[], None]] = {
     "reconcile": reconcile,
     "memory": memory,
     "automations": automations,
+    "idle-schedules": lambda: _beside("gates", "idle_schedules"),
     "burst": lambda: _throughput("burst"),
     "burst-30": lambda: _throughput("burst", counts=(30,)),
     "sustained": lambda: _throughput("sustained"),
@@ -941,6 +943,12 @@ def _reload(name: str) -> None:
     import reload  # bench/reload.py, beside this file
 
     getattr(reload, name)()
+
+
+def _beside(module: str, name: str) -> None:
+    """A bench of a module beside this file (bench/<module>.py)."""
+    sys.modules.setdefault("bench", sys.modules[__name__])  # not a second copy: one store
+    getattr(__import__(module), name)()
 
 
 def _status_page(**arguments: Any) -> None:

@@ -559,6 +559,7 @@ def _serve(
                 "model": a.model_name,
                 "training_pipeline": a.training.reference,
                 "inference_pipeline": a.inference.reference,
+                "evaluation_pipeline": a.evaluation.pipeline.reference if a.evaluation else None,
             }
             for a in settings.automations
         },

@@ -267,6 +267,12 @@ class Daemon:
             coalesce=True,
             misfire_grace_time=None,
         )
+        for job_id, trigger in self.engine.fires.triggers():
+            # A schedule's fire (issue 20) wakes the loop for a tick at once, which decides
+            # and records it: the tick keeps its single thread.
+            self._scheduler.add_job(
+                self._tick_due.set, trigger, id=job_id, coalesce=True, misfire_grace_time=None
+            )
         self._scheduler.start()
         self._loop_started = True
         self.log.info("daemon.started", poll_interval_seconds=self.poll_interval)

@@ -29,6 +29,8 @@ from service.stages.datasets import DatasetWatch
 from service.stages.models import ModelJudge
 from service.stages.pipeline_holds import PipelineHolds
 from service.stages.production import ProductionWatch
+from service.stages.schedules import FireClock, InferenceSchedule
+from service.stages.training_gate import TrainingGate
 from service.store import StoreAdapter
 
 LAST_POLL_KEY = "last_successful_poll"
@@ -98,6 +100,9 @@ class Autopilot:
         self.approvals = Approvals(self.context, self.production)
         self.models = ModelJudge(self.context, self.production, self.approvals)
         self.holds = PipelineHolds(self.context)
+        self.fires = FireClock(self.context)
+        self.gate = TrainingGate(self.context, self.fires)
+        self.inference_schedule = InferenceSchedule(self.context, self.fires)
         self.actions = ActionRunner(self.context, executor, runs_in_process=True, holds=self.holds)
 
     def start(self) -> None:
@@ -120,6 +125,8 @@ class Autopilot:
         self.datasets.start()
         self.models.start()
         self.holds.start()
+        self.fires.start()
+        self.gate.start()
         self.actions.recover()
         self.executor.warm_up()
 
@@ -191,6 +198,9 @@ class Autopilot:
         if promoted:
             self.production.tick(promoted)  # and the daemon's own promotion in the same tick
         clock.lap("models")
+        self.gate.tick()  # after the datasets it queues, before the dispatch of what it releases
+        self.inference_schedule.tick()  # after production, which its fires pin to
+        clock.lap("gate")
         launched = self.actions.dispatch()
         self.ledger.set_meta(LAST_POLL_KEY, datetime.now(UTC).isoformat(timespec="seconds"))
         clock.lap("dispatch")

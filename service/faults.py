@@ -3,7 +3,7 @@ AUTOPILOT_TEST_PAUSE_AT names a pause point.
 
 `crashpoint("after_dataset_claimed")` kills the daemon with SIGKILL right there, so tests can
 show that a restart completes the chain with nothing lost and nothing done twice. Every crash
-point's name is listed in CRASH_POINTS and in RELIABILITY.md.
+point's name is listed in CRASH_POINTS (or SCHEDULE_CRASH_POINTS) and in RELIABILITY.md.
 
 `pausepoint("before_signal_handlers")` holds the daemon there (saying so on stderr) for a test
 to act in a window that is otherwise too short to hit, a signal say. Every pause point's name
@@ -31,18 +31,28 @@ CRASH_POINTS = (
     "after_stage_changed",  # model in production, decision metadata not yet written
     "after_decision_recorded",  # decision done in the ledger, its notification in the outbox
     "after_production_seen",  # production change recorded and infer key claimed
+    "between_evaluations",  # one of a candidate's two evaluations recorded, the other not
     "after_staged",  # a candidate in staging (approval mode), its decision not yet recorded
     # `autopilot approve` / `reject`: the verdict recorded on the version, the stage unchanged
     "after_approval_recorded",
     # a rollback recorded on the version rolled back from, the restored one not yet production
     "after_rollback_recorded",
 )
+# Reached only by an automation with an evaluation pipeline and a production version
+# (tests/e2e/test_evaluation.py), not by the iris chain of tests/e2e/test_crash_points.py.
+EVALUATION_CRASH_POINTS = ("between_evaluations",)
 # Reached only in approval mode or by a rollback (tests/e2e/test_promotion_gate.py), not by the
 # iris chain of tests/e2e/test_crash_points.py.
 GATE_CRASH_POINTS = (
     "after_staged",
     "after_approval_recorded",
     "after_rollback_recorded",
+)
+
+# Crash points of the schedules (issue 20), tested by tests/e2e/test_schedules.py: not on the
+# chain every test_crash_points run goes through.
+SCHEDULE_CRASH_POINTS = (
+    "after_fire_recorded",  # a fire handled, its action claimed, nothing launched
 )
 
 PAUSE_POINTS = (

@@ -5,12 +5,13 @@ Writes that belong together (a batch of decisions and the cursor behind them) sh
 transaction, so a crash replays the batch instead of losing or doubling it; every write is
 idempotent by key.
 
-Errors and details are stored redacted (`service.redact`), as the log shows them: a run's error
-can quote a URL with its password or a registered secret, and `status` and `explain` print them.
 Two kinds of schema change. One that changes existing rows bumps `SCHEMA_VERSION` and upgrades
 in place (`_migrate`). A table no existing row depends on is *additive*: it is in
 `ADDITIVE_SCHEMA`, created `IF NOT EXISTS` on every open, whatever the version, so a ledger of
 any version gets it without a bump, and an older daemon opening the ledger ignores it.
+
+Errors and details are stored redacted (`service.redact`), as the log shows them: a run's error
+can quote a URL with its password or a registered secret, and `status` and `explain` print them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from service.core.actions import ActionKind, ActionState, check_transition
+from service.core.production_history import stint_of
 from service.files import create_private_file, private_dir
 from service.redact import redact, redact_all
 
@@ -130,6 +132,26 @@ CREATE TABLE IF NOT EXISTS approvals (  -- versions staged for a person's approv
     PRIMARY KEY (automation, model_version_id)
 );
 CREATE INDEX IF NOT EXISTS approvals_by_state ON approvals (state, automation, staged_at);
+-- The training gates' queue and the schedules' handled fires (service/stages/gate_ledger.py).
+CREATE TABLE IF NOT EXISTS training_queue ( -- selected versions a gated automation waits with
+    automation TEXT NOT NULL,
+    dataset_version_id TEXT NOT NULL,
+    created TEXT NOT NULL,            -- the version's `created` in the store (naive UTC, ISO)
+    details TEXT NOT NULL,            -- artifact, version, producer_run_id: its training's
+    queued_at TEXT NOT NULL,
+    PRIMARY KEY (automation, dataset_version_id)
+);
+CREATE TABLE IF NOT EXISTS schedule_fires ( -- one row per fire time acted on, ever
+    automation TEXT NOT NULL,
+    schedule TEXT NOT NULL,           -- training | inference
+    fire TEXT NOT NULL,               -- the fire time (UTC, ISO)
+    outcome TEXT NOT NULL,            -- fired | skipped | missed
+    reason TEXT,                      -- why skipped (overlap, nothing_new, ...)
+    key TEXT,                         -- the action it claimed
+    missed INTEGER NOT NULL DEFAULT 0, -- earlier fires passed over (down, or a tick behind)
+    handled_at TEXT NOT NULL,
+    PRIMARY KEY (automation, schedule, fire)
+);
 """
 
 # Version 1 -> 2, in one transaction: every row of a single-automation ledger belongs to the
@@ -316,7 +338,7 @@ class Ledger:
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         """One statement, in the current transaction if any: for the modules that own an
-        additive table (service/notify/outbox.py)."""
+        additive table (service/notify/outbox.py, service/stages/gate_ledger.py)."""
         return self._execute(sql, params)
 
     # -- meta ---------------------------------------------------------------------------------
@@ -759,7 +781,8 @@ class Ledger:
             "SELECT * FROM actions WHERE key = ? OR (key >= ? AND key < ?) ORDER BY rowid",
             (base, f"{base}@", f"{base}A"),  # `A` follows `@`: every `<base>@...`
         ).fetchall()
-        return [_action(row) for row in rows]
+        # Not another qualifier's: an inference schedule's fire (`infer:<id>@fire:<time>`).
+        return [a for a in map(_action, rows) if stint_of(a.key) is not None]
 
     def open_actions(self, automation: str, limit: int) -> list[Action]:
         """An automation's pending, running and retrying actions, in the order they were

@@ -17,6 +17,7 @@ from service.core.actions import (
     parse_action_key,
 )
 from service.core.automation import DEFAULT_AUTOMATION
+from service.core.evaluation import EVALUATING
 from service.engine import LAST_POLL_KEY
 from service.ledger import (
     Action,
@@ -30,7 +31,9 @@ from service.ledger import (
 from service.notify import outbox
 from service.settings import AUTOMATION_NAME
 from service.stages.context import DATASET, MODEL, WAITING_SINCE
+from service.stages.evaluation import DATASET_DETAILS
 from service.stages.pipeline_holds import HELD_PREFIX
+from service.stages.training_gate import SUPERSEDED_BY, describe_gates, explain_queue
 
 OPEN_STATES = (ActionState.PENDING, ActionState.RUNNING, ActionState.RETRY_WAIT)
 WAITING_LISTED = 50  # the versions waiting longest; `waiting_total` counts them all
@@ -73,6 +76,11 @@ def status(
         ),
         key=lambda w: -(w.get("waited_seconds") or 0.0),
     )
+    evaluating = [
+        _describe_evaluating(ledger, action)
+        for action in ledger.actions_in(ActionState.PENDING, kind=ActionKind.PROMOTE)
+        if action.details.get("phase") == EVALUATING
+    ]
     held = {
         key.removeprefix(HELD_PREFIX): json.loads(record)
         for key, record in ledger.meta_with_prefix(HELD_PREFIX).items()
@@ -84,6 +92,7 @@ def status(
         "cursors": cursors,
         "waiting": waiting[:WAITING_LISTED],
         "waiting_total": len(waiting),
+        "evaluating": evaluating,  # candidates waiting for their evaluations to end
         "actions_by_automation": ledger.count_actions(),
         "open": [_describe(a) for a in ledger.actions_in(*OPEN_STATES)],
         "recent_failures": [_describe(a) for a in ledger.recent_actions(ActionState.FAILED)],
@@ -102,6 +111,7 @@ def status(
             )
         },
         "notifications": outbox.summary(ledger),
+        **describe_gates(ledger),  # training gates' queues, schedules' last fires (issue 20)
     }
 
 
@@ -116,7 +126,8 @@ def explain(ledger: Ledger, subject_id: str, version: str | None = None) -> dict
     actions = ledger.actions_for_subject(subject_id)
     approvals = ledger.approvals_of(subject_id)
     changes = ledger.production_changes_of(subject_id)
-    if not (subjects or actions or approvals or changes):
+    gates = explain_queue(ledger, subject_id)
+    if not (subjects or actions or approvals or changes or gates):
         raise OperationError(
             f"{subject_id} is not in the ledger: the daemon has not seen it (not a watched "
             "artifact or model, created before the daemon's start-from point and never "
@@ -137,6 +148,8 @@ def explain(ledger: Ledger, subject_id: str, version: str | None = None) -> dict
         }
         for subject in subjects
     ]
+    if gates:  # queued at a training gate: what it waits for, and until when
+        explanation["training_gate"] = gates
     explanation["actions"] = [_describe(a) for a in actions]
     if approvals:
         explanation["approval"] = [_describe_approval(a, None) for a in approvals]
@@ -162,8 +175,10 @@ def replay(ledger: Ledger, key: str) -> Action:
     action = ledger.action(key)
     if action is None:
         raise OperationError(f"no action {key} in the ledger")
-    if action.state not in (ActionState.FAILED, ActionState.SKIPPED):
-        raise OperationError(f"{key} is {action.state}: only failed or skipped actions replay")
+    if action.state not in (ActionState.FAILED, ActionState.SKIPPED, ActionState.SUPERSEDED):
+        raise OperationError(
+            f"{key} is {action.state}: only failed, skipped or superseded actions replay"
+        )
     with ledger.transaction():
         replayed = _replayed(ledger, action)
         # What was failed because it runs after this one (an inference after its deployment,
@@ -281,6 +296,28 @@ def _check_key(key: str) -> ParsedKey:
         raise OperationError(str(error)) from None
 
 
+def _describe_evaluating(ledger: Ledger, promotion: Action) -> dict[str, Any]:
+    """A candidate waiting for its evaluations: on which dataset version, and how each one
+    stands."""
+    record = promotion.details["evaluation"]
+    sides = [("candidate", record["candidate"]), ("production", record.get("production"))]
+    evaluations = []
+    for role, side in sides:
+        if side is None:
+            continue
+        evaluation = ledger.action(side["key"])
+        state = evaluation.state.value if evaluation is not None else "not claimed"
+        evaluations.append({"role": role, "key": side["key"], "state": state})
+    return {
+        "automation": promotion.automation,
+        "key": promotion.key,
+        "model_version_id": promotion.subject_id,
+        "evaluation_dataset": f"{record['dataset_name']}:{record['dataset_version']}",
+        "evaluation_dataset_version_id": record["dataset_version_id"],
+        "evaluations": evaluations,
+    }
+
+
 def _describe_waiting(subject: Subject) -> dict[str, Any]:
     """A version the daemon waits on (its producing or training run), and for how long: since
     the daemon first saw it waiting, on the daemon's clock."""
@@ -354,7 +391,19 @@ def _describe(action: Action) -> dict[str, Any]:
     decision = action.details.get("decision")
     if decision is not None:
         described["decision"] = decision
-    for name in ("replayed_at", "skipped_at", "claimed_by", "after", "blocked_by", "stint"):
+    for name in ("phase", "evaluation", *DATASET_DETAILS):  # champion against challenger
+        if action.details.get(name) is not None:
+            described[name] = action.details[name]
+    for name in (
+        "replayed_at",
+        "skipped_at",
+        "claimed_by",
+        "after",
+        "blocked_by",
+        "stint",
+        SUPERSEDED_BY,
+        "fire",
+    ):
         if action.details.get(name) is not None:
             described[name] = action.details[name]
     return described

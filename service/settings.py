@@ -30,10 +30,18 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.core import templates
-from service.core.automation import DEFAULT_AUTOMATION, Automation, PipelineSpec, PromotionMode
+from service.core.automation import (
+    DEFAULT_AUTOMATION,
+    Automation,
+    Evaluation,
+    PipelineSpec,
+    PromotionMode,
+)
 from service.core.promotion import Goal, PromotionPolicy
 from service.core.retry import RetryPolicy
+from service.core.schedule import Catchup, Schedule, parse_schedule
 from service.core.startup import StartFrom
+from service.core.triggers import TrainingPolicy
 from service.notify.events import parse_event_names
 from service.notify.outbox import webhook_destination
 from service.redact import redact_url
@@ -80,6 +88,7 @@ class AutomationSettings(BaseModel):
     promotion_mode: PromotionMode = PromotionMode.AUTO
     approval_timeout_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     rollback_on_failure: bool = False
+    promotion_min_improvement: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     inference_pipeline: str | None = None
     inference_config: str | None = None
     inference_parameters: dict[str, Any] | None = None
@@ -87,10 +96,26 @@ class AutomationSettings(BaseModel):
     deployment_config: str | None = None
     deployment_parameters: dict[str, Any] | None = None
     inference_dataset_name: str = Field(default=INFERENCE_DATASET, min_length=1)  # single form
+    # When to train and infer (issue 20; core/triggers.py, core/schedule.py).
+    training_schedule: str | None = None
+    training_schedule_always: bool = False
+    training_debounce_seconds: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    training_min_interval_seconds: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    training_latest_only: bool = False
+    inference_schedule: str | None = None
+    schedule_catchup: Catchup = Catchup.LATEST
+    # Champion against challenger (core/evaluation.py): both versions scored on one dataset.
+    evaluation_pipeline: str | None = None
+    evaluation_config: str | None = None
+    evaluation_parameters: dict[str, Any] | None = None
+    evaluation_dataset_name: str | None = None
+    evaluation_dataset_required_tags: CommaList = Field(default=["approved"])
     source_root: str | None = None  # named form; the single form uses AUTOPILOT_SOURCE_ROOT
     notify_events: str | None = None  # named form; the single form uses AUTOPILOT_NOTIFY_EVENTS
 
-    @field_validator("dataset_names", "dataset_required_tags", mode="before")
+    @field_validator(
+        "dataset_names", "dataset_required_tags", "evaluation_dataset_required_tags", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -114,18 +139,32 @@ class AutomationSettings(BaseModel):
         "promotion_metric_artifact",
         "approval_timeout_seconds",
         "source_root",
+        "training_schedule",
+        "inference_schedule",
+        "evaluation_pipeline",
+        "evaluation_config",
+        "evaluation_dataset_name",
         mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("promotion_goal", "promotion_mode", mode="before")
+    @field_validator("promotion_goal", "promotion_mode", "schedule_catchup", mode="before")
     @classmethod
-    def _goal_lower_case(cls, value: Any) -> Any:
+    def _lower_case(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("training_pipeline", "inference_pipeline", "deployment_pipeline")
+    @field_validator("training_schedule", "inference_schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_schedule(value)  # ValueError says what is wrong
+        return value
+
+    @field_validator(
+        "training_pipeline", "inference_pipeline", "evaluation_pipeline", "deployment_pipeline"
+    )
     @classmethod
     def _pipeline_reference(cls, value: str | None) -> str | None:
         if value is not None and not PIPELINE_REFERENCE.fullmatch(value.strip()):
@@ -133,7 +172,11 @@ class AutomationSettings(BaseModel):
         return None if value is None else value.strip()
 
     @field_validator(
-        "training_parameters", "inference_parameters", "deployment_parameters", mode="before"
+        "training_parameters",
+        "inference_parameters",
+        "evaluation_parameters",
+        "deployment_parameters",
+        mode="before",
     )
     @classmethod
     def _json_object(cls, value: Any) -> Any:
@@ -166,14 +209,21 @@ class AutomationSettings(BaseModel):
     def _inference_placeholders(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         return _known_placeholders(value, training=False)
 
+    @field_validator("evaluation_parameters")
+    @classmethod
+    def _evaluation_placeholders(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _known_placeholders(value, kind="evaluation")
 
-def _known_placeholders(value: dict[str, Any] | None, training: bool) -> dict[str, Any] | None:
+
+def _known_placeholders(
+    value: dict[str, Any] | None, training: bool = True, kind: str | None = None
+) -> dict[str, Any] | None:
     if value is None:
         return None
-    unknown = templates.unknown_placeholders(value, training)
+    kind = kind or ("training" if training else "inference")
+    unknown = templates.unknown_for(value, kind)
     if unknown:
-        known = templates.TRAINING_PLACEHOLDERS if training else templates.INFERENCE_PLACEHOLDERS
-        prefixes = templates.DATASET_PREFIXES if training else templates.INFERENCE_PREFIXES
+        known, prefixes = templates.KNOWN[kind]
         offered = ", ".join([*known, *(f"{p}<name>" for p in prefixes)])
         raise ValueError(f"unknown placeholder {', '.join(unknown)} (known: {offered})")
     return value
@@ -536,18 +586,15 @@ def _automation(
     inference = _pipeline_spec(
         prefix, "inference", parsed, root, problems, (BUNDLED_INFERENCE, bundled_inference)
     )
-    deployment = None
-    if parsed.deployment_pipeline is not None:
-        deployment = _pipeline_spec(prefix, "deployment", parsed, root, problems, ("", {}))
-        if deployment is None:
-            return None
-    elif parsed.deployment_config is not None or parsed.deployment_parameters is not None:
-        problems.append(
-            f"{prefix}DEPLOYMENT_PIPELINE: unset, but {prefix}DEPLOYMENT_CONFIG or "
-            f"{prefix}DEPLOYMENT_PARAMETERS is set: name the deployment pipeline too"
-        )
+    evaluation = _evaluation(prefix, parsed, root, problems)
+    deployment = _deployment(prefix, parsed, root, problems)
+    if training is None or inference is None or evaluation is False or deployment is False:
         return None
-    if training is None or inference is None:
+    if parsed.training_schedule_always and parsed.training_schedule is None:
+        problems.append(
+            f"{prefix}TRAINING_SCHEDULE_ALWAYS=true: retrains at each fire of "
+            f"{prefix}TRAINING_SCHEDULE, which is not set"
+        )
         return None
     return Automation(
         name=name,
@@ -562,8 +609,18 @@ def _automation(
             must_beat_production=parsed.promotion_must_beat_production,
             goal=parsed.promotion_goal,
             metric_artifact=parsed.promotion_metric_artifact,
+            min_improvement=parsed.promotion_min_improvement,
         ),
         env_prefix=prefix,
+        training_policy=TrainingPolicy(
+            schedule=_schedule(parsed.training_schedule),
+            schedule_always=parsed.training_schedule_always,
+            debounce_seconds=parsed.training_debounce_seconds,
+            min_interval_seconds=parsed.training_min_interval_seconds,
+            latest_only=parsed.training_latest_only,
+        ),
+        inference_schedule=_schedule(parsed.inference_schedule),
+        schedule_catchup=parsed.schedule_catchup,
         notify_events=None
         if parsed.notify_events is None
         else parse_event_names(parsed.notify_events),
@@ -571,7 +628,63 @@ def _automation(
         approval_timeout_seconds=parsed.approval_timeout_seconds,
         rollback_on_failure=parsed.rollback_on_failure,
         deployment=deployment,
+        evaluation=evaluation,
     )
+
+
+def _evaluation(
+    prefix: str, parsed: AutomationSettings, source_root: Path, problems: list[str]
+) -> Evaluation | Literal[False] | None:
+    """The evaluation pipeline and its dataset, None when there is none, False when they are
+    configured wrong (each problem named). There is no bundled evaluation pipeline: its other
+    settings mean nothing without one, and it means nothing without its dataset."""
+    if parsed.evaluation_pipeline is None:
+        given = [
+            f"{prefix}EVALUATION_{name.upper()}"
+            for name in ("config", "parameters", "dataset_name")
+            if getattr(parsed, f"evaluation_{name}") is not None
+        ]
+        for variable in given:
+            problems.append(
+                f"{variable}: set without {prefix}EVALUATION_PIPELINE (there is no bundled "
+                "evaluation pipeline): set the pipeline too, or remove it"
+            )
+        return False if given else None
+    if parsed.evaluation_dataset_name is None:
+        problems.append(
+            f"{prefix}EVALUATION_DATASET_NAME: required with {prefix}EVALUATION_PIPELINE "
+            "(the artifact whose newest approved version both versions are scored on)"
+        )
+        return False
+    spec = _pipeline_spec(prefix, "evaluation", parsed, source_root, problems, ("", {}))
+    if spec is None:
+        return False
+    return Evaluation(
+        pipeline=spec,
+        dataset_name=parsed.evaluation_dataset_name,
+        required_tags=tuple(parsed.evaluation_dataset_required_tags),
+    )
+
+
+def _deployment(
+    prefix: str, parsed: AutomationSettings, source_root: Path, problems: list[str]
+) -> PipelineSpec | Literal[False] | None:
+    """The deployment pipeline, None when there is none, False when it is configured wrong
+    (each problem named). There is no bundled deployment pipeline."""
+    if parsed.deployment_pipeline is None:
+        if parsed.deployment_config is None and parsed.deployment_parameters is None:
+            return None
+        problems.append(
+            f"{prefix}DEPLOYMENT_PIPELINE: unset, but {prefix}DEPLOYMENT_CONFIG or "
+            f"{prefix}DEPLOYMENT_PARAMETERS is set: name the deployment pipeline too"
+        )
+        return False
+    spec = _pipeline_spec(prefix, "deployment", parsed, source_root, problems, ("", {}))
+    return False if spec is None else spec
+
+
+def _schedule(spec: str | None) -> Schedule | None:
+    return None if spec is None else parse_schedule(spec)
 
 
 def _pipeline_spec(
@@ -582,8 +695,9 @@ def _pipeline_spec(
     problems: list[str],
     default: tuple[str, dict[str, Any]],
 ) -> PipelineSpec | None:
-    """The `kind` ("training", "inference" or "deployment") pipeline as configured; the bundled
-    one (from this project's folder) when unset (there is no bundled deployment)."""
+    """The `kind` ("training", "inference", "evaluation" or "deployment") pipeline as
+    configured; the bundled one (from this project's folder) when unset (there is no bundled
+    evaluation or deployment)."""
     reference: str | None = getattr(parsed, f"{kind}_pipeline")
     config: str | None = getattr(parsed, f"{kind}_config")
     parameters: dict[str, Any] | None = getattr(parsed, f"{kind}_parameters")
@@ -669,6 +783,7 @@ def describe_automation(automation: Automation) -> dict[str, object]:
             "goal": policy.goal.value,
             "threshold": policy.threshold,
             "must_beat_production": policy.must_beat_production,
+            "min_improvement": policy.min_improvement,
         },
         "promotion_mode": automation.promotion_mode.value,
         "approval_timeout_seconds": automation.approval_timeout_seconds,
@@ -677,9 +792,25 @@ def describe_automation(automation: Automation) -> dict[str, object]:
         if automation.deployment is None
         else _describe_pipeline(automation.deployment),
         "inference": _describe_pipeline(automation.inference),
+        "training_policy": automation.training_policy.describe(),
+        "inference_schedule": (
+            automation.inference_schedule.spec if automation.inference_schedule else None
+        ),
+        "schedule_catchup": automation.schedule_catchup.value,
         "notify_events": None
         if automation.notify_events is None
         else sorted(automation.notify_events),
+        "evaluation": _describe_evaluation(automation.evaluation),
+    }
+
+
+def _describe_evaluation(evaluation: Evaluation | None) -> dict[str, object] | None:
+    if evaluation is None:
+        return None
+    return {
+        **_describe_pipeline(evaluation.pipeline),
+        "dataset_name": evaluation.dataset_name,
+        "dataset_required_tags": list(evaluation.required_tags),
     }
 
 

@@ -16,7 +16,8 @@ import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -100,6 +101,41 @@ class StoreAdapter:
                 return before, before
             after = connection.exec_driver_sql("PRAGMA journal_mode=WAL").scalar()
         return before, str(after)
+
+    def store_now(self) -> datetime:
+        """The store's current time, naive UTC like its `created` times: what the training
+        gate measures its waits against, never the daemon's clock. Over REST, the ZenML
+        server's (the HTTP `Date` of its `/info`, to the second, never ahead): the server
+        stamps `created` on everything written through it. On a SQL store, the database's
+        (MySQL's `UTC_TIMESTAMP(6)`; SQLite runs in this process, on this host's clock, which
+        is the clock of every process that writes to a local SQLite file)."""
+        from zenml.constants import API, INFO, VERSION_1
+        from zenml.zen_stores.rest_zen_store import RestZenStore
+        from zenml.zen_stores.sql_zen_store import SqlZenStore
+
+        store = self._client.zen_store
+        if isinstance(store, RestZenStore):
+            response = store.session.get(
+                store.url + API + VERSION_1 + INFO,
+                verify=store.config.verify_ssl,
+                timeout=store.config.http_timeout,
+            )
+            if response.status_code >= 500 or "Date" not in response.headers:
+                raise RuntimeError(
+                    f"the ZenML server gave no time (HTTP {response.status_code} from {INFO})"
+                )
+            return (
+                parsedate_to_datetime(response.headers["Date"]).astimezone(UTC).replace(tzinfo=None)
+            )
+        assert isinstance(store, SqlZenStore)
+        query = (
+            "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')"
+            if store.engine.dialect.name == "sqlite"
+            else "SELECT UTC_TIMESTAMP(6)"
+        )
+        with store.engine.connect() as connection:
+            value = connection.exec_driver_sql(query).scalar()
+        return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
     def stack_id(self, name_or_id: str) -> str:
         """The id of a stack, to run pipelines on it; KeyError when there is no such stack."""
@@ -261,6 +297,17 @@ class StoreAdapter:
         for response in pages:
             yield str(response.id), str(response.version), response.created
 
+    def newest_datasets_with_tags(
+        self, name: str, tags: list[str], size: int = 10
+    ) -> list[DatasetVersion]:
+        """The newest versions of `name` carrying every tag (with no tags: any), newest first,
+        one page: the evaluation dataset a candidate is scored on (`core/evaluation`)."""
+        filters: dict[str, Any] = {"tags": [f"equals:{t}" for t in tags]} if tags else {}
+        page = self._client.list_artifact_versions(
+            artifact=name, sort_by="desc:created", size=size, hydrate=False, **filters
+        )
+        return [self._dataset_record(response) for response in page.items]
+
     def dataset_version(self, id: str) -> DatasetVersion | None:
         try:
             response = self._client.get_artifact_version(UUID(id), hydrate=False)
@@ -299,6 +346,15 @@ class StoreAdapter:
         except KeyError:
             return None
         return self._run_record(response)
+
+    def run_metadata(self, run_id: str) -> dict[str, object]:
+        """A run's metadata, its steps' included, the latest value per key: what the run
+        logged on itself under its key, what a step logged under `<step>::<key>` (ZenML's
+        `include_full_metadata`)."""
+        response = self._client.get_pipeline_run(
+            UUID(run_id), hydrate=True, include_full_metadata=True
+        )
+        return dict(response.run_metadata)
 
     def runs_for_key(self, key: str) -> list[RunInfo]:
         """Every run launched for an action key, oldest first (one per attempt), every page."""

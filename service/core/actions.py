@@ -29,13 +29,24 @@ class ActionState(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # every attempt failed, or the action cannot be done
     SKIPPED = "skipped"  # an operator said it is not to be done
+    # A training the gate passed over for a newer version of the same automation (issue 20):
+    # never run unless replayed.
+    SUPERSEDED = "superseded"
 
 
-TERMINAL_STATES = frozenset({ActionState.SUCCEEDED, ActionState.FAILED, ActionState.SKIPPED})
+TERMINAL_STATES = frozenset(
+    {ActionState.SUCCEEDED, ActionState.FAILED, ActionState.SKIPPED, ActionState.SUPERSEDED}
+)
 
 _ALLOWED: dict[ActionState, frozenset[ActionState]] = {
     ActionState.PENDING: frozenset(
-        {ActionState.RUNNING, ActionState.SUCCEEDED, ActionState.FAILED, ActionState.SKIPPED}
+        {
+            ActionState.RUNNING,
+            ActionState.SUCCEEDED,
+            ActionState.FAILED,
+            ActionState.SKIPPED,
+            ActionState.SUPERSEDED,
+        }
     ),
     ActionState.RUNNING: frozenset(
         {
@@ -49,6 +60,7 @@ _ALLOWED: dict[ActionState, frozenset[ActionState]] = {
     ActionState.SUCCEEDED: frozenset(),
     ActionState.FAILED: frozenset({ActionState.PENDING, ActionState.SKIPPED}),  # operator replay
     ActionState.SKIPPED: frozenset({ActionState.PENDING}),  # operator replay
+    ActionState.SUPERSEDED: frozenset({ActionState.PENDING}),  # operator replay
 }
 
 

@@ -12,6 +12,8 @@ from enum import StrEnum
 from typing import Any
 
 from service.core.promotion import PromotionPolicy
+from service.core.schedule import Catchup, Schedule
+from service.core.triggers import TrainingPolicy
 
 DEFAULT_AUTOMATION = "default"
 
@@ -38,6 +40,16 @@ class PromotionMode(StrEnum):
 
 
 @dataclass(frozen=True)
+class Evaluation:
+    """Champion against challenger (`core/evaluation.py`): a pipeline that scores one model
+    version on one version of an evaluation dataset, and which dataset versions it may use."""
+
+    pipeline: PipelineSpec
+    dataset_name: str
+    required_tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Automation:
     name: str
     dataset_names: tuple[str, ...]
@@ -52,11 +64,19 @@ class Automation:
     approval_timeout_seconds: float | None = None  # None: a version waits for ever
     rollback_on_failure: bool = False  # its own promotion's deployment or inference failed
     deployment: PipelineSpec | None = None  # run before each production change's inference
+    # When selected versions train (core/triggers); the default trains each one at once.
+    training_policy: TrainingPolicy = field(default_factory=TrainingPolicy)
+    inference_schedule: Schedule | None = None  # an inference at each fire (stages/schedules)
+    schedule_catchup: Catchup = Catchup.LATEST  # fires missed while the daemon was down
+    evaluation: Evaluation | None = None  # None: candidates are judged on their training metric
 
     @property
     def pipelines(self) -> dict[str, PipelineSpec]:
-        """Its pipelines by kind (`training`, `inference`, and `deployment` when it has one)."""
+        """Its pipelines by kind: `training`, `inference`, and `evaluation` and `deployment`
+        when it has them."""
         specs = {"training": self.training, "inference": self.inference}
+        if self.evaluation is not None:
+            specs["evaluation"] = self.evaluation.pipeline
         if self.deployment is not None:
             specs["deployment"] = self.deployment
         return specs

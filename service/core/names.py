@@ -113,6 +113,9 @@ def check_watched(
     for automation in automations:
         for name in automation.dataset_names:
             datasets.setdefault(name, []).append(f"{automation.env_prefix}DATASET_NAMES")
+        if automation.evaluation is not None:  # read by name when a candidate is judged
+            variable = f"{automation.env_prefix}EVALUATION_DATASET_NAME"
+            datasets.setdefault(automation.evaluation.dataset_name, []).append(variable)
         owners.setdefault(automation.model_name, []).append(f"{automation.env_prefix}MODEL_NAME")
     return [
         *unknown_names("artifact", datasets, artifacts),

@@ -16,7 +16,7 @@ Two things a reader of a crontab expects that APScheduler 3 does not do by itsel
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -45,7 +45,9 @@ class Catchup(StrEnum):
 @dataclass(frozen=True)
 class Schedule:
     spec: str
-    trigger: BaseTrigger
+    # Computed from the spec; left out of comparisons (APScheduler's triggers compare by
+    # identity), so two automations built from the same settings are equal.
+    trigger: BaseTrigger = field(compare=False)
     interval: timedelta | None = None  # set for `every ...`: fires are epoch + k * interval
 
     def next_fire(self, after: datetime) -> datetime | None:

@@ -25,6 +25,23 @@ INFERENCE_PLACEHOLDERS = (
     *DATASET_FIELDS,
 )
 INFERENCE_PREFIXES = ("model_version.metadata.", *DATASET_PREFIXES)
+# An evaluation scores one model version on one version of the evaluation dataset.
+EVALUATION_PLACEHOLDERS = (
+    "model.name",
+    "model_version.id",
+    "model_version.number",
+    "model_version.name",
+    "evaluation_dataset.id",
+    "evaluation_dataset.name",
+    "evaluation_dataset.version",
+)
+EVALUATION_PREFIXES = ("model_version.metadata.",)
+# Each kind of pipeline's placeholders: (names, prefixes of names).
+KNOWN = {
+    "training": (TRAINING_PLACEHOLDERS, DATASET_PREFIXES),
+    "inference": (INFERENCE_PLACEHOLDERS, INFERENCE_PREFIXES),
+    "evaluation": (EVALUATION_PLACEHOLDERS, EVALUATION_PREFIXES),
+}
 
 
 class PlaceholderMissing(LookupError):
@@ -46,9 +63,14 @@ def uses_dataset(parameters: Mapping[str, Any]) -> bool:
 
 
 def unknown_placeholders(parameters: Mapping[str, Any], training: bool) -> list[str]:
-    """Placeholder names that no event of this kind can fill (a configuration error)."""
-    names = TRAINING_PLACEHOLDERS if training else INFERENCE_PLACEHOLDERS
-    prefixes = DATASET_PREFIXES if training else INFERENCE_PREFIXES
+    """Placeholder names that no training (or inference) event can fill."""
+    return unknown_for(parameters, "training" if training else "inference")
+
+
+def unknown_for(parameters: Mapping[str, Any], kind: str) -> list[str]:
+    """Placeholder names that no event of this kind of pipeline (`KNOWN`) can fill: a
+    configuration error."""
+    names, prefixes = KNOWN[kind]
     return sorted(
         name
         for name in placeholders(parameters)

@@ -120,6 +120,10 @@ def _already_production(notice: Notice) -> str:
 
 def _run_subject(what: str, notice: Notice) -> str:
     """What a run was on: `dataset iris_training_dataset 17 (<id>)`, or the model version."""
+    if what == "evaluation":
+        v = notice.values
+        on = f"{v.get('evaluation_dataset_name') or ''} {v.get('evaluation_dataset_version') or ''}"
+        return f"{_version(notice)} on evaluation dataset {on.strip() or '?'}"
     if what != "training":
         return _version(notice)
     v = notice.values
@@ -295,6 +299,13 @@ CATALOGUE: dict[str, EventKind] = {
             True,
             "a deployment failed for good: its inference does not run",
             _failed("deployment"),
+        ),
+        EventKind(
+            "evaluation.failed",
+            True,
+            "an evaluation failed for good (a candidate whose own evaluation failed is "
+            "rejected, evaluation_failed)",
+            _failed("evaluation"),
         ),
         EventKind("training.succeeded", False, "a training run completed", _succeeded("training")),
         EventKind(

@@ -175,8 +175,8 @@ def action_ended(
     reason: str,
     values: Mapping[str, Any],
 ) -> Notice:
-    """`training.*` / `inference.*` for an action that ended. A replayed action may end again:
-    its replay (in its details) is part of its identity."""
+    """`training.*` / `evaluation.*` / `inference.*` for an action that ended. A replayed
+    action may end again: its replay (in its details) is part of its identity."""
     replay = details.get("replayed_at")
     identity = key if replay is None else f"{key}\nreplayed {replay}"
     run_kind = RUN_KINDS.get(kind, kind.value)
@@ -189,6 +189,9 @@ def action_ended(
         number = details.get("model_version_number")
         model_version = ModelVersionRef(id=subject_id, number=number)
         dataset = details.get("dataset_version_id")
+        if kind is ActionKind.EVALUATE:  # the data it scores on
+            facts = [f"evaluation_dataset_{name}" for name in ("version_id", "name", "version")]
+            values = {**{name: details.get(name) for name in facts}, **values}
     return Notice(
         event=event,
         identity=identity,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from service import metrics
-from service.core.actions import ActionKind, ActionState, action_key
+from service.core.actions import TERMINAL_STATES, ActionKind, ActionState, action_key
 from service.core.automation import Automation
 from service.ledger import Action, Approval, Ledger, ProductionChange, Subject, epoch
 from service.redact import redact as scrub
@@ -198,7 +198,7 @@ def _production(
     if production_id is None:
         return None
     promotion = ledger.action(action_key(ActionKind.PROMOTE, production_id))
-    decision = promotion.details.get("decision", {}) if promotion else {}
+    decision = (promotion.details.get("decision") or {}) if promotion else {}
     number = numbers.get(production_id)
     if number is None:
         inferences = ledger.stint_actions(ActionKind.INFER, production_id)
@@ -245,7 +245,7 @@ def _approvals(
         return {}
     found = {}
     for action in promotions:
-        if action.details.get("decision", {}).get("outcome") == AWAITING_APPROVAL:
+        if (action.details.get("decision") or {}).get("outcome") == AWAITING_APPROVAL:
             approval = ledger.approval(automation.name, action.subject_id)
             if approval is not None:
                 found[action.subject_id] = approval
@@ -285,7 +285,7 @@ def _candidate(
     links: Links,
     approval: Approval | None = None,
 ) -> dict[str, Any]:
-    decision = action.details.get("decision", {})
+    decision = action.details.get("decision") or {}  # none while evaluations run
     return {
         "model_version_id": action.subject_id,
         "number": numbers.get(action.subject_id),
@@ -359,7 +359,10 @@ def _chains(
 def _served(promotion: Action) -> bool:
     """A candidate that went to production (by the daemon, or approved): its chain has an
     inference, which is looked for beyond its first stint's key."""
-    return promotion.details.get("decision", {}).get("outcome") in ("promoted", AWAITING_APPROVAL)
+    return (promotion.details.get("decision") or {}).get("outcome") in (
+        "promoted",
+        AWAITING_APPROVAL,
+    )
 
 
 def _chain(
@@ -372,7 +375,8 @@ def _chain(
     approvals: Mapping[str, Approval],
 ) -> dict[str, Any]:
     promotion = promotions_by_run.get(training.run_id or "")
-    decision = promotion.details.get("decision", {}) if promotion else None
+    # None until judged: a promotion waiting for its evaluations has no decision yet.
+    decision = (promotion.details.get("decision") or None) if promotion else None
     inference = (
         inferences.get(action_key(ActionKind.INFER, promotion.subject_id)) if promotion else None
     )
@@ -417,7 +421,7 @@ def _chain_ended(
 ) -> bool:
     """Nothing more will happen in this chain unless a person steps in (a version awaiting
     approval: until its wait ended otherwise than approved)."""
-    terminal = {ActionState.SUCCEEDED, ActionState.FAILED, ActionState.SKIPPED}
+    terminal = TERMINAL_STATES  # a superseded training (a training gate's) included
     if training.state is not ActionState.SUCCEEDED:
         return training.state in terminal
     if decision is None:

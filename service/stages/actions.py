@@ -1,6 +1,6 @@
-"""Running actions: launch pending training, deployment and inference runs on free workers,
-with their parameters filled from the event; settle runs that finished; after a crash, resolve
-what the store says happened. Promotions are carried out by `models`, not here.
+"""Running actions: launch pending training, evaluation, deployment and inference runs on
+free workers, with their parameters filled from the event; settle runs that finished; after a
+crash, resolve what the store says happened. Promotions are carried out by `models`, not here.
 
 An action may run only after another one (`details.after`: a production change's inference
 after its deployment): it waits while that one is open, runs once it succeeded (or an operator
@@ -29,6 +29,7 @@ from service.notify import notices
 from service.runtime.executor import Executor, WorkerResult
 from service.runtime.launch import LAUNCHER
 from service.runtime.worker import Job
+from service.stages import evaluation
 from service.stages.context import ATTEMPT_TOKEN, Context
 from service.stages.pipeline_holds import PipelineHolds
 from service.stages.production import trained_on
@@ -37,6 +38,7 @@ EVENT_PREFIX = {
     ActionKind.TRAIN: "training",
     ActionKind.INFER: "inference",
     ActionKind.DEPLOY: "deployment",
+    ActionKind.EVALUATE: "evaluation",
 }
 AFTER, BLOCKED_BY = "after", "blocked_by"  # in an action's details (see the module docstring)
 INTERRUPTED = "interrupted: the daemon was shutting down"
@@ -158,7 +160,8 @@ class ActionRunner:
             return False
         spec = _pipeline(automation, action.kind)
         if spec is None:
-            self._cannot_launch(action, "its automation has no DEPLOYMENT_PIPELINE any more")
+            setting = "EVALUATION" if action.kind is ActionKind.EVALUATE else "DEPLOYMENT"
+            self._cannot_launch(action, f"its automation has no {setting}_PIPELINE any more")
             return False
         try:
             arguments = self._launch_arguments(automation, action, spec)
@@ -259,6 +262,8 @@ class ActionRunner:
         pinned: dict[str, str | None] = {"model_version": None, "model_version_id": None}
         if action.kind is ActionKind.TRAIN:
             values = self._training_values(automation, action, spec)
+        elif action.kind is ActionKind.EVALUATE:
+            values, pinned = evaluation.launch_values(self.context, automation, action)
         else:
             values, pinned = self._inference_values(automation, action, spec)
         return {
@@ -694,9 +699,12 @@ def _count_run(action: Action, outcome: str, run: RunInfo | None) -> None:
 
 
 def _pipeline(automation: Automation, kind: ActionKind) -> PipelineSpec | None:
-    """The pipeline an action runs (None: a deployment whose pipeline was unconfigured)."""
+    """The pipeline an action runs (None: an evaluation or deployment whose pipeline was
+    unconfigured)."""
     if kind is ActionKind.TRAIN:
         return automation.training
+    if kind is ActionKind.EVALUATE:
+        return automation.evaluation.pipeline if automation.evaluation else None
     if kind is ActionKind.DEPLOY:
         return automation.deployment
     return automation.inference
@@ -706,7 +714,12 @@ def subject_ids(action: Action) -> dict[str, Any]:
     if action.kind is ActionKind.TRAIN:
         return {"dataset_version_id": action.subject_id}
     ids = {"model_version_id": action.subject_id}
-    for name in ("model_version_number", "dataset_version_id", "stint"):
+    for name in (
+        "model_version_number",
+        "dataset_version_id",
+        "stint",
+        *evaluation.DATASET_DETAILS,
+    ):
         if action.details.get(name) is not None:
             ids[name] = action.details[name]
     return ids

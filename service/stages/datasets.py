@@ -37,6 +37,7 @@ from service.stages.context import (
     upgrade_cursor,
     utc_now,
 )
+from service.stages.training_gate import queue_training
 
 BATCH_SIZE = 100  # decisions committed per ledger transaction
 REQUIRED_TAGS_KEY = "required_tags/"  # ledger meta, per automation: the tags it judged with
@@ -295,6 +296,10 @@ class DatasetWatch:
         }
         log = self.context.log(automation)
         if decision.verdict is Verdict.TRAIN:
+            if automation.training_policy.gated:  # the training gate says when (issue 20)
+                queue_training(self.context, automation, version)
+                self._note(automation, version, "selected", decision.reason, final=True)
+                return
             key = action_key(ActionKind.TRAIN, version.id, automation.name)
             details = {**ids, "producer_run_id": version.producer.id if version.producer else None}
             if self.ledger.claim(key, ActionKind.TRAIN, version.id, details, automation.name):

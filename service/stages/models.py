@@ -13,6 +13,7 @@ from service.core import polling
 from service.core.actions import ActionKind, ActionState, action_key
 from service.core.approval import AWAITING_APPROVAL
 from service.core.automation import Automation, PromotionMode
+from service.core.evaluation import needs_evaluation
 from service.core.polling import Polls, format_floor, parse_floor, raised_floor
 from service.core.production_history import (
     ChangedBy,
@@ -40,6 +41,7 @@ from service.stages.context import (
     training_not_settled,
     upgrade_cursor,
 )
+from service.stages.evaluation import Evaluations, is_evaluating, settled
 from service.stages.production import ProductionWatch, model_ids, trained_on
 from service.store import DECISION_METADATA_KEY
 
@@ -66,6 +68,8 @@ class ModelJudge:
             number_only_from=polling.NUMBER_ONLY_FROM,
         )
         self._seen = self._polls.seen
+        # Candidates of automations with an evaluation pipeline are decided there.
+        self.evaluations = Evaluations(context, self._production)
 
     # -- start-up -----------------------------------------------------------------------------
 
@@ -145,6 +149,9 @@ class ModelJudge:
             waiting = self.store.model_version(subject.id) if automation else None
             if automation is not None and waiting is not None and self._judge(automation, waiting):
                 promoted[automation.name] = automation
+        for automation, action in self.evaluations.tick():  # decided on evaluated values
+            if self._apply(automation, action):
+                promoted[automation.name] = automation
         return list(promoted.values())
 
     def _judge_trained(
@@ -172,6 +179,8 @@ class ModelJudge:
         floors."""
         for action in self.ledger.actions_in(ActionState.PENDING, kind=ActionKind.PROMOTE):
             automation = self.context.automations.get(action.automation)
+            if is_evaluating(action):
+                continue  # not decided yet: its evaluations decide it (`stages/evaluation`)
             if automation is not None and self._apply(automation, action):
                 promoted[automation.name] = automation  # left by a crash mid-promotion
         floors = {
@@ -202,8 +211,7 @@ class ModelJudge:
         if automation is None:  # not a watched model's: nothing to judge (core/names)
             self.context.unwatched_name("model", model)
             return True
-        prior = self.ledger.subject(automation.name, version_id)
-        return prior is not None and prior.final
+        return settled(self.ledger.subject(automation.name, version_id))
 
     def _raise_floors(
         self,
@@ -225,7 +233,7 @@ class ModelJudge:
     def _judge(self, automation: Automation, version: ModelVersionInfo) -> bool:
         """Decide on a version and carry the decision out; True if it was promoted now."""
         prior = self.ledger.subject(automation.name, version.id)
-        if prior is not None and prior.final:
+        if settled(prior):
             return False
         now = self.context.clock()
         unlinked_since = None if version.producer else first_seen(prior, UNLINKED_SINCE, now)
@@ -252,7 +260,11 @@ class ModelJudge:
         if isinstance(recorded, dict) and "outcome" in recorded:
             self._adopt(automation, version, key, recorded)
             return False
-        decision = decide_promotion(version, self._production(automation), policy)
+        production = self._production(automation)
+        if automation.evaluation is not None and needs_evaluation(version, production):
+            self.evaluations.begin(automation, version, production, prior)  # compared there
+            return False
+        decision = decide_promotion(version, production, policy)
         with self.ledger.transaction():
             self.ledger.claim(
                 key, ActionKind.PROMOTE, version.id, _details(decision, version), automation.name
@@ -295,6 +307,9 @@ class ModelJudge:
                 version.id,
                 decision["production_version_id"],
             ):  # production changed since the decision (a person, or a crash): decide again
+                if "evaluation" in decision:  # on the same data: production is scored first
+                    self.evaluations.against(automation, action, production)
+                    return False
                 fresh = decide_promotion(version, production, policy)
                 decision = fresh.as_metadata()
                 self.ledger.update_details(action.key, {"decision": decision})
@@ -359,7 +374,7 @@ class ModelJudge:
         """The production record of a promotion (None: not one). Planned once, kept in the
         promotion's details before it is written, so that a restart completes the same
         change; planned again, in the same stint, if production moved before it took effect."""
-        if action.details.get("decision", {}).get("outcome") != "promoted":
+        if (action.details.get("decision") or {}).get("outcome") != "promoted":
             return None
         planned = ProductionRecord.from_dict(action.details.get(PRODUCTION_RECORD))
         if version.stage == PRODUCTION:  # carried out before a crash: as it was planned

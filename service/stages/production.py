@@ -253,7 +253,7 @@ class ProductionWatch:
         if approval is not None and approval.state in ("waiting", "approved"):
             return ChangedBy.APPROVAL, approval.by
         promotion = self.ledger.action(action_key(ActionKind.PROMOTE, version.id))
-        if promotion is not None and promotion.details.get("decision", {}).get("outcome") == (
+        if promotion is not None and (promotion.details.get("decision") or {}).get("outcome") == (
             "promoted"
         ):
             return ChangedBy.AUTOPILOT, None

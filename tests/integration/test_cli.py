@@ -20,6 +20,7 @@ from tests.support import (
     QUIET_ZENML,
     daemon_settings,
     diabetes_automation,
+    diabetes_evaluation,
     iris_automation,
 )
 
@@ -307,9 +308,8 @@ def test_dry_run_logs_what_it_would_do_and_changes_nothing(zenml_store, tmp_path
 
 def test_check_config_imports_each_projects_own_pipelines_side_by_side():
     """The example project has its own `pipelines` package: both resolve, neither shadows."""
-    result = autopilot(
-        "check-config", "--offline", env={**iris_automation(), **diabetes_automation()}
-    )
+    diabetes = diabetes_automation(**diabetes_evaluation())
+    result = autopilot("check-config", "--offline", env={**iris_automation(), **diabetes})
     assert result.returncode == 0, result.stderr
     resolved = json.loads(result.stdout)["pipelines"]
     assert resolved["iris"]["training"]["file"] == str(PROJECT_ROOT / "pipelines" / "training.py")
@@ -317,6 +317,9 @@ def test_check_config_imports_each_projects_own_pipelines_side_by_side():
         EXAMPLE_ROOT / "pipelines" / "training.py"
     )
     assert resolved["diabetes"]["inference"]["name"] == "inference"
+    assert resolved["diabetes"]["evaluation"]["file"] == str(
+        EXAMPLE_ROOT / "pipelines" / "evaluation.py"
+    )
     assert "test_dataset_id: str" in resolved["diabetes"]["training"]["signature"]
 
 
@@ -331,6 +334,7 @@ def test_pipelines_that_cannot_run_as_configured_exit_2_naming_each_variable(tmp
             MODEL_NAME="m3",
             TRAINING_PARAMETERS=json.dumps({"train_dataset_id": "{{ dataset.id }}", "bogus": 1}),
             INFERENCE_PARAMETERS="{}",
+            **diabetes_evaluation(EVALUATION_PARAMETERS="{}"),
         ),
     }
     for command in ("check-config", "run"):
@@ -352,6 +356,10 @@ def test_pipelines_that_cannot_run_as_configured_exit_2_naming_each_variable(tmp
         assert f"{params}TRAINING_PARAMETERS: pipeline training needs parameter " in text
         assert f"{params}INFERENCE_PARAMETERS: pipeline inference needs parameter 'dataset_id'" in (
             text
+        )
+        assert (
+            f"{params}EVALUATION_PARAMETERS: pipeline evaluation needs parameter 'dataset_id'"
+            in (text)
         )
 
 
@@ -407,7 +415,12 @@ def test_the_start_up_check_imports_on_the_runs_stack_and_warns_of_a_training_wi
     assert checked.returncode == 0, checked.stderr[-2000:]
     assert f"autopilot: warning: {warning}" in checked.stderr
     (shown,) = json.loads(checked.stdout)["warnings"]
-    assert shown.startswith(warning) and "IMPORTS" not in checked.stderr
+    assert shown.startswith(warning)
+    # The other automation passes its dataset: no such warning names it (the store's notes on
+    # names it does not hold yet may).
+    assert not any(
+        "IMPORTS" in line and "placeholder" in line for line in checked.stderr.splitlines()
+    )
     dry = autopilot("run", "--once", "--dry-run", env=env)
     assert dry.returncode == 0, dry.stderr[-2000:]
     events = [json.loads(line) for line in dry.stdout.splitlines()]

@@ -54,3 +54,19 @@ def test_unknown_names_name_the_stores_spelling_or_close_matches_or_nothing():
     new = found["churn"]
     assert (new.store_spelling, new.close, new.likely_typo) == (None, (), False)
     assert "(yet)" in new.message
+
+
+def test_an_evaluation_datasets_name_is_checked_like_a_watched_one():
+    from service.core.names import check_watched
+    from service.settings import load_settings
+
+    settings = load_settings(
+        {
+            "AUTOPILOT_EVALUATION_PIPELINE": "pipelines.evaluation:evaluation",
+            "AUTOPILOT_EVALUATION_DATASET_NAME": "iris_holdot",
+        }
+    )
+    found = check_watched(settings.automations, ["iris_training_dataset", "iris_holdout"], [])
+    (typo,) = [u for u in found if u.kind == "artifact"]
+    assert typo.variables == ("AUTOPILOT_EVALUATION_DATASET_NAME",)
+    assert typo.close == ("iris_holdout",)

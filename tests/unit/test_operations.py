@@ -32,10 +32,12 @@ def test_replay_starts_a_failed_action_again_from_its_first_attempt(ledger):
     assert action.details["replayed_from"] == "failed"
 
 
-def test_only_failed_or_skipped_actions_replay(ledger):
+def test_only_failed_skipped_or_superseded_actions_replay(ledger):
     ledger.claim("train:d2", ActionKind.TRAIN, "d2", {}, "default")
-    with pytest.raises(operations.OperationError, match="only failed or skipped"):
+    with pytest.raises(operations.OperationError, match="only failed, skipped or superseded"):
         operations.replay(ledger, "train:d2")
+    ledger.transition("train:d2", ActionState.SUPERSEDED)  # a training gate passed it over
+    assert operations.replay(ledger, "train:d2").details["replayed_from"] == "superseded"
     with pytest.raises(operations.OperationError, match="no action"):
         operations.replay(ledger, "train:nope")
 
@@ -231,3 +233,33 @@ def test_status_and_explain_show_approvals_and_production_changes(ledger):
     assert rolled[0]["previous_model_version_id"] == "mv-2"
     with pytest.raises(operations.OperationError, match="no version '9' of model"):
         operations.explain(ledger, "iris_classifier", "9")
+
+
+def test_status_lists_candidates_waiting_for_their_evaluations_and_explain_shows_them(ledger):
+    from service.core.evaluation import EVALUATING, EvaluationRecord
+    from tests.unit.factories import dataset, model_version
+
+    holdout = dataset(number=3)
+    candidate, production = model_version(number=2), model_version(number=1)
+    record = EvaluationRecord.start(holdout, candidate, production)
+    promote = f"promote:{candidate.id}"
+    details = {"phase": EVALUATING, "evaluation": record.as_details()}
+    ledger.claim(promote, ActionKind.PROMOTE, candidate.id, details, "diabetes")
+    for side in record.sides:
+        facts = {"evaluation_dataset_version_id": holdout.id, "evaluation_dataset_name": "h"}
+        ledger.claim(side.key, ActionKind.EVALUATE, side.model_version_id, facts, "diabetes")
+    assert record.production is not None
+    ledger.transition(record.production.key, ActionState.RUNNING, attempts=1)
+    ledger.transition(record.production.key, ActionState.SUCCEEDED, run_id="run-p")
+
+    (waiting,) = operations.status(ledger)["evaluating"]
+    assert waiting["model_version_id"] == candidate.id and waiting["key"] == promote
+    assert waiting["evaluation_dataset"] == f"iris_training_dataset:{holdout.version}"
+    assert waiting["evaluations"] == [
+        {"role": "candidate", "key": record.candidate.key, "state": "pending"},
+        {"role": "production", "key": record.production.key, "state": "succeeded"},
+    ]
+    explained = {a["key"]: a for a in operations.explain(ledger, candidate.id)["actions"]}
+    assert explained[promote]["phase"] == EVALUATING
+    assert explained[promote]["evaluation"]["dataset_version_id"] == holdout.id
+    assert explained[record.candidate.key]["evaluation_dataset_version_id"] == holdout.id

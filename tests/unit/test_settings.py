@@ -213,6 +213,60 @@ def test_a_pipeline_reference_needs_module_and_attribute():
         load_settings({"AUTOPILOT_TRAINING_PIPELINE": "training"})
 
 
+def test_trigger_policies_and_schedules_per_automation_and_in_the_single_form():
+    prefix = "AUTOPILOT_AUTOMATIONS__NIGHTLY__"
+    settings = load_settings(
+        {
+            f"{prefix}DATASET_NAMES": "d",
+            f"{prefix}MODEL_NAME": "m",
+            f"{prefix}TRAINING_SCHEDULE": "0 2 * * 1-5",
+            f"{prefix}TRAINING_SCHEDULE_ALWAYS": "true",
+            f"{prefix}TRAINING_DEBOUNCE_SECONDS": "300",
+            f"{prefix}TRAINING_MIN_INTERVAL_SECONDS": "3600",
+            f"{prefix}TRAINING_LATEST_ONLY": "true",
+            f"{prefix}INFERENCE_SCHEDULE": "every 6h",
+            f"{prefix}SCHEDULE_CATCHUP": "None",
+        }
+    )
+    (nightly,) = settings.automations
+    policy = nightly.training_policy
+    assert policy.schedule is not None and policy.schedule.spec == "0 2 * * 1-5"
+    assert (policy.schedule_always, policy.latest_only) == (True, True)
+    assert (policy.debounce_seconds, policy.min_interval_seconds) == (300, 3600)
+    assert nightly.inference_schedule is not None and nightly.inference_schedule.interval
+    assert nightly.schedule_catchup == "none"
+    assert describe(settings)["automations"]["nightly"]["training_policy"]["latest_only"]
+    # the single form: the same FIELDs; none set trains each selected version at once
+    single = load_settings({"AUTOPILOT_TRAINING_DEBOUNCE_SECONDS": "10"}).automations[0]
+    assert single.training_policy.gated and single.inference_schedule is None
+    assert not load_settings({}).automations[0].training_policy.gated
+
+
+def test_a_bad_schedule_or_policy_is_named():
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            {
+                "AUTOPILOT_TRAINING_SCHEDULE": "every day",
+                "AUTOPILOT_INFERENCE_SCHEDULE": "0 6 * * 8",
+                "AUTOPILOT_TRAINING_DEBOUNCE_SECONDS": "-5",
+                "AUTOPILOT_TRAINING_LATEST_ONLY": "sometimes",
+                "AUTOPILOT_SCHEDULE_CATCHUP": "all",
+            }
+        )
+    text = str(caught.value)
+    for name in (
+        "AUTOPILOT_TRAINING_SCHEDULE='every day'",
+        "AUTOPILOT_INFERENCE_SCHEDULE='0 6 * * 8'",
+        "AUTOPILOT_TRAINING_DEBOUNCE_SECONDS='-5'",
+        "AUTOPILOT_TRAINING_LATEST_ONLY='sometimes'",
+        "AUTOPILOT_SCHEDULE_CATCHUP='all'",
+    ):
+        assert name in text
+    assert "five fields" in text and "0-7" in text
+    with pytest.raises(ConfigError, match=r"TRAINING_SCHEDULE_ALWAYS=true.*not set"):
+        load_settings({"AUTOPILOT_TRAINING_SCHEDULE_ALWAYS": "true"})
+
+
 def test_a_training_told_nothing_of_its_dataset_is_warned_of_by_its_variable(tmp_path):
     """Every selected version would launch the same run: a warning naming the variable (and
     the config's placeholders, which are never filled); the bundled default gets none."""
@@ -284,3 +338,76 @@ def test_bad_gate_and_deployment_settings_are_named():
     assert "unknown placeholder dataset.nope" in problems
     with pytest.raises(ConfigError, match="DEPLOYMENT_PIPELINE: unset, but"):
         load_settings({"AUTOPILOT_DEPLOYMENT_PARAMETERS": '{"x": 1}'})
+
+
+def test_an_evaluation_pipeline_with_its_dataset_and_a_minimum_improvement(tmp_path):
+    (tmp_path / "evaluation.yaml").write_text("model:\n  name: churn\n")
+    settings = load_settings(
+        {
+            "AUTOPILOT_SOURCE_ROOT": str(tmp_path),
+            f"{CHURN}DATASET_NAMES": "churn_train",
+            f"{CHURN}MODEL_NAME": "churn",
+            f"{CHURN}PROMOTION_MIN_IMPROVEMENT": "0.5",
+            f"{CHURN}EVALUATION_PIPELINE": "pipelines.evaluation:evaluation",
+            f"{CHURN}EVALUATION_CONFIG": "evaluation.yaml",
+            f"{CHURN}EVALUATION_PARAMETERS": '{"data": "{{ evaluation_dataset.id }}", '
+            '"model": "{{ model_version.metadata.run }}"}',
+            f"{CHURN}EVALUATION_DATASET_NAME": "churn_holdout",
+            f"{CHURN}EVALUATION_DATASET_REQUIRED_TAGS": "approved, frozen",
+            f"{IRIS}DATASET_NAMES": "iris_training_dataset",
+            f"{IRIS}MODEL_NAME": "iris_classifier",
+        }
+    )
+    churn, iris = settings.automations
+    assert churn.promotion.min_improvement == 0.5 and iris.promotion.min_improvement == 0
+    assert iris.evaluation is None and set(iris.pipelines) == {"training", "inference"}
+    assert churn.evaluation is not None
+    assert churn.evaluation.dataset_name == "churn_holdout"
+    assert churn.evaluation.required_tags == ("approved", "frozen")
+    assert churn.evaluation.pipeline.config_path == str(tmp_path / "evaluation.yaml")
+    assert churn.evaluation.pipeline.source_root == str(tmp_path.resolve())
+    assert churn.pipelines["evaluation"] == churn.evaluation.pipeline
+    shown = describe(settings)["automations"]["churn"]  # type: ignore[index]
+    assert shown["evaluation"]["dataset_name"] == "churn_holdout"
+    assert shown["promotion"]["min_improvement"] == 0.5
+    # The single form has the same fields; the required tags default to `approved`.
+    single = load_settings(
+        {
+            "AUTOPILOT_EVALUATION_PIPELINE": "pipelines.evaluation:evaluation",
+            "AUTOPILOT_EVALUATION_DATASET_NAME": "iris_holdout",
+        }
+    )
+    (default,) = single.automations
+    assert default.evaluation is not None and default.evaluation.required_tags == ("approved",)
+
+
+def test_every_evaluation_mistake_is_named_at_once():
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            {
+                f"{CHURN}DATASET_NAMES": "a",
+                f"{CHURN}MODEL_NAME": "churn",
+                f"{CHURN}EVALUATION_PIPELINE": "pipelines.evaluation:evaluation",  # no dataset
+                f"{IRIS}DATASET_NAMES": "b",
+                f"{IRIS}MODEL_NAME": "iris",
+                f"{IRIS}EVALUATION_DATASET_NAME": "holdout",  # no pipeline
+                "AUTOPILOT_AUTOMATIONS__Y__DATASET_NAMES": "d",
+                "AUTOPILOT_AUTOMATIONS__Y__MODEL_NAME": "y",
+                "AUTOPILOT_AUTOMATIONS__Y__PROMOTION_MIN_IMPROVEMENT": "-1",
+                "AUTOPILOT_AUTOMATIONS__X__DATASET_NAMES": "c",
+                "AUTOPILOT_AUTOMATIONS__X__MODEL_NAME": "x",
+                "AUTOPILOT_AUTOMATIONS__X__EVALUATION_PIPELINE": "evaluation",
+                "AUTOPILOT_AUTOMATIONS__X__EVALUATION_PARAMETERS": '{"d": "{{ dataset.id }}"}',
+                "AUTOPILOT_AUTOMATIONS__X__PROMOTION_MIN_IMPROVEMENT": "nan",
+            }
+        )
+    problems = "\n".join(caught.value.problems)
+    assert f"{CHURN}EVALUATION_DATASET_NAME: required with {CHURN}EVALUATION_PIPELINE" in problems
+    assert f"{IRIS}EVALUATION_DATASET_NAME: set without {IRIS}EVALUATION_PIPELINE" in problems
+    assert "AUTOPILOT_AUTOMATIONS__Y__PROMOTION_MIN_IMPROVEMENT='-1'" in problems
+    x = "AUTOPILOT_AUTOMATIONS__X__"
+    assert f"{x}EVALUATION_PIPELINE='evaluation': expected module:attribute" in problems
+    assert f"{x}EVALUATION_PARAMETERS=" in problems
+    assert "unknown placeholder dataset.id (known: model.name" in problems
+    assert "evaluation_dataset.id" in problems  # offered
+    assert f"{x}PROMOTION_MIN_IMPROVEMENT='nan'" in problems

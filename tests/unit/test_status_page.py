@@ -366,3 +366,24 @@ def test_metrics_go_on_when_the_ledger_cannot_answer(settings, ledger):
         assert http_get(f"http://{host}:{port}/api/status")[0] == 500  # said, not hidden
     finally:
         server.stop()
+
+
+def test_a_candidate_waiting_for_its_evaluations_is_not_decided_yet(settings, ledger):
+    """Champion against challenger: a promotion in phase `evaluating` has no decision yet; its
+    chain goes on, and a decision set aside when production changed is none either."""
+    (champion,) = write_history(ledger, [0.95])
+    ledger.claim("train:ds-2", ActionKind.TRAIN, "ds-2", {"artifact": "iris"}, "default")
+    ledger.transition("train:ds-2", ActionState.RUNNING, attempts=1, started_at=0.0)
+    ledger.transition("train:ds-2", ActionState.SUCCEEDED, run_id="run-2")
+    ids = {"model_version_number": 2, "dataset_version_id": "ds-2", "training_run_id": "run-2"}
+    evaluating = {"phase": "evaluating", "evaluation": {"dataset_version_id": "h-1"}}
+    ledger.claim("promote:mv-2", ActionKind.PROMOTE, "mv-2", {**ids, **evaluating}, "default")
+    for decision in ({}, {"decision": None}):  # never decided; decided, then set aside
+        ledger.update_details("promote:mv-2", decision)
+        status = board_for(settings).status()
+        (automation,) = status["automations"]
+        waiting, _ = automation["chains"]  # newest first
+        assert waiting["model_version"]["number"] == 2
+        assert waiting["decision"] is None and waiting["ended_at"] is None
+        assert automation["production"]["model_version_id"] == champion
+        assert "mv-2" in page.render(status)

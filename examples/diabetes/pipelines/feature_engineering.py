@@ -1,9 +1,10 @@
-"""Publish a train/test pair of diabetes datasets: `diabetes_train` and `diabetes_test`."""
+"""Publish a train/test pair of diabetes datasets, `diabetes_train` and `diabetes_test`, or
+the holdout every model is scored on, `diabetes_holdout`."""
 
 import argparse
 import json
 
-from steps import split_diabetes
+from steps import holdout_diabetes, split_diabetes
 from zenml import pipeline
 from zenml.client import Client
 
@@ -18,6 +19,35 @@ def feature_engineering(random_state: int = 0, noise: float = 0.0, approved: boo
         approved: Tag the `diabetes_train` version `approved`.
     """
     split_diabetes(random_state=random_state, noise=noise, approved=approved)
+
+
+@pipeline(enable_cache=False)
+def holdout(approved: bool = True) -> None:
+    """Publish the holdout (the same rows each time: none of any train or test split).
+
+    Args:
+        approved: Tag the `diabetes_holdout` version `approved`.
+    """
+    holdout_diabetes(approved=approved)
+
+
+def publish_holdout(approved: bool = True) -> dict[str, str]:
+    """Run `holdout` in-process and return the ids of its run and of the holdout.
+
+    Args:
+        approved: Tag the `diabetes_holdout` version `approved`.
+
+    Returns:
+        `run_id` and `holdout_id`, as strings.
+
+    Raises:
+        RuntimeError: If the pipeline did not run (e.g. it was only scheduled).
+    """
+    run = holdout(approved=approved)
+    if run is None:
+        raise RuntimeError("holdout did not run")
+    outputs = Client().get_pipeline_run(run.id).steps["holdout_diabetes"].outputs
+    return {"run_id": str(run.id), "holdout_id": str(outputs["diabetes_holdout"][0].id)}
 
 
 def publish(random_state: int = 0, noise: float = 0.0, approved: bool = True) -> dict[str, str]:
@@ -50,5 +80,9 @@ if __name__ == "__main__":
     parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument("--noise", type=float, default=0.0)
     parser.add_argument("--no-approve", dest="approved", action="store_false")
+    parser.add_argument("--holdout", action="store_true", help="publish the holdout instead")
     args = parser.parse_args()
-    print(json.dumps(publish(args.random_state, args.noise, args.approved)))
+    if args.holdout:
+        print(json.dumps(publish_holdout(args.approved)))
+    else:
+        print(json.dumps(publish(args.random_state, args.noise, args.approved)))
