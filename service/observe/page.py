@@ -297,8 +297,8 @@ def _chains(chains: Sequence[Mapping[str, Any]], now: datetime) -> str:
             f"v{escape(str(dataset['version'] or '?'))}</span></td>"
             f"<td>{_run(chain['training'])}</td>"
             f"<td>{made}</td>"
-            f"<td>{'—' if decision is None else _decision(decision)}</td>"
-            f"<td>{'—' if chain['inference'] is None else _run(chain['inference'])}</td>"
+            f"<td>{_decided(decision, chain.get('evaluations') or [])}</td>"
+            f"<td>{_served(chain.get('deployment'), chain['inference'])}</td>"
             f"<td>{_time(chain['started_at'], now)}</td>"
             f"<td>{'running' if took is None else _seconds(took)}</td>"
             "</tr>"
@@ -308,6 +308,25 @@ def _chains(chains: Sequence[Mapping[str, Any]], now: datetime) -> str:
         "<th>model version</th><th>decision</th><th>inference run</th><th>started</th>"
         f"<th>took</th></tr>{''.join(rows)}</table>"
     )
+
+
+def _decided(decision: Mapping[str, Any] | None, evaluations: Sequence[Mapping[str, Any]]) -> str:
+    """The decision, and the evaluations it was (or is being) made on: each one's state."""
+    shown = "—" if decision is None else _decision(decision)
+    if not evaluations:
+        return shown
+    each = " · ".join(f"{escape(e['role'])} {escape(e['state'])}" for e in evaluations)
+    waiting = "evaluating " if decision is None else ""
+    return f'{shown if decision else ""}<div class="sub">{waiting}{each}</div>'
+
+
+def _served(deployment: Mapping[str, Any] | None, inference: Mapping[str, Any] | None) -> str:
+    """The inference run, after its deployment's when the automation deploys."""
+    if inference is None:
+        return "—"
+    if deployment is None:
+        return _run(inference)
+    return f'<span class="sub">deploy</span> {_run(deployment)}<br>{_run(inference)}'
 
 
 def _decision(decision: Mapping[str, Any]) -> str:

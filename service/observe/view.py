@@ -10,11 +10,18 @@ The schema is documented in docs/status-page.md; `SCHEMA` changes when a field c
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from service import metrics
-from service.core.actions import TERMINAL_STATES, ActionKind, ActionState, action_key
+from service.core.actions import (
+    TERMINAL_STATES,
+    ActionKind,
+    ActionState,
+    action_key,
+    parse_action_key,
+)
 from service.core.automation import Automation
 from service.ledger import Action, Approval, Ledger, ProductionChange, Subject, epoch
 from service.redact import redact as scrub
@@ -342,17 +349,48 @@ def _chains(
             if found is not None:
                 by_run[str(run)] = found
     datasets = ledger.subjects_by_id(automation, [a.subject_id for a in trainings])
+    # A deployment has its inference's stint (`deploy:<id>`, `deploy:<id>@<stint>`); the
+    # evaluations are those the promotion records (`evaluate:<id>@<evaluation dataset id>`).
+    deployments = ledger.actions_by_key([_deployment_key(i.key) for i in inferences.values()])
+    evaluations = ledger.actions_by_key(
+        [key for promotion in promotions for _, key in _evaluation_keys(promotion)]
+    )
+    related = Related(inferences, deployments, evaluations)
     return [
         _chain(
             training,
             datasets.get(training.subject_id),
             by_run,
-            inferences,
+            related,
             numbers,
             links,
             approvals,
         )
         for training in trainings
+    ]
+
+
+@dataclass(frozen=True)
+class Related:
+    """The actions of the chains' model versions, by key."""
+
+    inferences: Mapping[str, Action]
+    deployments: Mapping[str, Action]
+    evaluations: Mapping[str, Action]
+
+
+def _deployment_key(inference_key: str) -> str:
+    """The deployment an inference runs after: the same version, the same stint."""
+    parsed = parse_action_key(inference_key)
+    return action_key(ActionKind.DEPLOY, parsed.subject_id, qualifier=parsed.qualifier)
+
+
+def _evaluation_keys(promotion: Action) -> list[tuple[str, str]]:
+    """(role, key) of the evaluations a promotion was (or is being) decided on."""
+    evaluation = promotion.details.get("evaluation") or {}
+    sides = ((role, evaluation.get(role)) for role in ("candidate", "production"))
+    return [
+        (role, side["key"]) for role, side in sides if isinstance(side, dict) and side.get("key")
     ]
 
 
@@ -369,17 +407,24 @@ def _chain(
     training: Action,
     dataset: Subject | None,
     promotions_by_run: Mapping[str, Action],
-    inferences: Mapping[str, Action],
+    related: Related,
     numbers: Mapping[str, int],
     links: Links,
     approvals: Mapping[str, Approval],
 ) -> dict[str, Any]:
     promotion = promotions_by_run.get(training.run_id or "")
+    inferences = related.inferences
     # None until judged: a promotion waiting for its evaluations has no decision yet.
     decision = (promotion.details.get("decision") or None) if promotion else None
     inference = (
         inferences.get(action_key(ActionKind.INFER, promotion.subject_id)) if promotion else None
     )
+    deployment = related.deployments.get(_deployment_key(inference.key)) if inference else None
+    evaluations = [
+        {"role": role, **_action(found, links)}
+        for role, key in (_evaluation_keys(promotion) if promotion else [])
+        if (found := related.evaluations.get(key)) is not None
+    ]
     last = inference or promotion or training
     approval = approvals.get(promotion.subject_id) if promotion else None
     ended = _chain_ended(training, decision, inference, approval.state if approval else None)
@@ -404,6 +449,8 @@ def _chain(
             "reason": decision.get("reason"),
             "value": decision.get("value"),
         },
+        "evaluations": evaluations,
+        "deployment": None if deployment is None else _action(deployment, links),
         "inference": None if inference is None else _action(inference, links),
         "started_at": training.created_at,
         "ended_at": last.updated_at if ended else None,

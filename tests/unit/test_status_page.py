@@ -387,3 +387,45 @@ def test_a_candidate_waiting_for_its_evaluations_is_not_decided_yet(settings, le
         assert waiting["decision"] is None and waiting["ended_at"] is None
         assert automation["production"]["model_version_id"] == champion
         assert "mv-2" in page.render(status)
+
+
+def test_a_chain_shows_its_evaluations_its_deployment_and_a_later_stints_inference(
+    settings, ledger
+):
+    """Keys qualified by `@`: a chain's evaluations (`evaluate:<id>@<evaluation dataset>`, as
+    its promotion records them), the deployment its inference ran after, and a version first
+    served in a later stint (`infer:<id>@2`); an inference schedule's fire
+    (`infer:<id>@fire:<time>`) is none of its stints."""
+    (version,) = write_history(ledger, [0.5])  # rejected; a person puts it in production later
+    evaluation = {
+        "dataset_version_id": "h-1",
+        "candidate": {"model_version_id": version, "number": 1, "key": f"evaluate:{version}@h-1"},
+        "production": None,
+    }
+    ledger.update_details(f"promote:{version}", {"evaluation": evaluation})
+    ledger.claim(f"evaluate:{version}@h-1", ActionKind.EVALUATE, version, {}, "default")
+    ledger.transition(f"evaluate:{version}@h-1", ActionState.RUNNING, attempts=1)
+    ledger.transition(f"evaluate:{version}@h-1", ActionState.SUCCEEDED, run_id="run-e")
+    fire = f"infer:{version}@fire:2026-12-07T06:00:00Z"
+    ledger.claim(fire, ActionKind.INFER, version, {}, "default")
+    ledger.transition(fire, ActionState.RUNNING, attempts=1)
+    ledger.transition(fire, ActionState.SUCCEEDED, run_id="run-fire")
+    ledger.claim(f"deploy:{version}@2", ActionKind.DEPLOY, version, {}, "default")
+    ledger.claim(
+        f"infer:{version}@2", ActionKind.INFER, version, {"after": f"deploy:{version}@2"}, "default"
+    )
+    ledger.transition(f"deploy:{version}@2", ActionState.RUNNING, attempts=1)
+    ledger.transition(f"deploy:{version}@2", ActionState.SUCCEEDED, run_id="run-d")
+    # Approved, in ZenML, after a stint the ledger does not know of (served as `@2`).
+    approved = {"outcome": "awaiting_approval", "reason": "clears_threshold", "value": 0.5}
+    ledger.update_details(f"promote:{version}", {"decision": approved})
+    status = board_for(settings).status()
+    (chain,) = status["automations"][0]["chains"]
+    assert [(e["role"], e["key"], e["state"]) for e in chain["evaluations"]] == [
+        ("candidate", f"evaluate:{version}@h-1", "succeeded")
+    ]
+    assert chain["inference"]["key"] == f"infer:{version}@2"  # not the schedule's fire
+    assert chain["deployment"]["key"] == f"deploy:{version}@2"
+    assert chain["deployment"]["state"] == "succeeded" and chain["ended_at"] is None
+    html = page.render(status)
+    assert "candidate succeeded" in html and 'title="run-d"' in html
