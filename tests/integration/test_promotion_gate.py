@@ -5,6 +5,7 @@ own when the deployment or inference of the daemon's promotion fails for good.""
 
 from __future__ import annotations
 
+import json
 from uuid import UUID
 
 import pytest
@@ -19,6 +20,7 @@ from tests.support import serving
 
 pytestmark = pytest.mark.integration
 MODEL = "iris_classifier"
+NOWHERE = "http://127.0.0.1:9/hook"  # notifications recorded in the outbox, never delivered
 
 
 def _state(engine, key):
@@ -46,6 +48,14 @@ def _judged(engine, dataset, number):
     return engine.store.model_version(version.id)
 
 
+def _notified(engine, events):
+    """(event, model version id) of the notifications recorded in the outbox, oldest first,
+    of these events."""
+    rows = engine.ledger.execute("SELECT event, body FROM notifications ORDER BY rowid").fetchall()
+    bodies = [(row[0], json.loads(row[1])) for row in rows if row[0] in events]
+    return [(event, body["model_version"]["id"]) for event, body in bodies]
+
+
 def _served_in_order(engine, deploy_key, infer_key):
     """Both succeeded, one run each, the inference started after its deployment ended (in the
     store's clock); the inference pipeline itself fails unless the server serves its version."""
@@ -70,6 +80,7 @@ def test_approval_mode_stages_supersedes_expires_and_takes_a_promotion_in_zenml(
         promotion_mode="approval",
         approval_timeout_seconds=3600,
         promotion_must_beat_production="false",
+        notify_webhook_urls=NOWHERE,
     )
 
     first = launch_feature_engineering(training_tags=["approved"], random_state=31)
@@ -120,6 +131,16 @@ def test_approval_mode_stages_supersedes_expires_and_takes_a_promotion_in_zenml(
     for _ in range(3):  # nothing more, however often it looks
         engine.tick()
     assert [len(runs_for(engine, f"{k}:{three.id}")) for k in ("deploy", "infer")] == [1, 1]
+    # People are told: each wait, its expiry and the approval, once (a superseded wait is
+    # followed by the newer one's).
+    gate = {"model.awaiting_approval", "model.approval_expired", "model.approved"}
+    assert _notified(engine, gate) == [
+        ("model.awaiting_approval", one.id),
+        ("model.awaiting_approval", two.id),
+        ("model.approval_expired", two.id),
+        ("model.awaiting_approval", three.id),
+        ("model.approved", three.id),
+    ]
     for version in (one, two):
         assert engine.ledger.stint_actions(ActionKind.INFER, version.id) == []
         assert engine.ledger.stint_actions(ActionKind.DEPLOY, version.id) == []
@@ -138,6 +159,7 @@ def test_a_failed_inference_or_deployment_of_its_own_promotion_rolls_production_
         rollback_on_failure="true",
         promotion_must_beat_production="false",
         max_attempts=1,
+        notify_webhook_urls=NOWHERE,
     )
     first = launch_feature_engineering(training_tags=["approved"], random_state=41)
     one = _judged(engine, first, 1)
@@ -187,6 +209,14 @@ def test_a_failed_inference_or_deployment_of_its_own_promotion_rolls_production_
     assert [v.id for v in engine.store.production_versions(MODEL)] == [one.id]  # stays there
     for key in (f"infer:{one.id}", f"infer:{one.id}@2", f"infer:{one.id}@3", f"infer:{two.id}"):
         assert len(runs_for(engine, key)) == 1, key
+    # People are told what failed and that production went back, each once.
+    failures = {"inference.failed", "deployment.failed", "model.rolled_back"}
+    assert _notified(engine, failures) == [
+        ("inference.failed", two.id),
+        ("model.rolled_back", one.id),
+        ("deployment.failed", three.id),
+        ("model.rolled_back", one.id),
+    ]
 
 
 def test_a_version_served_before_production_records_is_served_again_when_it_returns(
