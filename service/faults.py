@@ -29,7 +29,7 @@ CRASH_POINTS = (
     "after_run_finished",  # worker done, outcome not yet recorded
     "after_promotion_decided",  # decision in the ledger, stage not yet changed
     "after_stage_changed",  # model in production, decision metadata not yet written
-    "after_decision_recorded",  # decision done in the ledger, its notification in the outbox
+    "after_decision_recorded",  # decision done in the ledger and logged, its notification unsent
     "after_production_seen",  # production change recorded and infer key claimed
     "between_evaluations",  # one of a candidate's two evaluations recorded, the other not
     "after_staged",  # a candidate in staging (approval mode), its decision not yet recorded

@@ -350,7 +350,6 @@ class ModelJudge:
                     automation.name, version, trained_on(version), action.key, decision | waiting
                 )
             )
-        crashpoint("after_decision_recorded")
         metrics.ACTIONS.labels(automation.name, "promote", outcome).inc()
         self.context.log(automation).info(
             f"model.{outcome}",
@@ -366,6 +365,8 @@ class ModelJudge:
             **waiting,
             **model_ids(version),
         )
+        # Logged first: nothing after the transaction would log it again after a crash.
+        crashpoint("after_decision_recorded")
         return stage_changed
 
     def _production_record(
