@@ -264,3 +264,47 @@ def test_a_version_served_before_production_records_is_served_again_when_it_retu
         engine.tick()
     for key in (f"infer:{one.id}", f"infer:{two.id}", f"infer:{one.id}@2"):
         assert len(runs_for(engine, key)) == 1, key
+
+
+def test_a_rollback_to_a_named_version_from_the_store_alone(zenml_store, tmp_path):
+    """`autopilot rollback MODEL --to VERSION` over the store (what the command runs, no
+    ledger): production goes to that version, not to the one before; the version it leaves is
+    archived with the rollback recorded on it; the daemon serves the restored version again,
+    in its new stint, once. `--dry-run` first: nothing changes."""
+    from zenml.client import Client
+
+    from service import review
+
+    client = Client()
+    client.create_model(MODEL)
+    one, two, three = (client.create_model_version(MODEL, name=f"v{n}") for n in (1, 2, 3))
+    engine = make_engine(
+        tmp_path / "state", environ=serving(tmp_path / "serving"), start_from="now"
+    )
+    for version in (one, two, three):  # each made production by a person, in ZenML
+        client.update_model_version(MODEL, version.id, stage="production", force=True)
+        _served_in_order(engine, f"deploy:{version.id}", f"infer:{version.id}")
+
+    dry = review.rollback(engine.store, MODEL, "1", "dana", "bad batch", dry_run=True)
+    assert dry["outcome"] == "would_roll_back"
+    assert [v.id for v in engine.store.production_versions(MODEL)] == [str(three.id)]
+    done = review.rollback(engine.store, MODEL, "1", "dana", "bad batch")
+    assert done["outcome"] == "rolled_back"
+    assert [v.id for v in engine.store.production_versions(MODEL)] == [str(one.id)]
+    left = engine.store.model_version(str(three.id))
+    assert left.stage == "archived"
+    assert (left.metadata[ROLLBACK_KEY]["1"]["to"], left.metadata[ROLLBACK_KEY]["1"]["by"]) == (
+        str(one.id),
+        "dana",
+    )
+    record = latest_record(engine.store.model_version(str(one.id)).metadata)
+    assert (record.stint, record.changed_by, record.rolled_back_from) == (
+        2,
+        "rollback",
+        str(three.id),
+    )
+    _served_in_order(engine, f"deploy:{one.id}@2", f"infer:{one.id}@2")
+    for _ in range(3):
+        engine.tick()
+    assert len(runs_for(engine, f"infer:{one.id}@2")) == 1
+    assert runs_for(engine, f"infer:{two.id}@2") == []
