@@ -28,6 +28,7 @@ from service.core.automation import Automation
 from service.core.schedule import FirePlan, Schedule, plan_fires
 from service.faults import crashpoint
 from service.stages import gate_ledger
+from service.stages.actions import AFTER
 from service.stages.context import Context
 from service.stages.gate_ledger import Fire, ScheduleRecord, fire_text
 
@@ -240,12 +241,22 @@ class InferenceSchedule:
                     "schedule": INFERENCE,
                     "fire": fire_text(plan.fire),
                     **(scores or {}),
+                    **self._after_deployment(automation, production),
                 }
                 self.ledger.claim(key, ActionKind.INFER, production, details, automation.name)
             self.fires.record(automation, INFERENCE, plan, FIRED if key else SKIPPED, reason, key)
         crashpoint("after_fire_recorded")
         ids = {"key": key, "model_version_id": production} if key else {}
         self.fires.log_fire(automation, INFERENCE, plan, reason, **ids)
+
+    def _after_deployment(self, automation: Automation, production: str) -> dict[str, str]:
+        """With a DEPLOYMENT_PIPELINE, a fire's inference runs after the production version's
+        latest deployment (issue 18), as its production change's inference does: never
+        against a server not yet serving it, and failed with it (blocked) if it failed."""
+        if automation.deployment is None:
+            return {}
+        deployments = self.ledger.stint_actions(ActionKind.DEPLOY, production)
+        return {AFTER: deployments[-1].key} if deployments else {}
 
 
 def _shown(moment: datetime | None) -> str | None:

@@ -308,3 +308,43 @@ def test_a_rollback_to_a_named_version_from_the_store_alone(zenml_store, tmp_pat
         engine.tick()
     assert len(runs_for(engine, f"infer:{one.id}@2")) == 1
     assert runs_for(engine, f"infer:{two.id}@2") == []
+
+
+def test_a_scheduled_inference_runs_after_the_deployment_and_is_blocked_with_it(
+    zenml_store, tmp_path
+):
+    """An INFERENCE_SCHEDULE fire in an automation that deploys: its inference runs after the
+    production version's deployment, as the production change's own does; that deployment
+    failing for good blocks both, neither launched (the inference pipeline would fail anyway,
+    as the server does not serve the version)."""
+    from zenml.client import Client
+
+    from tests.integration.engine_harness import ManualClock
+
+    client = Client()
+    client.create_model(MODEL)
+    one = client.create_model_version(MODEL, name="v1")
+    clock = ManualClock()
+    engine = make_engine(
+        tmp_path / "state",
+        environ=serving(tmp_path / "serving", refuse_deploy="1"),
+        clock=clock,
+        start_from="now",
+        inference_schedule="every 20s",
+        max_attempts=1,
+    )
+    client.update_model_version(MODEL, one.id, stage="production", force=True)
+    deploy = f"deploy:{one.id}"
+    engine.tick()  # the production change: its deployment launched, its inference after it
+    clock.to_next_fire(20)  # then a fire of the schedule
+    tick_until(engine, lambda: _state(engine, deploy) is ActionState.FAILED, "the deployment")
+    scheduled = [a for a in engine.ledger.stint_actions(ActionKind.INFER, str(one.id))]
+    (fired,) = [a for a in engine.ledger.actions_for_subject(str(one.id)) if "@fire:" in a.key]
+    assert fired.details["after"] == deploy
+    for _ in range(3):
+        engine.tick()
+    for key in (f"infer:{one.id}", fired.key):
+        action = engine.ledger.action(key)
+        assert (action.state, action.details["blocked_by"]) == (ActionState.FAILED, deploy), key
+        assert runs_for(engine, key) == [], key  # never launched
+    assert [a.key for a in scheduled] == [f"infer:{one.id}"]  # a fire is not a stint
