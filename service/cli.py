@@ -49,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_check_config(settings, offline=args.offline)
     if args.command in ("status", "explain", "replay", "skip"):
         return run_operation(settings, args)
+    if args.command in ("approve", "reject", "rollback"):
+        return run_review(settings, args)
     if args.command == "rename-automation":
         return run_rename(settings, args.old, args.new)
     return run(settings, once=args.once, dry_run=args.dry_run)
@@ -72,10 +74,12 @@ def run_operation(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.command == "status":
             result = operations.status(
-                ledger, None if args.offline else _in_store(settings, ledger)
+                ledger,
+                None if args.offline else _in_store(settings, ledger),
+                timeouts={a.name: a.approval_timeout_seconds for a in settings.automations},
             )
         elif args.command == "explain":
-            result = operations.explain(ledger, args.id)
+            result = operations.explain(ledger, args.id, args.version)
         else:
             for action in _change(ledger, args):
                 event = "action.replayed" if args.command == "replay" else "action.skipped"
@@ -89,6 +93,63 @@ def run_operation(settings: Settings, args: argparse.Namespace) -> int:
     # Also what a ledger written before errors were redacted holds.
     print(json.dumps(redact_all(result), indent=2, default=str))
     return EXIT_OK
+
+
+def run_review(settings: Settings, args: argparse.Namespace) -> int:
+    """`approve`, `reject`, `rollback` (`service/review.py`): the store only, neither the
+    ledger nor the state dir's lock, so they work from any machine or container that reaches
+    the store, while the daemon runs or not. Prints what was done (JSON); exit 2 when refused
+    (with why), 1 when the store cannot be reached."""
+    from zenml.exceptions import AuthorizationException
+
+    from service import review
+    from service.logs import stdout_held
+
+    _zenml_defaults(settings)  # the API key file, and no credential cached on disk
+    _register_store_secrets()
+    by = args.by or _who()
+    try:
+        with stdout_held():  # stdout is the outcome, one JSON document
+            store = _connect()
+            if args.command == "approve":
+                result = review.approve(store, args.model, args.version, by, args.note)
+            elif args.command == "reject":
+                result = review.reject(store, args.model, args.version, by, args.note)
+            else:
+                result = review.rollback(
+                    store, args.model, args.to, by, args.reason, dry_run=args.dry_run
+                )
+    except review.Refused as refused:
+        _show_held_output()
+        print(redact_text(f"autopilot {args.command}: {refused}"), file=sys.stderr)
+        return EXIT_CONFIG
+    except AuthorizationException as error:
+        _show_held_output()
+        print(
+            redact_text(f"autopilot {args.command}: the store rejected the credentials: {error}"),
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    except Exception as error:
+        _show_held_output()
+        print(
+            redact_text(f"autopilot {args.command}: failed, nothing more was done: {error}")[:500],
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    _show_held_output()
+    print(json.dumps(redact_all(result), indent=2, default=str))
+    return EXIT_OK
+
+
+def _who() -> str | None:
+    """Who runs a command, when `--by` does not say: the user of this process."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
 
 
 def run_rename(settings: Settings, old: str, new: str) -> int:
@@ -630,7 +691,29 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="cursors and lag, open actions, failures")
     status.add_argument("--offline", action="store_true", help="read the ledger only")
     explain = commands.add_parser("explain", help="why a dataset/model version was acted on")
-    explain.add_argument("id", help="artifact version id or model version id")
+    explain.add_argument("id", help="artifact or model version id, or a model's name")
+    explain.add_argument(
+        "version", nargs="?", help="with a model's name: its version number (MODEL VERSION)"
+    )
+    for name, text in (
+        ("approve", "put a version awaiting approval in production"),
+        ("reject", "archive a version awaiting approval"),
+    ):
+        verdict = commands.add_parser(name, help=text)
+        verdict.add_argument("model", help="the ZenML Model")
+        verdict.add_argument("version", help="its version: number, name or id")
+        verdict.add_argument("--by", help="who decides (default: this process's user)")
+        verdict.add_argument("--note", help="why, recorded on the version")
+    rollback = commands.add_parser(
+        "rollback", help="put back in production the version that was production before"
+    )
+    rollback.add_argument("model", help="the ZenML Model")
+    rollback.add_argument("--to", help="this version instead (number, name or id)")
+    rollback.add_argument("--by", help="who rolls back (default: this process's user)")
+    rollback.add_argument("--reason", help="why, recorded on both versions")
+    rollback.add_argument(
+        "--dry-run", action="store_true", help="say what it would do; change nothing"
+    )
     for name, text in (
         ("replay", "run a failed or skipped action again"),
         ("skip", "mark an action as not to be done"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from service.core.records import RunInfo
 from service.logs import get_logger
@@ -38,6 +39,11 @@ class ReadOnlyStore(StoreAdapter):
 
     def record_decision(self, version_id: str, decision: dict[str, object]) -> None:
         get_logger().info("dry_run.would_record_decision", model_version_id=version_id)
+
+    def record_version_metadata(self, version_id: str, metadata: dict[str, Any]) -> None:
+        get_logger().info(
+            "dry_run.would_record_metadata", model_version_id=version_id, keys=sorted(metadata)
+        )
 
     def mark_run_failed(self, run_id: str, reason: str) -> None:
         get_logger().info("dry_run.would_close_run", run_id=run_id, reason=reason)

@@ -23,6 +23,7 @@ from service.runtime.executor import Executor
 from service.runtime.template import WorkerTemplate
 from service.settings import Settings
 from service.stages.actions import ActionRunner
+from service.stages.approval import Approvals
 from service.stages.context import Context
 from service.stages.datasets import DatasetWatch
 from service.stages.models import ModelJudge
@@ -96,7 +97,8 @@ class Autopilot:
         )
         self.datasets = DatasetWatch(self.context)
         self.production = ProductionWatch(self.context)
-        self.models = ModelJudge(self.context, self.production)
+        self.approvals = Approvals(self.context, self.production)
+        self.models = ModelJudge(self.context, self.production, self.approvals)
         self.holds = PipelineHolds(self.context)
         self.fires = FireClock(self.context)
         self.gate = TrainingGate(self.context, self.fires)
@@ -188,6 +190,7 @@ class Autopilot:
         ended = self.actions.settle()
         clock.lap("settle")
         if observe:
+            self.approvals.tick()  # a person's verdict, before production is read
             # A person's change is seen before the daemon promotes, and before scoring data
             # is selected: a new scoring version is scored by the production of this tick.
             self.production.tick()

@@ -29,13 +29,26 @@ CRASH_POINTS = (
     "after_run_finished",  # worker done, outcome not yet recorded
     "after_promotion_decided",  # decision in the ledger, stage not yet changed
     "after_stage_changed",  # model in production, decision metadata not yet written
+    "after_decision_stored",  # decision carried out in the store and logged, ledger not told
     "after_decision_recorded",  # decision logged, done in the ledger, notification in outbox
     "after_production_seen",  # production change recorded and infer key claimed
     "between_evaluations",  # one of a candidate's two evaluations recorded, the other not
+    "after_staged",  # a candidate in staging (approval mode), its decision not yet recorded
+    # `autopilot approve` / `reject`: the verdict recorded on the version, the stage unchanged
+    "after_approval_recorded",
+    # a rollback recorded on the version rolled back from, the restored one not yet production
+    "after_rollback_recorded",
 )
 # Reached only by an automation with an evaluation pipeline and a production version
 # (tests/e2e/test_evaluation.py), not by the iris chain of tests/e2e/test_crash_points.py.
 EVALUATION_CRASH_POINTS = ("between_evaluations",)
+# Reached only in approval mode or by a rollback (tests/e2e/test_promotion_gate.py), not by the
+# iris chain of tests/e2e/test_crash_points.py.
+GATE_CRASH_POINTS = (
+    "after_staged",
+    "after_approval_recorded",
+    "after_rollback_recorded",
+)
 
 # Crash points of the schedules (issue 20), tested by tests/e2e/test_schedules.py: not on the
 # chain every test_crash_points run goes through.

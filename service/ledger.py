@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from service.core.actions import ActionKind, ActionState, check_transition
+from service.core.production_history import stint_of
 from service.files import create_private_file, private_dir
 from service.redact import redact, redact_all
 
@@ -94,7 +95,8 @@ CREATE INDEX IF NOT EXISTS production_changes_by_automation
 """
 
 # Additive tables (see the module docstring), created on every open. The notification outbox
-# (service/notify/outbox.py): one row per event, one per destination it goes to.
+# (service/notify/outbox.py): one row per event, one per destination it goes to. The versions
+# staged for approval (service/stages/approval.py).
 ADDITIVE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
     id TEXT PRIMARY KEY,              -- the event's stable id (service/notify/events.py)
@@ -117,6 +119,19 @@ CREATE TABLE IF NOT EXISTS deliveries (
     PRIMARY KEY (notification_id, destination)
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_state ON deliveries (destination, state);
+CREATE TABLE IF NOT EXISTS approvals (  -- versions staged for a person's approval (core/approval)
+    automation TEXT NOT NULL,
+    model_version_id TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    model_version_number INTEGER,
+    state TEXT NOT NULL,              -- waiting | approved | rejected | expired | superseded...
+    staged_at REAL NOT NULL,          -- epoch seconds (daemon's clock): the timeout's start
+    resolved_at TEXT,
+    by TEXT,                          -- who decided: a person's name; NULL: unknown, or the daemon
+    details TEXT NOT NULL DEFAULT '{}', -- the decision's values, the note, the version after it
+    PRIMARY KEY (automation, model_version_id)
+);
+CREATE INDEX IF NOT EXISTS approvals_by_state ON approvals (state, automation, staged_at);
 -- The training gates' queue and the schedules' handled fires (service/stages/gate_ledger.py).
 CREATE TABLE IF NOT EXISTS training_queue ( -- selected versions a gated automation waits with
     automation TEXT NOT NULL,
@@ -200,6 +215,21 @@ class Subject:
     final: bool
     details: dict[str, Any]
     updated_at: str
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A version staged for a person's approval, and how its wait ended."""
+
+    automation: str
+    model_version_id: str
+    model_name: str
+    model_version_number: int | None
+    state: str
+    staged_at: float
+    resolved_at: str | None
+    by: str | None
+    details: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -414,6 +444,15 @@ class Ledger:
         ).fetchall()
         return [_subject(row) for row in rows]
 
+    def subjects_named(self, kind: str, name: str, version: str) -> list[Subject]:
+        """The versions of that name and version the daemon judged (`explain MODEL VERSION`)."""
+        rows = self._execute(
+            "SELECT * FROM subjects WHERE kind = ? AND name = ? AND version = ? "
+            "ORDER BY automation",
+            (kind, name, version),
+        ).fetchall()
+        return [_subject(row) for row in rows]
+
     def subjects_with_status(self, kind: str, status: str) -> list[Subject]:
         rows = self._execute(
             "SELECT * FROM subjects WHERE kind = ? AND status = ? ORDER BY updated_at",
@@ -553,7 +592,7 @@ class Ledger:
             self._execute("UPDATE actions SET automation = ? WHERE automation = ?", (new, old))
             # Its history (production changes, notifications) and what it keeps in `meta` under
             # `<what>/<automation>` keys (the required tags it judged with).
-            for table in ("production_changes", "notifications"):
+            for table in ("production_changes", "notifications", "approvals"):
                 self._execute(f"UPDATE {table} SET automation = ? WHERE automation = ?", (new, old))
             for key, value in self._meta_of_automation(old).items():
                 renamed = f"{key[: -len(old)]}{new}"
@@ -625,7 +664,7 @@ class Ledger:
                 previous_id,
                 changed_by,
                 _now(),
-                json.dumps(details or {}),
+                _stored(details or {}),  # a person's note or reason, masked as errors are
             ),
         )
 
@@ -636,6 +675,87 @@ class Ledger:
             (automation, limit),
         ).fetchall()
         return [_production_change(row) for row in rows]
+
+    def production_changes_of(self, version_id: str) -> list[ProductionChange]:
+        """Every production change a model version took part in (made production, or replaced),
+        oldest first (for `explain`: the table holds one row per change, not per version)."""
+        rows = self._execute(
+            "SELECT * FROM production_changes WHERE model_version_id = ? "
+            "OR previous_model_version_id = ? ORDER BY seq",
+            (version_id, version_id),
+        ).fetchall()
+        return [_production_change(row) for row in rows]
+
+    # -- approvals ----------------------------------------------------------------------------
+
+    def stage_for_approval(
+        self,
+        automation: str,
+        version_id: str,
+        model_name: str,
+        number: int | None,
+        staged_at: float,
+        details: dict[str, Any],
+    ) -> bool:
+        """Record a version as waiting for approval; False if it was recorded before."""
+        cursor = self._execute(
+            "INSERT OR IGNORE INTO approvals (automation, model_version_id, model_name, "
+            "model_version_number, state, staged_at, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (automation, version_id, model_name, number, "waiting", staged_at, _stored(details)),
+        )
+        return cursor.rowcount == 1
+
+    def approval(self, automation: str, version_id: str) -> Approval | None:
+        row = self._execute(
+            "SELECT * FROM approvals WHERE automation = ? AND model_version_id = ?",
+            (automation, version_id),
+        ).fetchone()
+        return None if row is None else _approval(row)
+
+    def approvals_of(self, version_id: str) -> list[Approval]:
+        rows = self._execute(
+            "SELECT * FROM approvals WHERE model_version_id = ? ORDER BY automation", (version_id,)
+        ).fetchall()
+        return [_approval(row) for row in rows]
+
+    def approvals_in(
+        self, state: str, automation: str | None = None, limit: int = 1000
+    ) -> list[Approval]:
+        """Approvals in one state (of one automation), the longest staged first."""
+        sql = "SELECT * FROM approvals INDEXED BY approvals_by_state WHERE state = ?"
+        params: tuple[Any, ...] = (state,)
+        if automation is not None:
+            sql += " AND automation = ?"
+            params += (automation,)
+        rows = self._execute(sql + " ORDER BY staged_at LIMIT ?", (*params, limit)).fetchall()
+        return [_approval(row) for row in rows]
+
+    def resolve_approval(
+        self,
+        automation: str,
+        version_id: str,
+        state: str,
+        by: str | None,
+        details: dict[str, Any] | None = None,
+    ) -> bool:
+        """End a version's wait; False if it had ended already (each wait ends once)."""
+        with self.transaction():
+            current = self.approval(automation, version_id)
+            if current is None or current.state != "waiting":
+                return False
+            self._execute(
+                "UPDATE approvals SET state = ?, by = ?, resolved_at = ?, details = ? "
+                "WHERE automation = ? AND model_version_id = ?",
+                (
+                    state,
+                    by,
+                    _now(),
+                    _stored({**current.details, **(details or {})}),
+                    automation,
+                    version_id,
+                ),
+            )
+            return True
 
     # -- reads for the status page and `/metrics` --------------------------------------------
     # Bounded whatever the ledger's size: each names the index that answers it, since SQLite's
@@ -660,6 +780,18 @@ class Ledger:
             ).fetchall():
                 found[row["key"]] = _action(row)
         return found
+
+    def stint_actions(self, kind: ActionKind, subject_id: str) -> list[Action]:
+        """A model version's actions of one kind in each of its stints in production
+        (`infer:<id>`, `infer:<id>@2`, ...; `core/production_history`), in claim order: a
+        range of the primary key, so read through its index."""
+        base = f"{kind.value}:{subject_id}"
+        rows = self._execute(
+            "SELECT * FROM actions WHERE key = ? OR (key >= ? AND key < ?) ORDER BY rowid",
+            (base, f"{base}@", f"{base}A"),  # `A` follows `@`: every `<base>@...`
+        ).fetchall()
+        # Not another qualifier's: an inference schedule's fire (`infer:<id>@fire:<time>`).
+        return [a for a in map(_action, rows) if stint_of(a.key) is not None]
 
     def open_actions(self, automation: str, limit: int) -> list[Action]:
         """An automation's pending, running and retrying actions, in the order they were
@@ -733,6 +865,20 @@ def _subject(row: sqlite3.Row) -> Subject:
         final=bool(row["final"]),
         details=json.loads(row["details"]),
         updated_at=row["updated_at"],
+    )
+
+
+def _approval(row: sqlite3.Row) -> Approval:
+    return Approval(
+        automation=row["automation"],
+        model_version_id=row["model_version_id"],
+        model_name=row["model_name"],
+        model_version_number=row["model_version_number"],
+        state=row["state"],
+        staged_at=row["staged_at"],
+        resolved_at=row["resolved_at"],
+        by=row["by"],
+        details=json.loads(row["details"]),
     )
 
 

@@ -81,7 +81,8 @@ STORE_UP = Gauge(
 ACTION_OUTCOMES = {
     "train": ("launched", "succeeded", "attempt_failed", "failed"),
     "infer": ("launched", "succeeded", "attempt_failed", "failed"),
-    "promote": ("promoted", "rejected", "already_production"),
+    "deploy": ("launched", "succeeded", "attempt_failed", "failed"),
+    "promote": ("promoted", "rejected", "already_production", "awaiting_approval"),
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from service.core.actions import (
@@ -19,7 +20,15 @@ from service.core.automation import DEFAULT_AUTOMATION
 from service.core.evaluation import EVALUATING
 from service.core.scoring import SCORING_ID
 from service.engine import LAST_POLL_KEY
-from service.ledger import Action, AutomationRows, Ledger, Subject, epoch
+from service.ledger import (
+    Action,
+    Approval,
+    AutomationRows,
+    Ledger,
+    ProductionChange,
+    Subject,
+    epoch,
+)
 from service.notify import outbox
 from service.settings import AUTOMATION_NAME
 from service.stages.context import DATASET, MODEL, WAITING_SINCE
@@ -30,14 +39,21 @@ from service.stages.training_gate import SUPERSEDED_BY, describe_gates, explain_
 
 OPEN_STATES = (ActionState.PENDING, ActionState.RUNNING, ActionState.RETRY_WAIT)
 WAITING_LISTED = 50  # the versions waiting longest; `waiting_total` counts them all
+PRODUCTION_CHANGES_LISTED = 5  # per automation, the latest
 
 
 class OperationError(Exception):
     """An operator asked for something the ledger cannot do; the message says why."""
 
 
-def status(ledger: Ledger, in_store: dict[str, list[str]] | None = None) -> dict[str, Any]:
-    """What the daemon is doing: cursors and lag, open actions, recent failures, production.
+def status(
+    ledger: Ledger,
+    in_store: dict[str, list[str]] | None = None,
+    timeouts: dict[str, float | None] | None = None,
+) -> dict[str, Any]:
+    """What the daemon is doing: cursors and lag, open actions, recent failures, production,
+    the versions awaiting approval (with how long they waited and their `timeouts`, per
+    automation) and the last production changes.
 
     A dataset or model stream's cursor is its floor: every version created before it was
     judged. `in_store` maps a stream to the ids of the versions at or above its floor, when the
@@ -88,19 +104,38 @@ def status(ledger: Ledger, in_store: dict[str, list[str]] | None = None) -> dict
         "open": [_describe(a) for a in ledger.actions_in(*OPEN_STATES)],
         "recent_failures": [_describe(a) for a in ledger.recent_actions(ActionState.FAILED)],
         "recently_skipped": [_describe(a) for a in ledger.recent_actions(ActionState.SKIPPED)],
+        "awaiting_approval": [
+            _describe_approval(approval, (timeouts or {}).get(approval.automation))
+            for approval in ledger.approvals_in("waiting", limit=WAITING_LISTED)
+        ],
+        "production_changes": {
+            automation: [
+                _describe_change(change)
+                for change in ledger.production_changes(automation, PRODUCTION_CHANGES_LISTED)
+            ]
+            for automation in sorted(
+                {s.partition("/")[0] for s in ledger.cursors() if "/production:" in s}
+            )
+        },
         "notifications": outbox.summary(ledger),
         **describe_gates(ledger),  # training gates' queues, schedules' last fires (issue 20)
     }
 
 
-def explain(ledger: Ledger, subject_id: str) -> dict[str, Any]:
+def explain(ledger: Ledger, subject_id: str, version: str | None = None) -> dict[str, Any]:
     """Why a dataset or model version was or wasn't acted on, by each automation that judged
-    it, and how each action ended."""
+    it, and how each action ended; for a model version, its wait for approval and the
+    production changes it took part in (promoted, approved, rolled back to or from).
+    `explain MODEL VERSION`: the model's version of that number, as the ledger knows it."""
+    if version is not None:
+        subject_id = _model_version_id(ledger, subject_id, version)
     subjects = ledger.subjects(subject_id)
     # A scoring dataset version's inferences are the production version's actions.
     actions = ledger.actions_for_subject(subject_id) + ledger.actions_scoring(subject_id)
+    approvals = ledger.approvals_of(subject_id)
+    changes = ledger.production_changes_of(subject_id)
     gates = explain_queue(ledger, subject_id)
-    if not subjects and not actions and not gates:
+    if not (subjects or actions or approvals or changes or gates):
         raise OperationError(
             f"{subject_id} is not in the ledger: the daemon has not seen it (not a watched "
             "artifact or model, created before the daemon's start-from point and never "
@@ -124,7 +159,22 @@ def explain(ledger: Ledger, subject_id: str) -> dict[str, Any]:
     if gates:  # queued at a training gate: what it waits for, and until when
         explanation["training_gate"] = gates
     explanation["actions"] = [_describe(a) for a in actions]
+    if approvals:
+        explanation["approval"] = [_describe_approval(a, None) for a in approvals]
+    if changes:
+        explanation["production_changes"] = [_describe_change(c) for c in changes]
     return explanation
+
+
+def _model_version_id(ledger: Ledger, model: str, version: str) -> str:
+    """The id of a model's version by its number (or name), from the versions the daemon
+    judged."""
+    for subject in ledger.subjects_named(MODEL, model, version):
+        return subject.id
+    raise OperationError(
+        f"the ledger knows no version {version!r} of model {model!r}: the daemon has not "
+        "judged it (give its id to look it up anyway)"
+    )
 
 
 def replay(ledger: Ledger, key: str) -> Action:
@@ -137,13 +187,24 @@ def replay(ledger: Ledger, key: str) -> Action:
         raise OperationError(
             f"{key} is {action.state}: only failed, skipped or superseded actions replay"
         )
+    with ledger.transaction():
+        replayed = _replayed(ledger, action)
+        # What was failed because it runs after this one (an inference after its deployment,
+        # `stages/actions.py`) comes back with it, and runs once this one succeeded.
+        for blocked in ledger.actions_in(ActionState.FAILED):
+            if blocked.details.get("blocked_by") == key:
+                _replayed(ledger, blocked)
+    return replayed
+
+
+def _replayed(ledger: Ledger, action: Action) -> Action:
     return ledger.transition(
-        key,
+        action.key,
         ActionState.PENDING,
         attempts=0,
         not_before=0,
         error=None,
-        details={"replayed_at": epoch(), "replayed_from": action.state.value},
+        details={"replayed_at": epoch(), "replayed_from": action.state.value, "blocked_by": None},
     )
 
 
@@ -282,6 +343,46 @@ def _describe_waiting(subject: Subject) -> dict[str, Any]:
     return described
 
 
+def _describe_approval(approval: Approval, timeout: float | None) -> dict[str, Any]:
+    """A version staged for approval: how long it waited, and how its wait ended."""
+    waited = round(max(0.0, epoch() - approval.staged_at), 1)
+    described: dict[str, Any] = {
+        "automation": approval.automation,
+        "model": approval.model_name,
+        "model_version_id": approval.model_version_id,
+        "number": approval.model_version_number,
+        "state": approval.state,
+        "staged_at": datetime.fromtimestamp(approval.staged_at, UTC).isoformat(timespec="seconds"),
+        "value": approval.details.get("value"),
+        "metric": approval.details.get("metric"),
+    }
+    if approval.state == "waiting":
+        described["waited_seconds"] = waited
+        described["approval_timeout_seconds"] = timeout
+        described["expires_in_seconds"] = (
+            None if timeout is None else round(max(0.0, timeout - waited), 1)
+        )
+    else:
+        described |= {
+            "by": approval.by,
+            "resolved_at": approval.resolved_at,
+            **{k: approval.details[k] for k in ("note", "via") if approval.details.get(k)},
+        }
+    return described
+
+
+def _describe_change(change: ProductionChange) -> dict[str, Any]:
+    return {
+        "automation": change.automation,
+        "model_version_id": change.model_version_id,
+        "number": change.model_version_number,
+        "previous_model_version_id": change.previous_model_version_id,
+        "changed_by": change.changed_by,
+        "changed_at": change.changed_at,
+        **{k: v for k, v in change.details.items() if v is not None},
+    }
+
+
 def _describe(action: Action) -> dict[str, Any]:
     described: dict[str, Any] = {
         "key": action.key,
@@ -301,7 +402,17 @@ def _describe(action: Action) -> dict[str, Any]:
     for name in ("phase", "evaluation", *DATASET_DETAILS):  # champion against challenger
         if action.details.get(name) is not None:
             described[name] = action.details[name]
-    for name in ("replayed_at", "skipped_at", "claimed_by", SUPERSEDED_BY, "fire", SCORING_ID):
-        if name in action.details:
+    for name in (
+        "replayed_at",
+        "skipped_at",
+        "claimed_by",
+        "after",
+        "blocked_by",
+        "stint",
+        SUPERSEDED_BY,
+        "fire",
+        SCORING_ID,
+    ):
+        if action.details.get(name) is not None:
             described[name] = action.details[name]
     return described

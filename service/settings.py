@@ -30,7 +30,13 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.core import templates
-from service.core.automation import DEFAULT_AUTOMATION, Automation, Evaluation, PipelineSpec
+from service.core.automation import (
+    DEFAULT_AUTOMATION,
+    Automation,
+    Evaluation,
+    PipelineSpec,
+    PromotionMode,
+)
 from service.core.names import folded
 from service.core.promotion import Goal, PromotionPolicy
 from service.core.retry import RetryPolicy
@@ -84,10 +90,16 @@ class AutomationSettings(BaseModel):
     promotion_goal: Goal = Goal.MAXIMIZE
     promotion_threshold: float = Field(default=0.9, allow_inf_nan=False)
     promotion_must_beat_production: bool = True
+    promotion_mode: PromotionMode = PromotionMode.AUTO
+    approval_timeout_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    rollback_on_failure: bool = False
     promotion_min_improvement: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     inference_pipeline: str | None = None
     inference_config: str | None = None
     inference_parameters: dict[str, Any] | None = None
+    deployment_pipeline: str | None = None  # none: inference follows a production change
+    deployment_config: str | None = None
+    deployment_parameters: dict[str, Any] | None = None
     inference_dataset_name: str = Field(default=INFERENCE_DATASET, min_length=1)  # single form
     # When to train and infer (issue 20; core/triggers.py, core/schedule.py).
     training_schedule: str | None = None
@@ -132,7 +144,10 @@ class AutomationSettings(BaseModel):
         "training_config",
         "inference_pipeline",
         "inference_config",
+        "deployment_pipeline",
+        "deployment_config",
         "promotion_metric_artifact",
+        "approval_timeout_seconds",
         "source_root",
         "training_schedule",
         "inference_schedule",
@@ -145,7 +160,7 @@ class AutomationSettings(BaseModel):
     def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("promotion_goal", "schedule_catchup", mode="before")
+    @field_validator("promotion_goal", "promotion_mode", "schedule_catchup", mode="before")
     @classmethod
     def _lower_case(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
@@ -157,7 +172,9 @@ class AutomationSettings(BaseModel):
             parse_schedule(value)  # ValueError says what is wrong
         return value
 
-    @field_validator("training_pipeline", "inference_pipeline", "evaluation_pipeline")
+    @field_validator(
+        "training_pipeline", "inference_pipeline", "evaluation_pipeline", "deployment_pipeline"
+    )
     @classmethod
     def _pipeline_reference(cls, value: str | None) -> str | None:
         if value is not None and not PIPELINE_REFERENCE.fullmatch(value.strip()):
@@ -165,7 +182,11 @@ class AutomationSettings(BaseModel):
         return None if value is None else value.strip()
 
     @field_validator(
-        "training_parameters", "inference_parameters", "evaluation_parameters", mode="before"
+        "training_parameters",
+        "inference_parameters",
+        "evaluation_parameters",
+        "deployment_parameters",
+        mode="before",
     )
     @classmethod
     def _json_object(cls, value: Any) -> Any:
@@ -193,7 +214,7 @@ class AutomationSettings(BaseModel):
     def _training_placeholders(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         return _known_placeholders(value, training=True)
 
-    @field_validator("inference_parameters")
+    @field_validator("inference_parameters", "deployment_parameters")
     @classmethod
     def _inference_placeholders(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         return _known_placeholders(value, training=False)
@@ -582,7 +603,8 @@ def _automation(
         prefix, "inference", parsed, root, problems, (BUNDLED_INFERENCE, bundled_inference)
     )
     evaluation = _evaluation(prefix, parsed, root, problems)
-    if training is None or inference is None or evaluation is False:
+    deployment = _deployment(prefix, parsed, root, problems)
+    if training is None or inference is None or evaluation is False or deployment is False:
         return None
     if parsed.training_schedule_always and parsed.training_schedule is None:
         problems.append(
@@ -620,6 +642,10 @@ def _automation(
         notify_events=None
         if parsed.notify_events is None
         else parse_event_names(parsed.notify_events),
+        promotion_mode=parsed.promotion_mode,
+        approval_timeout_seconds=parsed.approval_timeout_seconds,
+        rollback_on_failure=parsed.rollback_on_failure,
+        deployment=deployment,
         evaluation=evaluation,
     )
 
@@ -681,6 +707,23 @@ def _evaluation(
     )
 
 
+def _deployment(
+    prefix: str, parsed: AutomationSettings, source_root: Path, problems: list[str]
+) -> PipelineSpec | Literal[False] | None:
+    """The deployment pipeline, None when there is none, False when it is configured wrong
+    (each problem named). There is no bundled deployment pipeline."""
+    if parsed.deployment_pipeline is None:
+        if parsed.deployment_config is None and parsed.deployment_parameters is None:
+            return None
+        problems.append(
+            f"{prefix}DEPLOYMENT_PIPELINE: unset, but {prefix}DEPLOYMENT_CONFIG or "
+            f"{prefix}DEPLOYMENT_PARAMETERS is set: name the deployment pipeline too"
+        )
+        return False
+    spec = _pipeline_spec(prefix, "deployment", parsed, source_root, problems, ("", {}))
+    return False if spec is None else spec
+
+
 def _schedule(spec: str | None) -> Schedule | None:
     return None if spec is None else parse_schedule(spec)
 
@@ -693,8 +736,9 @@ def _pipeline_spec(
     problems: list[str],
     default: tuple[str, dict[str, Any]],
 ) -> PipelineSpec | None:
-    """The `kind` ("training", "inference" or "evaluation") pipeline as configured; the
-    bundled one (from this project's folder) when unset."""
+    """The `kind` ("training", "inference", "evaluation" or "deployment") pipeline as
+    configured; the bundled one (from this project's folder) when unset (there is no bundled
+    evaluation or deployment)."""
     reference: str | None = getattr(parsed, f"{kind}_pipeline")
     config: str | None = getattr(parsed, f"{kind}_config")
     parameters: dict[str, Any] | None = getattr(parsed, f"{kind}_parameters")
@@ -784,6 +828,12 @@ def describe_automation(automation: Automation) -> dict[str, object]:
             "must_beat_production": policy.must_beat_production,
             "min_improvement": policy.min_improvement,
         },
+        "promotion_mode": automation.promotion_mode.value,
+        "approval_timeout_seconds": automation.approval_timeout_seconds,
+        "rollback_on_failure": automation.rollback_on_failure,
+        "deployment": None
+        if automation.deployment is None
+        else _describe_pipeline(automation.deployment),
         "inference": _describe_pipeline(automation.inference),
         "training_policy": automation.training_policy.describe(),
         "inference_schedule": (

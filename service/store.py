@@ -694,16 +694,42 @@ class StoreAdapter:
 
     def record_decision(self, version_id: str, decision: dict[str, object]) -> None:
         """Write the promotion decision onto the model version as run metadata."""
+        self.record_version_metadata(version_id, {DECISION_METADATA_KEY: decision})
+
+    def record_version_metadata(self, version_id: str, metadata: dict[str, Any]) -> None:
+        """Write run metadata onto a model version: what the daemon and the operator commands
+        record there (production records, approvals, rollbacks: `core/production_history`,
+        `core/approval`). ZenML shows the latest value of a key, merging dict values."""
         from zenml.enums import MetadataResourceTypes
         from zenml.models import RunMetadataResource
 
         resource = RunMetadataResource(
             id=UUID(version_id), type=MetadataResourceTypes.MODEL_VERSION
         )
-        self._client.create_run_metadata(
-            metadata={DECISION_METADATA_KEY: decision},
-            resources=[resource],
-        )
+        self._client.create_run_metadata(metadata=metadata, resources=[resource])
+
+    def model_version_named(self, model: str, reference: str) -> ModelVersionInfo | None:
+        """A version of `model` as a person names it: its id, its name, its number, or a stage
+        (`staging`, `production`); None if there is no such version."""
+        from zenml.utils.uuid_utils import is_valid_uuid
+
+        if is_valid_uuid(reference):
+            found = self.model_version(reference)
+            return found if found is not None and found.model_name == model else None
+        attempts: list[str | int] = [reference]
+        if reference.isdigit():
+            attempts.append(int(reference))  # a version renamed: its number still names it
+        for attempt in attempts:
+            try:
+                response = self._client.get_model_version(
+                    model_name_or_id=model,
+                    model_version_name_or_number_or_id=attempt,
+                    hydrate=True,
+                )
+            except KeyError:
+                continue
+            return self._model_record(response)
+        return None
 
     def _model_pages(
         self, with_producer: bool = True, **filters: Any

@@ -648,6 +648,32 @@ def _in_example(call: Callable[[], Any]) -> Any:
             source_utils.set_custom_source_root(previous)
 
 
+SERVING_ROOT = PROJECT_ROOT / "tests" / "projects" / "serving"
+
+
+def serving(folder: Path, refuse_deploy: str = "", refuse_infer: str = "") -> dict[str, str]:
+    """The default automation's deployment and inference replaced by tests/projects/serving's:
+    a "model server" in `folder`/endpoint that the inference checks serves its own version
+    (so it cannot pass before its deployment); deployment and inference fail for the version
+    numbers given (space-separated)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "refuse-deploy").write_text(refuse_deploy)
+    (folder / "refuse-infer").write_text(refuse_infer)
+
+    def parameters(refuse: str) -> str:
+        endpoint = str(folder / "endpoint")
+        pinned = "{{ model_version.id }}"
+        return json.dumps({"endpoint": endpoint, "version_id": pinned, "refuse": refuse})
+
+    return {
+        "AUTOPILOT_SOURCE_ROOT": str(SERVING_ROOT),
+        "AUTOPILOT_DEPLOYMENT_PIPELINE": "serving:deploy",
+        "AUTOPILOT_DEPLOYMENT_PARAMETERS": parameters(str(folder / "refuse-deploy")),
+        "AUTOPILOT_INFERENCE_PIPELINE": "serving:infer",
+        "AUTOPILOT_INFERENCE_PARAMETERS": parameters(str(folder / "refuse-infer")),
+    }
+
+
 SLOW_ROOT = PROJECT_ROOT / "tests" / "projects" / "slow"
 ISOLATION_ROOT = PROJECT_ROOT / "tests" / "projects" / "isolation"
 PINNED_ROOT = PROJECT_ROOT / "tests" / "projects" / "pinned"

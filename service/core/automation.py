@@ -39,6 +39,13 @@ class PipelineSpec:
         return self.reference.partition(":")[0]
 
 
+class PromotionMode(StrEnum):
+    """How a version that passes the promotion policy is carried out (`core/approval.py`)."""
+
+    AUTO = "auto"  # it goes to production
+    APPROVAL = "approval"  # it goes to staging and waits for a person
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """Champion against challenger (`core/evaluation.py`): a pipeline that scores one model
@@ -63,6 +70,10 @@ class Automation:
     scoring_dataset_names: tuple[str, ...] = ()
     scoring_required_tags: tuple[str, ...] = ()
     notify_events: frozenset[str] | None = None  # None: the daemon's AUTOPILOT_NOTIFY_EVENTS
+    promotion_mode: PromotionMode = PromotionMode.AUTO
+    approval_timeout_seconds: float | None = None  # None: a version waits for ever
+    rollback_on_failure: bool = False  # its own promotion's deployment or inference failed
+    deployment: PipelineSpec | None = None  # run before each production change's inference
     # When selected versions train (core/triggers); the default trains each one at once.
     training_policy: TrainingPolicy = field(default_factory=TrainingPolicy)
     inference_schedule: Schedule | None = None  # an inference at each fire (stages/schedules)
@@ -71,10 +82,13 @@ class Automation:
 
     @property
     def pipelines(self) -> dict[str, PipelineSpec]:
-        """Its pipelines by kind (`training`, `inference`, and `evaluation` when it has one)."""
+        """Its pipelines by kind: `training`, `inference`, and `evaluation` and `deployment`
+        when it has them."""
         specs = {"training": self.training, "inference": self.inference}
         if self.evaluation is not None:
             specs["evaluation"] = self.evaluation.pipeline
+        if self.deployment is not None:
+            specs["deployment"] = self.deployment
         return specs
 
     def dataset_names_in(self, role: DatasetRole) -> tuple[str, ...]:

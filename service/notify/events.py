@@ -168,6 +168,52 @@ def _production_changed(notice: Notice) -> str:
     )
 
 
+def _awaiting_approval(notice: Notice) -> str:
+    v = notice.values
+    mv = notice.model_version
+    number = mv.number if mv is not None and mv.number is not None else "<version>"
+    detail = _short(v.get("detail") or "")
+    said = f"{v['metric']} {detail}" if v.get("value") is not None and detail else detail
+    timeout = v.get("approval_timeout_seconds")
+    within = f" within {float(timeout):g} s, or it is archived" if timeout else ""
+    return (
+        f"{_version(notice)} awaits approval ({said or notice.reason}): approve it with "
+        f"`autopilot approve {notice.model} {number}`{within}{_where(notice)}"
+    )
+
+
+def _verdict(what: str, then: str = "") -> Callable[[Notice], str]:
+    def text(notice: Notice) -> str:
+        v = notice.values
+        if v.get("by"):
+            who = f"by {v['by']}"
+        elif v.get("via") == "zenml":
+            who = "in ZenML (by someone it does not name)"
+        else:
+            who = "by an unknown person"
+        note = f": {_short(v['note'])}" if v.get("note") else ""
+        return f"{_version(notice)} was {what} {who}{then}{note}{_where(notice)}"
+
+    return text
+
+
+def _approval_expired(notice: Notice) -> str:
+    timeout = notice.values.get("approval_timeout_seconds")
+    within = f" within {float(timeout):g} s" if timeout else ""
+    return f"{_version(notice)} was not approved{within}: archived{_where(notice)}"
+
+
+def _rolled_back(notice: Notice) -> str:
+    v = notice.values
+    was = v.get("rolled_back_from_number") or v.get("rolled_back_from_id")
+    by = f" by {v['by']}" if v.get("by") else ""
+    why = f": {_short(v['reason'])}" if v.get("reason") else ""
+    return (
+        f"{_version(notice)} is production again (rolled back from version {was}){by}{why}; "
+        f"its inference follows{_where(notice)}"
+    )
+
+
 def _unreachable(notice: Notice) -> str:
     v = notice.values
     minutes = round(float(v.get("down_seconds", 0)) / 60, 1)
@@ -210,6 +256,36 @@ CATALOGUE: dict[str, EventKind] = {
             _production_changed,
         ),
         EventKind(
+            "model.awaiting_approval",
+            True,
+            "a version passed the policy and waits in staging for a person (approval mode)",
+            _awaiting_approval,
+        ),
+        EventKind(
+            "model.approved",
+            True,
+            "a person approved a waiting version (autopilot approve, or promoting it in ZenML)",
+            _verdict("approved", " and goes to production"),
+        ),
+        EventKind(
+            "model.approval_rejected",
+            False,
+            "a person rejected a waiting version (autopilot reject, or archiving it in ZenML)",
+            _verdict("rejected", " and archived"),
+        ),
+        EventKind(
+            "model.approval_expired",
+            True,
+            "a waiting version was not approved within APPROVAL_TIMEOUT_SECONDS: archived",
+            _approval_expired,
+        ),
+        EventKind(
+            "model.rolled_back",
+            True,
+            "production went back to an earlier version (autopilot rollback, ROLLBACK_ON_FAILURE)",
+            _rolled_back,
+        ),
+        EventKind(
             "training.failed",
             True,
             "a training failed for good: every attempt, or it cannot be launched",
@@ -220,6 +296,12 @@ CATALOGUE: dict[str, EventKind] = {
             True,
             "an inference failed for good: every attempt, or it cannot be launched",
             _failed("inference"),
+        ),
+        EventKind(
+            "deployment.failed",
+            True,
+            "a deployment failed for good: its inference does not run",
+            _failed("deployment"),
         ),
         EventKind(
             "evaluation.failed",
@@ -234,6 +316,12 @@ CATALOGUE: dict[str, EventKind] = {
             False,
             "an inference run completed: predictions are ready",
             _succeeded("inference"),
+        ),
+        EventKind(
+            "deployment.succeeded",
+            False,
+            "a deployment run completed: the version's inference follows",
+            _succeeded("deployment"),
         ),
         EventKind(
             "store.unreachable",

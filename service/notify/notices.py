@@ -9,9 +9,18 @@ from datetime import datetime
 from typing import Any
 
 from service.core.actions import ActionKind
+from service.core.production_history import ProductionRecord
 from service.core.records import ModelVersionInfo
 from service.core.scoring import SCORING_ID
 from service.notify.events import ModelVersionRef, Notice, now
+
+# How a run of each kind is named in a notification's `runs` (and its dashboard link).
+RUN_KINDS = {
+    ActionKind.TRAIN: "training",
+    ActionKind.INFER: "inference",
+    ActionKind.DEPLOY: "deployment",
+    ActionKind.EVALUATE: "evaluation",
+}
 
 
 def version_ref(version: ModelVersionInfo) -> ModelVersionRef:
@@ -105,6 +114,56 @@ def production_changed(
     )
 
 
+def approval_ended(
+    event: str,
+    automation: str,
+    version: ModelVersionInfo,
+    dataset_version_id: str | None,
+    outcome: str,
+    values: Mapping[str, Any],
+) -> Notice:
+    """`model.approved`, `model.approval_rejected`, `model.approval_expired`: a version's wait
+    for approval ends once, ever (a version is staged once)."""
+    return for_version(
+        event,
+        f"{version.id}\n{outcome}",
+        automation,
+        version,
+        dataset_version_id,
+        reason=outcome,
+        values=values,
+    )
+
+
+def rolled_back(
+    automation: str,
+    restored: ModelVersionInfo,
+    dataset_version_id: str | None,
+    record: ProductionRecord,
+    replaced: ModelVersionInfo | str | None,
+) -> Notice:
+    """`model.rolled_back`: production went back to `restored`, in its stint `record.stint`
+    (a version's stint in production happens once: it names the change)."""
+    known = replaced if isinstance(replaced, ModelVersionInfo) else None
+    return for_version(
+        "model.rolled_back",
+        f"{restored.id}\n{record.stint}",
+        automation,
+        restored,
+        dataset_version_id,
+        reason="failed" if record.failed_run_id else "by_request",
+        values={
+            "rolled_back_from_id": record.rolled_back_from,
+            "rolled_back_from_number": known.number if known else None,
+            "by": record.by,
+            "reason": record.reason,
+            "seq": record.seq,
+            "stint": record.stint,
+        },
+        runs={"failed": record.failed_run_id} if record.failed_run_id else None,
+    )
+
+
 def action_ended(
     event: str,
     automation: str,
@@ -121,9 +180,7 @@ def action_ended(
     action may end again: its replay (in its details) is part of its identity."""
     replay = details.get("replayed_at")
     identity = key if replay is None else f"{key}\nreplayed {replay}"
-    run_kind = {ActionKind.TRAIN: "training", ActionKind.EVALUATE: "evaluation"}.get(
-        kind, "inference"
-    )
+    run_kind = RUN_KINDS.get(kind, kind.value)
     dataset: str | None
     if kind is ActionKind.TRAIN:
         model_version = None
@@ -147,9 +204,9 @@ def action_ended(
         model=model,
         model_version=model_version,
         dataset_version_id=dataset,
-        runs={"training": details.get("training_run_id"), run_kind: run_id}
-        if kind is ActionKind.INFER
-        else {run_kind: run_id},
+        runs={run_kind: run_id}
+        if kind is ActionKind.TRAIN
+        else {"training": details.get("training_run_id"), run_kind: run_id},
         reason=reason,
         values={"key": key, **values},
     )

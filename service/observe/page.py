@@ -186,7 +186,7 @@ def _cards(automation: Mapping[str, Any], now: datetime) -> str:
         facts = []
         if production["recorded"]:
             facts.append(f"since {_time(production['since'], now)}")
-            facts.append(f"by {_changed_by(production['changed_by'])}")
+            facts.append(f"by {_changed_by(production['changed_by'])}{_who_why(production)}")
         else:
             facts.append("since before this daemon recorded production changes")
         if production.get("value") is not None:
@@ -224,13 +224,23 @@ def _awaiting(versions: Sequence[Mapping[str, Any]], now: datetime) -> str:
     rows = "".join(
         f'<tr data-model-version-id="{escape(v["model_version_id"])}">'
         f"<td>{_version(v['number'], v['model_version_id'], v.get('url'))}</td>"
-        f"<td>{_value(v.get('value'))}</td><td>{_time(v['decided_at'], now)}</td></tr>"
+        f"<td>{_value(v.get('value'))}</td><td>{_time(v['staged_at'], now)}</td>"
+        f"<td>{_expires(v.get('expires_in_seconds'))}</td>"
+        f"<td><code>{escape(str(v.get('approve', '')))}</code></td></tr>"
         for v in versions
     )
     return (
         '<h3>Awaiting approval</h3><table class="awaiting"><tr><th>version</th><th>value</th>'
-        f"<th>waiting since</th></tr>{rows}</table>"
+        f"<th>staged</th><th>expires</th><th>approve with</th></tr>{rows}</table>"
     )
+
+
+def _expires(seconds: Any) -> str:
+    if seconds is None:
+        return "never"
+    if seconds <= 0:
+        return "now"
+    return f"in {_seconds(float(seconds))}"
 
 
 def _candidates(automation: Mapping[str, Any], now: datetime) -> str:
@@ -288,8 +298,8 @@ def _chains(chains: Sequence[Mapping[str, Any]], now: datetime) -> str:
             f"v{escape(str(dataset['version'] or '?'))}</span></td>"
             f"<td>{_run(chain['training'])}</td>"
             f"<td>{made}</td>"
-            f"<td>{'—' if decision is None else _decision(decision)}</td>"
-            f"<td>{'—' if chain['inference'] is None else _run(chain['inference'])}</td>"
+            f"<td>{_decided(decision, chain.get('evaluations') or [])}</td>"
+            f"<td>{_served(chain.get('deployment'), chain['inference'])}</td>"
             f"<td>{_time(chain['started_at'], now)}</td>"
             f"<td>{'running' if took is None else _seconds(took)}</td>"
             "</tr>"
@@ -299,6 +309,25 @@ def _chains(chains: Sequence[Mapping[str, Any]], now: datetime) -> str:
         "<th>model version</th><th>decision</th><th>inference run</th><th>started</th>"
         f"<th>took</th></tr>{''.join(rows)}</table>"
     )
+
+
+def _decided(decision: Mapping[str, Any] | None, evaluations: Sequence[Mapping[str, Any]]) -> str:
+    """The decision, and the evaluations it was (or is being) made on: each one's state."""
+    shown = "—" if decision is None else _decision(decision)
+    if not evaluations:
+        return shown
+    each = " · ".join(f"{escape(e['role'])} {escape(e['state'])}" for e in evaluations)
+    waiting = "evaluating " if decision is None else ""
+    return f'{shown if decision else ""}<div class="sub">{waiting}{each}</div>'
+
+
+def _served(deployment: Mapping[str, Any] | None, inference: Mapping[str, Any] | None) -> str:
+    """The inference run, after its deployment's when the automation deploys."""
+    if inference is None:
+        return "—"
+    if deployment is None:
+        return _run(inference)
+    return f'<span class="sub">deploy</span> {_run(deployment)}<br>{_run(inference)}'
 
 
 def _decision(decision: Mapping[str, Any]) -> str:
@@ -376,7 +405,7 @@ def _changes(changes: Sequence[Mapping[str, Any]], now: datetime) -> str:
     items = "".join(
         f"<li>{_time(c['changed_at'], now)}: "
         f"{_version(c['number'], c['model_version_id']) if c['model_version_id'] else 'none'}"
-        f" by {_changed_by(c['changed_by'])}</li>"
+        f" by {_changed_by(c['changed_by'])}{_who_why(c)}</li>"
         for c in changes
     )
     return f'<h3>Production changes</h3><ul class="changes sub">{items}</ul>'
@@ -422,8 +451,16 @@ def _changed_by(who: str | None) -> str:
     return {
         "autopilot": "the autopilot",
         "external": "a person or its own pipeline",
+        "approval": "a person's approval",
+        "rollback": "a rollback",
         "observed_at_start": "(already production when the daemon started)",
     }.get(str(who), escape(str(who)))
+
+
+def _who_why(change: Mapping[str, Any]) -> str:
+    """` (alice: the new one misclassifies setosa)`: who made a change and why, if recorded."""
+    said = ": ".join(escape(str(change[k])) for k in ("by", "reason") if change.get(k))
+    return f" ({said})" if said else ""
 
 
 def _badge(text: str, kind: str) -> str:

@@ -10,14 +10,21 @@ The schema is documented in docs/status-page.md; `SCHEMA` changes when a field c
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from service import metrics
-from service.core.actions import TERMINAL_STATES, ActionKind, ActionState, action_key
+from service.core.actions import (
+    TERMINAL_STATES,
+    ActionKind,
+    ActionState,
+    action_key,
+    parse_action_key,
+)
 from service.core.automation import Automation
 from service.core.scoring import SCORING_ID
-from service.ledger import Action, Ledger, ProductionChange, Subject, epoch
+from service.ledger import Action, Approval, Ledger, ProductionChange, Subject, epoch
 from service.redact import redact as scrub
 
 SCHEMA = 1
@@ -30,9 +37,7 @@ LIMITS = {
 }
 OPEN_STATES = (ActionState.PENDING, ActionState.RUNNING, ActionState.RETRY_WAIT)
 ERROR_CHARS = 500
-AWAITING_APPROVAL = (
-    "awaiting_approval"  # a decision's outcome, once promotion can wait for a person
-)
+AWAITING_APPROVAL = "awaiting_approval"  # a decision's outcome in PROMOTION_MODE=approval
 Links = Mapping[str, str]  # "run" / "model_version": URL templates with `{id}` (a ZenML server)
 
 
@@ -123,6 +128,8 @@ def _configuration(automation: Automation) -> dict[str, Any]:
             "goal": policy.goal.value,
             "must_beat_production": policy.must_beat_production,
             "source": policy.source,
+            "mode": automation.promotion_mode.value,
+            "approval_timeout_seconds": automation.approval_timeout_seconds,
         },
     }
 
@@ -138,8 +145,9 @@ def _automation(
     changes = ledger.production_changes(name, LIMITS["production_changes"])
     promotions = ledger.latest_actions(name, ActionKind.PROMOTE, LIMITS["candidates"] * 2)
     numbers = _numbers(ledger, name, promotions, changes)
+    approvals = _approvals(ledger, automation, promotions)
     candidates = [
-        _candidate(action, numbers, production_id, links)
+        _candidate(action, numbers, production_id, links, approvals.get(action.subject_id))
         for action in reversed(promotions[: LIMITS["candidates"]])
     ]
 
@@ -150,13 +158,9 @@ def _automation(
         **_configuration(automation),
         "production": _production(ledger, production_id, changes, numbers, links),
         "production_changes": [_change(change, numbers) for change in changes],
-        "awaiting_approval": [
-            c
-            for c in candidates
-            if c["outcome"] == AWAITING_APPROVAL and c["model_version_id"] != production_id
-        ],
+        "awaiting_approval": _awaiting(ledger, automation, links),
         "candidates": candidates,
-        "chains": _chains(ledger, name, promotions, numbers, links),
+        "chains": _chains(ledger, name, promotions, numbers, links, approvals),
         "queue": {state.value: count(state) for state in OPEN_STATES},
         "open_actions": [
             _action(a, links) for a in ledger.open_actions(name, LIMITS["open_actions"])
@@ -206,8 +210,8 @@ def _production(
     decision = (promotion.details.get("decision") or {}) if promotion else {}
     number = numbers.get(production_id)
     if number is None:
-        inference = ledger.action(action_key(ActionKind.INFER, production_id))
-        number = inference.details.get("model_version_number") if inference else None
+        inferences = ledger.stint_actions(ActionKind.INFER, production_id)
+        number = inferences[-1].details.get("model_version_number") if inferences else None
     latest = changes[0] if changes and changes[0].model_version_id == production_id else None
     previous = latest.previous_model_version_id if latest else None
     return {
@@ -216,6 +220,8 @@ def _production(
         "url": _link(links, "model_version", production_id),
         "since": latest.changed_at if latest else None,
         "changed_by": latest.changed_by if latest else None,
+        "by": latest.details.get("by") if latest else None,
+        "reason": latest.details.get("reason") if latest else None,
         "recorded": latest is not None,
         "previous_model_version_id": previous,
         "previous_number": numbers.get(previous) if previous else None,
@@ -234,11 +240,59 @@ def _change(change: ProductionChange, numbers: Mapping[str, int]) -> dict[str, A
         "changed_at": change.changed_at,
         "previous_model_version_id": previous,
         "previous_number": numbers.get(previous) if previous else None,
+        "by": change.details.get("by"),
+        "reason": _text(str(change.details["reason"])) if change.details.get("reason") else None,
+        "stint": change.details.get("stint"),
     }
 
 
+def _approvals(
+    ledger: Ledger, automation: Automation, promotions: Sequence[Action]
+) -> dict[str, Approval]:
+    """How the waits for approval of these candidates ended (or not yet)."""
+    if not ledger.has_table("approvals"):  # a ledger no daemon with approvals has opened
+        return {}
+    found = {}
+    for action in promotions:
+        if (action.details.get("decision") or {}).get("outcome") == AWAITING_APPROVAL:
+            approval = ledger.approval(automation.name, action.subject_id)
+            if approval is not None:
+                found[action.subject_id] = approval
+    return found
+
+
+def _awaiting(ledger: Ledger, automation: Automation, links: Links) -> list[dict[str, Any]]:
+    """The versions waiting for a person, the longest waiting first, with their timeout."""
+    if not ledger.has_table("approvals"):
+        return []
+    timeout = automation.approval_timeout_seconds
+    listed = []
+    for approval in ledger.approvals_in("waiting", automation.name, LIMITS["candidates"]):
+        waited = round(max(0.0, epoch() - approval.staged_at), 1)
+        listed.append(
+            {
+                "model_version_id": approval.model_version_id,
+                "number": approval.model_version_number,
+                "url": _link(links, "model_version", approval.model_version_id),
+                "metric": approval.details.get("metric"),
+                "value": approval.details.get("value"),
+                "staged_at": _iso(datetime.fromtimestamp(approval.staged_at, UTC)),
+                "waited_seconds": waited,
+                "approval_timeout_seconds": timeout,
+                "expires_in_seconds": None if timeout is None else round(timeout - waited, 1),
+                "approve": f"autopilot approve {approval.model_name} "
+                f"{approval.model_version_number}",
+            }
+        )
+    return listed
+
+
 def _candidate(
-    action: Action, numbers: Mapping[str, int], production_id: str | None, links: Links
+    action: Action,
+    numbers: Mapping[str, int],
+    production_id: str | None,
+    links: Links,
+    approval: Approval | None = None,
 ) -> dict[str, Any]:
     decision = action.details.get("decision") or {}  # none while evaluations run
     return {
@@ -258,6 +312,9 @@ def _candidate(
         "is_production": action.subject_id == production_id,
         "dataset_version_id": action.details.get("dataset_version_id"),
         "training_run_id": action.details.get("training_run_id"),
+        "approval": None
+        if approval is None
+        else {"state": approval.state, "by": approval.by, "resolved_at": approval.resolved_at},
     }
 
 
@@ -270,6 +327,7 @@ def _chains(
     promotions: Sequence[Action],
     numbers: Mapping[str, int],
     links: Links,
+    approvals: Mapping[str, Approval],
 ) -> list[dict[str, Any]]:
     trainings = ledger.latest_actions(automation, ActionKind.TRAIN, LIMITS["chains"])
     if not trainings:
@@ -279,7 +337,13 @@ def _chains(
     }
     inference_keys = [action_key(ActionKind.INFER, a.subject_id) for a in promotions]
     inferences = ledger.actions_by_key(inference_keys)
-    for inference in inferences.values():  # a ledger older than the ids in promotions
+    for promotion in promotions:  # first served in a later stint (its key is `@<stint>`)
+        key = action_key(ActionKind.INFER, promotion.subject_id)
+        if key not in inferences and _served(promotion):
+            stints = ledger.stint_actions(ActionKind.INFER, promotion.subject_id)
+            if stints:
+                inferences[key] = stints[0]
+    for inference in list(inferences.values()):  # a ledger older than the ids in promotions
         run = inference.details.get("training_run_id")
         promotion_key = action_key(ActionKind.PROMOTE, inference.subject_id)
         if run and str(run) not in by_run:
@@ -287,28 +351,85 @@ def _chains(
             if found is not None:
                 by_run[str(run)] = found
     datasets = ledger.subjects_by_id(automation, [a.subject_id for a in trainings])
+    # A deployment has its inference's stint (`deploy:<id>`, `deploy:<id>@<stint>`); the
+    # evaluations are those the promotion records (`evaluate:<id>@<evaluation dataset id>`).
+    deployments = ledger.actions_by_key([_deployment_key(i.key) for i in inferences.values()])
+    evaluations = ledger.actions_by_key(
+        [key for promotion in promotions for _, key in _evaluation_keys(promotion)]
+    )
+    related = Related(inferences, deployments, evaluations)
     return [
-        _chain(training, datasets.get(training.subject_id), by_run, inferences, numbers, links)
+        _chain(
+            training,
+            datasets.get(training.subject_id),
+            by_run,
+            related,
+            numbers,
+            links,
+            approvals,
+        )
         for training in trainings
     ]
+
+
+@dataclass(frozen=True)
+class Related:
+    """The actions of the chains' model versions, by key."""
+
+    inferences: Mapping[str, Action]
+    deployments: Mapping[str, Action]
+    evaluations: Mapping[str, Action]
+
+
+def _deployment_key(inference_key: str) -> str:
+    """The deployment an inference runs after: the same version, the same stint."""
+    parsed = parse_action_key(inference_key)
+    return action_key(ActionKind.DEPLOY, parsed.subject_id, qualifier=parsed.qualifier)
+
+
+def _evaluation_keys(promotion: Action) -> list[tuple[str, str]]:
+    """(role, key) of the evaluations a promotion was (or is being) decided on."""
+    evaluation = promotion.details.get("evaluation") or {}
+    sides = ((role, evaluation.get(role)) for role in ("candidate", "production"))
+    return [
+        (role, side["key"]) for role, side in sides if isinstance(side, dict) and side.get("key")
+    ]
+
+
+def _served(promotion: Action) -> bool:
+    """A candidate that went to production (by the daemon, or approved): its chain has an
+    inference, which is looked for beyond its first stint's key."""
+    return (promotion.details.get("decision") or {}).get("outcome") in (
+        "promoted",
+        AWAITING_APPROVAL,
+    )
 
 
 def _chain(
     training: Action,
     dataset: Subject | None,
     promotions_by_run: Mapping[str, Action],
-    inferences: Mapping[str, Action],
+    related: Related,
     numbers: Mapping[str, int],
     links: Links,
+    approvals: Mapping[str, Approval],
 ) -> dict[str, Any]:
     promotion = promotions_by_run.get(training.run_id or "")
+    inferences = related.inferences
     # None until judged: a promotion waiting for its evaluations has no decision yet.
     decision = (promotion.details.get("decision") or None) if promotion else None
     inference = (
         inferences.get(action_key(ActionKind.INFER, promotion.subject_id)) if promotion else None
     )
+    deployment = related.deployments.get(_deployment_key(inference.key)) if inference else None
+    evaluations = [
+        {"role": role, **_action(found, links)}
+        for role, key in (_evaluation_keys(promotion) if promotion else [])
+        if (found := related.evaluations.get(key)) is not None
+    ]
     last = inference or promotion or training
-    ended = _chain_ended(training, decision, inference)
+    approval = approvals.get(promotion.subject_id) if promotion else None
+    ended = _chain_ended(training, decision, inference, approval.state if approval else None)
     return {
         "dataset": {
             "id": training.subject_id,
@@ -330,6 +451,8 @@ def _chain(
             "reason": decision.get("reason"),
             "value": decision.get("value"),
         },
+        "evaluations": evaluations,
+        "deployment": None if deployment is None else _action(deployment, links),
         "inference": None if inference is None else _action(inference, links),
         "started_at": training.created_at,
         "ended_at": last.updated_at if ended else None,
@@ -340,9 +463,13 @@ def _chain(
 
 
 def _chain_ended(
-    training: Action, decision: Mapping[str, Any] | None, inference: Action | None
+    training: Action,
+    decision: Mapping[str, Any] | None,
+    inference: Action | None,
+    approval: str | None = None,
 ) -> bool:
-    """Nothing more will happen in this chain unless a person steps in."""
+    """Nothing more will happen in this chain unless a person steps in (a version awaiting
+    approval: until its wait ended otherwise than approved)."""
     terminal = TERMINAL_STATES  # a superseded training (a training gate's) included
     if training.state is not ActionState.SUCCEEDED:
         return training.state in terminal
@@ -350,7 +477,9 @@ def _chain_ended(
         return False  # its model version is not judged yet
     if inference is not None:  # promoted, or put in production by a person or its pipeline
         return inference.state in terminal
-    return decision.get("outcome") not in ("promoted", AWAITING_APPROVAL)
+    if decision.get("outcome") == AWAITING_APPROVAL:
+        return approval not in (None, "waiting", "approved")
+    return decision.get("outcome") != "promoted"
 
 
 # -- shared ---------------------------------------------------------------------------------

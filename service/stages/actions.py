@@ -1,6 +1,11 @@
-"""Running actions: launch pending training, evaluation and inference runs on free workers,
-with their parameters filled from the event; settle runs that finished; after a crash, resolve
-what the store says happened. Promotions are carried out by `models`, not here."""
+"""Running actions: launch pending training, evaluation, deployment and inference runs on
+free workers, with their parameters filled from the event; settle runs that finished; after a
+crash, resolve what the store says happened. Promotions are carried out by `models`, not here.
+
+An action may run only after another one (`details.after`: a production change's inference
+after its deployment): it waits while that one is open, runs once it succeeded (or an operator
+skipped it), and is failed with it (`blocked_by`) when it failed for good; replaying the
+failed one brings it back (`operations.replay`)."""
 
 from __future__ import annotations
 
@@ -26,15 +31,17 @@ from service.runtime.executor import Executor, WorkerResult
 from service.runtime.launch import LAUNCHER
 from service.runtime.worker import Job
 from service.stages import evaluation
-from service.stages.context import ATTEMPT_TOKEN, Context
+from service.stages.context import AFTER, ATTEMPT_TOKEN, Context
 from service.stages.pipeline_holds import PipelineHolds
 from service.stages.production import trained_on
 
 EVENT_PREFIX = {
     ActionKind.TRAIN: "training",
     ActionKind.INFER: "inference",
+    ActionKind.DEPLOY: "deployment",
     ActionKind.EVALUATE: "evaluation",
 }
+BLOCKED_BY = "blocked_by"  # in an action's details (see the module docstring), beside AFTER
 INTERRUPTED = "interrupted: the daemon was shutting down"
 # How long a `running` action may have neither a worker in this process nor a known run before
 # it is launched again. Not at once: a run its worker asked the store for just before it died
@@ -94,6 +101,8 @@ class ActionRunner:
         for action in self.ledger.actions_in(ActionState.PENDING):
             if action.kind is ActionKind.PROMOTE or self.holds.blocks(action.automation):
                 continue
+            if self._waits_for_another(action):
+                continue
             automation = self.context.automations.get(action.automation)
             if automation is None:
                 self._not_configured(action)
@@ -103,6 +112,39 @@ class ActionRunner:
             if self._launch(automation, action):
                 launched.append(action.key)
         return launched
+
+    def _waits_for_another(self, action: Action) -> bool:
+        """True while the action it runs after is open; an action whose one before failed for
+        good is failed with it (blocked), never launched."""
+        after = action.details.get(AFTER)
+        before = self.ledger.action(str(after)) if after else None
+        if before is None or before.state in (ActionState.SUCCEEDED, ActionState.SKIPPED):
+            return False
+        if before.state is ActionState.FAILED:
+            with self.ledger.transaction():
+                self._block(action, before)
+        return True
+
+    def _block_after(self, failed: Action) -> None:
+        """In the transaction that fails `failed` for good: the pending actions that were to run
+        after it are failed too, naming it (their queue must drain; `replay` of it replays
+        them)."""
+        for action in self.ledger.actions_in(ActionState.PENDING):
+            if action.details.get(AFTER) == failed.key:
+                self._block(action, failed)
+
+    def _block(self, action: Action, failed: Action) -> None:
+        error = f"not run: {failed.key}, which it runs after, failed for good"
+        self.ledger.transition(
+            action.key, ActionState.FAILED, error=error, details={BLOCKED_BY: failed.key}
+        )
+        self._log(action).error(
+            f"{EVENT_PREFIX[action.kind]}.blocked",
+            key=action.key,
+            blocked_by=failed.key,
+            error=error,
+            **subject_ids(action),
+        )
 
     def _not_configured(self, action: Action) -> None:
         """An action of an automation no longer configured waits, said once per process."""
@@ -119,7 +161,8 @@ class ActionRunner:
             return False
         spec = _pipeline(automation, action.kind)
         if spec is None:
-            self._cannot_launch(action, "its automation has no EVALUATION_PIPELINE any more")
+            setting = "EVALUATION" if action.kind is ActionKind.EVALUATE else "DEPLOYMENT"
+            self._cannot_launch(action, f"its automation has no {setting}_PIPELINE any more")
             return False
         try:
             arguments = self._launch_arguments(automation, action, spec)
@@ -344,6 +387,7 @@ class ActionRunner:
         with self.ledger.transaction():
             self.ledger.transition(action.key, ActionState.FAILED, error=error)
             self._notify(action, "failed", None, "cannot_launch", error=error)
+            self._block_after(action)
         metrics.ACTIONS.labels(action.automation, action.kind.value, "failed").inc()
         self._log(action).error(
             f"{EVENT_PREFIX[action.kind]}.failed",
@@ -574,6 +618,7 @@ class ActionRunner:
                     action.key, ActionState.FAILED, error=error, run_id=run.id if run else None
                 )
                 self._notify(action, "failed", ids["run_id"], "attempts_exhausted", error=error)
+                self._block_after(action)
             log.error(f"{prefix}.failed", attempts_exhausted=True, **ids)
         else:
             self.ledger.transition(
@@ -678,11 +723,14 @@ def _count_run(action: Action, outcome: str, run: RunInfo | None) -> None:
 
 
 def _pipeline(automation: Automation, kind: ActionKind) -> PipelineSpec | None:
-    """The pipeline an action runs (None: an evaluation whose pipeline was unconfigured)."""
+    """The pipeline an action runs (None: an evaluation or deployment whose pipeline was
+    unconfigured)."""
     if kind is ActionKind.TRAIN:
         return automation.training
     if kind is ActionKind.EVALUATE:
         return automation.evaluation.pipeline if automation.evaluation else None
+    if kind is ActionKind.DEPLOY:
+        return automation.deployment
     return automation.inference
 
 
@@ -690,7 +738,7 @@ def subject_ids(action: Action) -> dict[str, Any]:
     if action.kind is ActionKind.TRAIN:
         return {"dataset_version_id": action.subject_id}
     ids = {"model_version_id": action.subject_id}
-    ids_in_details = ("model_version_number", "dataset_version_id", SCORING_ID)
+    ids_in_details = ("model_version_number", "dataset_version_id", SCORING_ID, "stint")
     for name in (*ids_in_details, *evaluation.DATASET_DETAILS):
         if action.details.get(name) is not None:
             ids[name] = action.details[name]

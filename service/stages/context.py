@@ -105,6 +105,22 @@ def upgrade_cursor(
     )
 
 
+AFTER = "after"  # in an action's details: the action it runs after (`stages/actions.py`)
+
+
+def after_latest_deployment(
+    ledger: Ledger, automation: Automation, model_version_id: str
+) -> dict[str, str]:
+    """With a DEPLOYMENT_PIPELINE, an inference of the production version that is not its
+    production change's own (a schedule's fire, a new scoring version) runs after the
+    version's latest deployment (issue 18), as that change's inference does: never against a
+    server not yet serving it, and failed with it (blocked) if it failed."""
+    if automation.deployment is None:
+        return {}
+    deployments = ledger.stint_actions(ActionKind.DEPLOY, model_version_id)
+    return {AFTER: deployments[-1].key} if deployments else {}
+
+
 def training_not_settled(ledger: Ledger, run: RunInfo | None) -> bool:
     """A finished run of a training attempt still `running`: its worker has not reported yet
     (a poll can see the run end in the store a moment before). What the run made waits for the

@@ -11,14 +11,26 @@ from typing import Any
 from service import metrics
 from service.core import polling
 from service.core.actions import ActionKind, ActionState, action_key
-from service.core.automation import Automation
+from service.core.approval import AWAITING_APPROVAL
+from service.core.automation import Automation, PromotionMode
 from service.core.evaluation import needs_evaluation
 from service.core.polling import Polls, format_floor, parse_floor, raised_floor
+from service.core.production_history import (
+    ChangedBy,
+    ProductionRecord,
+    VersionHistory,
+    following,
+    record_metadata,
+    records,
+    seq_of,
+    utc_now_iso,
+)
 from service.core.promotion import PRODUCTION, PromotionDecision, decide_promotion, wait_reason
 from service.core.records import ModelVersionInfo, RunInfo
 from service.faults import crashpoint
 from service.ledger import Action
 from service.notify import notices
+from service.stages.approval import Approvals
 from service.stages.context import (
     MODEL,
     TRAINING_NOT_SETTLED,
@@ -36,14 +48,18 @@ from service.store import DECISION_METADATA_KEY
 # Kept in a waiting model version's ledger details: when the daemon first saw it without a run
 # (its own clock, epoch seconds), to measure UNLINKED_SETTLE as a duration.
 UNLINKED_SINCE = "unlinked_since"
+# Kept in a promotion's ledger details before its stage change: the production record it
+# writes, so that a restart completes the same change (`core/production_history`).
+PRODUCTION_RECORD = "production_record"
 
 
 class ModelJudge:
-    def __init__(self, context: Context, production: ProductionWatch) -> None:
+    def __init__(self, context: Context, production: ProductionWatch, approvals: Approvals) -> None:
         self.context = context
         self.ledger = context.ledger
         self.store = context.store
         self.production = production
+        self.approvals = approvals  # where a decision in PROMOTION_MODE=approval is carried out
         self._by_model = {a.model_name: a for a in context.automations.values()}
         # Sweeps and fast reads (core/polling), and what they read, as for datasets.
         # Models numbered high are read by numbers alone (SQLite's plan for a model filter).
@@ -99,6 +115,9 @@ class ModelJudge:
                     None,
                     "observed_at_start",
                 )
+                self.production.remember(automation, production)
+            elif production is None:  # its first production version is a change like any
+                self.production.remember_none(automation)
             self.ledger.set_cursor(automation.model_stream, format_floor(floor))
         self.context.log(automation).info(
             "startup.stream_initialised",
@@ -294,26 +313,43 @@ class ModelJudge:
                 fresh = decide_promotion(version, production, policy)
                 decision = fresh.as_metadata()
                 self.ledger.update_details(action.key, {"decision": decision})
-        stage_changed = decision["outcome"] == "promoted" and version.stage != PRODUCTION
+        if (
+            decision["outcome"] == "promoted"
+            and automation.promotion_mode is PromotionMode.APPROVAL
+        ):
+            # The policy says yes; a person says when (`stages/approval.py`).
+            decision = {**decision, "outcome": AWAITING_APPROVAL, "staged_at": utc_now_iso()}
+            self.ledger.update_details(action.key, {"decision": decision})
+        outcome = decision["outcome"]
+        waiting = _waiting(automation, outcome)
+        stage_changed = outcome == "promoted" and version.stage != PRODUCTION
+        record = self._production_record(automation, action, version)
         if stage_changed:
+            assert record is not None
+            self.store.record_version_metadata(version.id, record_metadata(record))
             self.store.set_stage(automation.model_name, version.id, PRODUCTION)
             crashpoint("after_stage_changed")
+        elif outcome == AWAITING_APPROVAL:
+            self.approvals.stage(automation, version)
         if DECISION_METADATA_KEY not in version.metadata:
             self.store.record_decision(version.id, decision)
         # Logged as soon as the store holds the decision, before the ledger records it done:
         # a restart after this line finds the decision in the store (`_adopt`) and neither
         # carries it out nor logs it again. Logged after the commit, a kill in between lost
         # the line for good (`after_decision_recorded`).
-        self._log_decision(automation, action.key, version, decision)
+        self._log_decision(automation, action.key, version, decision, waiting)
+        crashpoint("after_decision_stored")
         with self.ledger.transaction():
             self.ledger.transition(action.key, ActionState.SUCCEEDED)
-            if decision["outcome"] == "promoted":
+            if outcome == "promoted" and record is not None:
                 # Claimed here, not when production is next read: a later promotion in the same
                 # tick would move production past this version before anyone saw it there.
-                self.production.claim_inference(automation, version)
+                self.production.claim_serving(automation, version, record.stint)
+            elif outcome == AWAITING_APPROVAL:
+                self.approvals.note_waiting(automation, version, decision)
             self.context.notify(
                 notices.decision(
-                    automation.name, version, trained_on(version), action.key, decision
+                    automation.name, version, trained_on(version), action.key, decision | waiting
                 )
             )
         crashpoint("after_decision_recorded")
@@ -325,6 +361,7 @@ class ModelJudge:
         key: str,
         version: ModelVersionInfo,
         decision: dict[str, Any],
+        waiting: dict[str, Any],
     ) -> None:
         metrics.ACTIONS.labels(automation.name, "promote", decision["outcome"]).inc()
         self.context.log(automation).info(
@@ -338,8 +375,40 @@ class ModelJudge:
             goal=decision.get("goal", "maximize"),
             production_version_id=decision["production_version_id"],
             production_value=decision["production_value"],
+            **waiting,
             **model_ids(version),
         )
+
+    def _production_record(
+        self, automation: Automation, action: Action, version: ModelVersionInfo
+    ) -> ProductionRecord | None:
+        """The production record of a promotion (None: not one). Planned once, kept in the
+        promotion's details before it is written, so that a restart completes the same
+        change; planned again, in the same stint, if production moved before it took effect."""
+        if (action.details.get("decision") or {}).get("outcome") != "promoted":
+            return None
+        planned = ProductionRecord.from_dict(action.details.get(PRODUCTION_RECORD))
+        if version.stage == PRODUCTION:  # carried out before a crash: as it was planned
+            return planned or _first_autopilot_record(version)
+        production = self.production.current(automation)
+        if planned is not None and planned.previous_version_id == (
+            production.id if production else None
+        ):
+            return planned
+        history = VersionHistory(version.id, version.number, version.metadata)
+        seen = self.production.seen(automation)
+        record = following(
+            history,
+            max(seq_of(_history(production)), seen.seq if seen else 0),
+            (production.id, production.number) if production else (None, None),
+            ChangedBy.AUTOPILOT,
+            None,
+            served_before=history.latest is None and self.production.served_before(version.id),
+            at=utc_now_iso(),
+            in_flight=planned is not None,
+        )
+        self.ledger.update_details(action.key, {PRODUCTION_RECORD: record.as_dict()})
+        return record
 
     def _adopt(
         self,
@@ -350,7 +419,11 @@ class ModelJudge:
     ) -> None:
         """A version whose decision is in the store but not in the ledger, or only as pending
         (the ledger was lost, or restored from an old backup): take the store's decision,
-        change nothing."""
+        change nothing. A decision still pending in this ledger was made with it and carried
+        out, then the daemon stopped before recording it done (`after_decision_stored`): its
+        notification, written with that record, is written now."""
+        prior = self.ledger.action(key)
+        unreported = prior is not None and prior.state is ActionState.PENDING
         with self.ledger.transaction():
             details = {**_details_of_version(version), "decision": decision}
             self.ledger.claim(key, ActionKind.PROMOTE, version.id, details, automation.name)
@@ -358,8 +431,19 @@ class ModelJudge:
             if action is not None and action.state is ActionState.PENDING:
                 self.ledger.transition(key, ActionState.SUCCEEDED, details=details)
             if decision["outcome"] == "promoted":
-                self.production.claim_inference(automation, version, adopted=True)
+                record = _first_autopilot_record(version)
+                stint = record.stint if record else 1
+                self.production.claim_serving(automation, version, stint, adopted=True)
+            elif decision["outcome"] == AWAITING_APPROVAL:
+                self.approvals.adopt(automation, version, decision)
             self._note(automation, version, "decided", str(decision.get("reason")))
+            if unreported:  # its id is the one it would have had: a receiver drops a repeat
+                waiting = _waiting(automation, decision["outcome"])
+                self.context.notify(
+                    notices.decision(
+                        automation.name, version, trained_on(version), key, decision | waiting
+                    )
+                )
         self.context.log(automation).info(
             "model.decision_found_in_store",
             key=key,
@@ -388,6 +472,23 @@ class ModelJudge:
             final,
             details,
         )
+
+
+def _first_autopilot_record(version: ModelVersionInfo) -> ProductionRecord | None:
+    """The production record of the daemon's own promotion of a version."""
+    own = [r for r in records(version.metadata).values() if r.changed_by == "autopilot"]
+    return min(own, key=lambda r: r.stint) if own else None
+
+
+def _history(version: ModelVersionInfo | None) -> VersionHistory | None:
+    return None if version is None else VersionHistory(version.id, version.number, version.metadata)
+
+
+def _waiting(automation: Automation, outcome: str) -> dict[str, Any]:
+    """How long a staged version may wait, for the person told of it."""
+    if outcome != AWAITING_APPROVAL:
+        return {}
+    return {"approval_timeout_seconds": automation.approval_timeout_seconds}
 
 
 def _details(decision: PromotionDecision, version: ModelVersionInfo) -> dict[str, Any]:

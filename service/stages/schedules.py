@@ -29,7 +29,7 @@ from service.core.schedule import FirePlan, Schedule, plan_fires
 from service.core.scoring import SCORING_ID
 from service.faults import crashpoint
 from service.stages import gate_ledger, scoring
-from service.stages.context import Context
+from service.stages.context import Context, after_latest_deployment
 from service.stages.gate_ledger import Fire, ScheduleRecord, fire_text
 
 TRAINING, INFERENCE = "training", "inference"
@@ -223,6 +223,7 @@ class InferenceSchedule:
                     "schedule": INFERENCE,
                     "fire": fire_text(plan.fire),
                     **(scores or {}),
+                    **after_latest_deployment(self.ledger, automation, production),
                 }
                 self.ledger.claim(key, ActionKind.INFER, production, details, automation.name)
             self.fires.record(automation, INFERENCE, plan, FIRED if key else SKIPPED, reason, key)

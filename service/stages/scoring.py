@@ -19,7 +19,7 @@ from service.core.automation import Automation
 from service.core.records import DatasetVersion
 from service.core.scoring import ScoringVersion, newer, scored_tag, scoring_key
 from service.ledger import Ledger
-from service.stages.context import Context
+from service.stages.context import Context, after_latest_deployment
 
 NEWEST_KEY = "scoring/newest/"  # ledger meta, per automation: its newest selected version
 WAITING_FOR_PRODUCTION = "no production version yet: the first production change scores the newest"
@@ -69,7 +69,11 @@ def select(context: Context, automation: Automation, version: DatasetVersion) ->
     if not production:
         return Selection(None, None, claimed=False)
     key = scoring_key(production, version.id)
-    details = {"model_version_id": production, **selected.details()}
+    details = {
+        "model_version_id": production,
+        **selected.details(),
+        **after_latest_deployment(ledger, automation, production),
+    }
     claimed = ledger.claim(key, ActionKind.INFER, production, details, automation.name)
     return Selection(key, production, claimed)
 

@@ -6,16 +6,27 @@ what a user sees. It ends by restarting the daemon and showing that nothing runs
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from pipelines.feature_engineering import launch_feature_engineering
 from tests.browser import Dom, dump_dom, screenshot
 from tests.monitoring_names import names_scraped, names_used
-from tests.support import DaemonProcess, http_get, http_get_text, wait_for
+from tests.support import (
+    PROJECT_ROOT,
+    DaemonProcess,
+    http_get,
+    http_get_text,
+    project_process_environment,
+    wait_for,
+)
 
 MODEL = "iris_classifier"
 StartDaemon = Callable[[str], DaemonProcess]
@@ -240,10 +251,26 @@ def the_whole_chain_exactly_once_across_a_restart(
     assert [e for e in daemon.events() if e["event"] == "<not json>"] == []
 
 
+def approve(daemon: DaemonProcess, *args: str) -> dict[str, Any]:
+    """`autopilot approve ARGS` as its own process, with the daemon's store settings only."""
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "autopilot"), "approve", *args],
+        env=project_process_environment(daemon.environment),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
 def several_projects_in_one_daemon(start_daemon: StartDaemon, with_iris: bool = True) -> None:
     """The bundled iris pipelines and a user's project (examples/diabetes, its own `pipelines`
-    and `steps` packages), configured only by variables, driven by one daemon; a third
-    automation trains the same datasets with the example's pipeline promoting itself."""
+    and `steps` packages, in PROMOTION_MODE=approval), configured only by variables, driven by
+    one daemon; a third automation trains the same datasets with the example's pipeline
+    promoting itself."""
     from zenml.client import Client
 
     from tests.support import DIABETES_THRESHOLD, publish_diabetes
@@ -258,10 +285,17 @@ def several_projects_in_one_daemon(start_daemon: StartDaemon, with_iris: bool = 
         daemon.wait_event("training.succeeded", key=f"train:iris:{iris.training_id}")
 
     clean = publish_diabetes(random_state=0)
+    # The example runs in PROMOTION_MODE=approval: its candidate waits in staging until a
+    # person approves it, here with `autopilot approve` from another process.
     promoted = daemon.wait_event(
-        "model.promoted", automation="diabetes", dataset_version_id=clean["train_id"]
+        "model.awaiting_approval", automation="diabetes", dataset_version_id=clean["train_id"]
     )
     version = client.get_model_version("diabetes_regressor", UUID(promoted["model_version_id"]))
+    assert str(version.stage) == "staging"
+    approval = approve(daemon, "diabetes_regressor", str(version.number), "--by", "dana")
+    assert approval["production_change"]["changed_by"] == "approval"
+    approved = daemon.wait_event("model.approved", model_version_id=str(version.id))
+    assert approved["by"] == "dana"
     # A new numbered version, whatever `version: sgd` the user's YAML says; its other fields kept.
     assert version.name == str(version.number) and version.name != "sgd"
     assert version.description is not None and "diabetes" in version.description

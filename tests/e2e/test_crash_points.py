@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.feature_engineering import launch_feature_engineering
-from service.faults import CRASH_ENV, CRASH_POINTS, EVALUATION_CRASH_POINTS
+from service.faults import CRASH_ENV, CRASH_POINTS, EVALUATION_CRASH_POINTS, GATE_CRASH_POINTS
 from service.ledger import Ledger
 from tests.support import Receiver, daemon_settings, wait_for
 
@@ -23,7 +23,9 @@ def _runs(key: str, status: str | None = None) -> list:
     return [r for r in runs if status is None or r.status.value == status]
 
 
-@pytest.mark.parametrize("point", [p for p in CRASH_POINTS if p not in EVALUATION_CRASH_POINTS])
+@pytest.mark.parametrize(
+    "point", [p for p in CRASH_POINTS if p not in EVALUATION_CRASH_POINTS + GATE_CRASH_POINTS]
+)
 def test_killed_at_a_crash_point_then_restarted_completes_exactly_once(
     point, zenml_store, daemon_factory, tmp_path
 ):

@@ -61,7 +61,7 @@ def test_two_projects_and_a_self_promoting_pipeline_in_one_daemon(
         "ZENML_CONFIG_PATH": str(zenml_store.config_path),
         **daemon_settings(tmp_path),
         **iris_automation(),
-        **diabetes_automation(),
+        **diabetes_automation(PROMOTION_MODE="approval"),
         **self_promoting_automation(),
     }
     several_projects_in_one_daemon(daemon_factory(environment))

@@ -112,7 +112,7 @@ def test_a_users_project_over_rest_beside_a_self_promoting_one(
     it, driven over REST with the service account's key, as in the embedded-store test."""
     environment = {
         **with_service_account_key(zenml_server, zenml_rest_store, tmp_path),
-        **diabetes_automation(),
+        **diabetes_automation(PROMOTION_MODE="approval"),
         **self_promoting_automation(),
     }
     several_projects_in_one_daemon(daemon_factory(environment), with_iris=False)

@@ -153,3 +153,51 @@ def test_candidates_are_compared_with_production_on_the_same_holdout(zenml_store
         by_key[f"promote:{second['model_version_id']}"]["evaluation"]["candidate"]["key"]
         == (keys[1])
     )
+
+
+def test_in_approval_mode_a_candidate_is_staged_only_after_its_evaluations(zenml_store, tmp_path):
+    """Evaluation and the human gate together: the policy decides on the evaluated values,
+    and only then a passing candidate goes to `staging` and waits; once a person approved
+    it, it is the production version the next candidate is compared with on the holdout, its
+    score there reused, and a candidate that loses is rejected, never staged."""
+    from zenml.client import Client
+
+    from service import review
+
+    client = Client()
+    holdout = publish_diabetes_holdout()["holdout_id"]
+    automation = diabetes_automation(**diabetes_evaluation(PROMOTION_MODE="approval"))
+    engine = make_engine(tmp_path / "state", environ=automation, max_attempts=1)
+
+    clean = publish_diabetes(random_state=0)
+    first = tick_until(engine, lambda: _decided(engine, clean["train_id"]), "the first decision")
+    assert first["outcome"] == "awaiting_approval", first
+    assert first["reason"] == "clears_threshold"
+    assert first["evaluation"]["dataset_version_id"] == holdout
+    assert first["value"] == first["evaluation"]["candidate_value"]
+    champion = first["model_version_id"]
+    staged = client.get_model_version(MODEL, UUID(champion))
+    assert str(staged.stage) == "staging"
+    assert staged.run_metadata["autopilot_decision"]["evaluation"] == first["evaluation"]
+    assert client.list_model_versions(model=MODEL, stage="production").items == []
+
+    review.approve(engine.store, MODEL, "staging", "dana", "scored on the holdout")
+    tick_until(
+        engine,
+        lambda: (
+            engine.ledger.action(f"infer:{champion}") is not None
+            and engine.ledger.action(f"infer:{champion}").state is ActionState.SUCCEEDED
+        ),
+        "the approved version's inference",
+    )
+    assert engine.ledger.approval("diabetes", champion).by == "dana"
+
+    lucky = publish_diabetes(random_state=25, noise=0.3)  # better on its own split only
+    second = tick_until(engine, lambda: _decided(engine, lucky["train_id"]), "the second one")
+    assert second["outcome"] == "rejected" and second["reason"] == "not_better_than_production"
+    assert second["production_version_id"] == champion
+    # Production's score is the one it got as a candidate: reused, not run again.
+    assert second["evaluation"]["production_run_id"] == first["evaluation"]["candidate_run_id"]
+    assert _completed(engine, f"evaluate:{champion}@{holdout}") == 1
+    assert str(client.get_model_version(MODEL, UUID(second["model_version_id"])).stage) != "staging"
+    assert client.get_model_version(MODEL, "production").id == UUID(champion)

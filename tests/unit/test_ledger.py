@@ -198,6 +198,8 @@ def test_an_automation_is_renamed_with_its_streams_judgements_and_actions(ledger
     ledger.set_meta("required_tags/default", '["approved"]')
     ledger.set_meta("required_tags/default_2", '["other"]')
     ledger.record_production_change("default", "clf", "m", 1, None, "autopilot")
+    ledger.stage_for_approval("default", "m2", "clf", 2, 1.0, {})  # waiting for a person
+    ledger.set_meta("production_seen/default", '{"seq": 3}')
     rows = ledger.rows_by_automation()
     assert rows["default"].open_actions == 2 and rows["iris"].actions == 0
 
@@ -223,3 +225,24 @@ def test_an_automation_is_renamed_with_its_streams_judgements_and_actions(ledger
     assert ledger.get_meta("required_tags/iris") == '["approved"]'
     assert ledger.get_meta("required_tags/default") is None
     assert ledger.get_meta("required_tags/default_2") == '["other"]'
+    # Its waits for approval and the production record it last saw (issue 18) go along too.
+    assert [a.model_version_id for a in ledger.approvals_in("waiting", "iris")] == ["m2"]
+    assert ledger.approvals_in("waiting", "default") == []
+    assert ledger.get_meta("production_seen/iris") == '{"seq": 3}'
+
+
+def test_a_versions_stints_are_read_by_key_range_and_a_wait_for_approval_ends_once(ledger):
+    for key in ("infer:m", "infer:m@2", "infer:m@10", "infer:m2", "deploy:m@2"):
+        ledger.claim(key, ActionKind(key.partition(":")[0]), "m", {}, "default")
+    assert [a.key for a in ledger.stint_actions(ActionKind.INFER, "m")] == [
+        "infer:m",
+        "infer:m@2",
+        "infer:m@10",
+    ]
+    assert ledger.stage_for_approval("default", "m", "clf", 1, 5.0, {"value": 0.9})
+    assert not ledger.stage_for_approval("default", "m", "clf", 1, 9.0, {})  # staged once
+    assert ledger.resolve_approval("default", "m", "approved", "alice", {"note": "ok"})
+    assert not ledger.resolve_approval("default", "m", "rejected", "bob")  # ended once
+    ended = ledger.approval("default", "m")
+    assert (ended.state, ended.by, ended.staged_at) == ("approved", "alice", 5.0)
+    assert ended.details == {"value": 0.9, "note": "ok"}

@@ -190,6 +190,51 @@ def test_rename_automation_carries_the_work_over_or_says_why_not(ledger):
     assert "iris/dataset:iris" in ledger.cursors()
 
 
+def test_replay_of_a_failed_deployment_brings_back_the_inference_it_blocked(ledger):
+    """A deployment failed for good fails the inference that runs after it (`blocked_by`);
+    replaying the deployment replays that inference too, which then waits for it again."""
+    ledger.claim("deploy:mv@2", ActionKind.DEPLOY, "mv", {}, "default")
+    ledger.claim("infer:mv@2", ActionKind.INFER, "mv", {"after": "deploy:mv@2"}, "default")
+    ledger.claim("infer:other", ActionKind.INFER, "other", {}, "default")
+    ledger.transition("deploy:mv@2", ActionState.FAILED, error="server down")
+    ledger.transition("infer:other", ActionState.FAILED, error="its own")
+    ledger.transition(
+        "infer:mv@2", ActionState.FAILED, error="not run", details={"blocked_by": "deploy:mv@2"}
+    )
+    operations.replay(ledger, "deploy:mv@2")
+    assert ledger.action("deploy:mv@2").state is ActionState.PENDING
+    inference = ledger.action("infer:mv@2")
+    assert inference.state is ActionState.PENDING and inference.error is None
+    assert inference.details["after"] == "deploy:mv@2" and inference.details["blocked_by"] is None
+    assert ledger.action("infer:other").state is ActionState.FAILED  # not this one's
+
+
+def test_status_and_explain_show_approvals_and_production_changes(ledger):
+    ledger.note_subject("default", "mv-3", "model", "iris_classifier", "3", "decided", "x", True)
+    ledger.stage_for_approval("default", "mv-3", "iris_classifier", 3, 1000.0, {"value": 0.97})
+    ledger.set_cursor("default/production:iris_classifier", "mv-1")
+    ledger.record_production_change(
+        "default", "iris_classifier", "mv-1", 1, "mv-2", "rollback", {"by": "alice", "stint": 2}
+    )
+    shown = operations.status(ledger, timeouts={"default": 3600.0})
+    (waiting,) = shown["awaiting_approval"]
+    assert (waiting["model_version_id"], waiting["number"], waiting["state"]) == (
+        "mv-3",
+        3,
+        "waiting",
+    )
+    assert waiting["waited_seconds"] > 3600 and waiting["expires_in_seconds"] == 0
+    (change,) = shown["production_changes"]["default"]
+    assert (change["changed_by"], change["by"], change["stint"]) == ("rollback", "alice", 2)
+
+    explained = operations.explain(ledger, "iris_classifier", "3")  # explain MODEL VERSION
+    assert explained["id"] == "mv-3" and explained["approval"][0]["state"] == "waiting"
+    rolled = operations.explain(ledger, "mv-2")["production_changes"]  # the version replaced
+    assert rolled[0]["previous_model_version_id"] == "mv-2"
+    with pytest.raises(operations.OperationError, match="no version '9' of model"):
+        operations.explain(ledger, "iris_classifier", "9")
+
+
 def test_status_lists_candidates_waiting_for_their_evaluations_and_explain_shows_them(ledger):
     from service.core.evaluation import EVALUATING, EvaluationRecord
     from tests.unit.factories import dataset, model_version

@@ -344,6 +344,53 @@ def test_a_training_told_nothing_of_its_dataset_is_warned_of_by_its_variable(tmp
     assert training_warnings(load_settings({}).automations) == []
 
 
+def test_the_gate_rollback_and_deployment_settings_per_automation():
+    """Issue 18: PROMOTION_MODE, APPROVAL_TIMEOUT_SECONDS, ROLLBACK_ON_FAILURE and
+    DEPLOYMENT_*, in both forms; defaults change nothing of before."""
+    (default,) = load_settings({}).automations
+    assert (default.promotion_mode.value, default.approval_timeout_seconds) == ("auto", None)
+    assert (default.rollback_on_failure, default.deployment) == (False, None)
+    assert set(default.pipelines) == {"training", "inference"}
+    (gated,) = load_settings(
+        {
+            f"{CHURN}MODEL_NAME": "churn",
+            f"{CHURN}DATASET_NAMES": "a",
+            f"{CHURN}PROMOTION_MODE": " Approval ",
+            f"{CHURN}APPROVAL_TIMEOUT_SECONDS": "86400",
+            f"{CHURN}ROLLBACK_ON_FAILURE": "true",
+            f"{CHURN}DEPLOYMENT_PIPELINE": "pipelines.deploy:deploy",
+            f"{CHURN}DEPLOYMENT_PARAMETERS": '{"version": "{{ model_version.number }}"}',
+        }
+    ).automations
+    assert gated.promotion_mode.value == "approval" and gated.approval_timeout_seconds == 86400
+    assert gated.rollback_on_failure is True
+    assert gated.deployment is not None
+    assert gated.deployment.reference == "pipelines.deploy:deploy"
+    assert gated.deployment.parameters == {"version": "{{ model_version.number }}"}
+    assert list(gated.pipelines) == ["training", "inference", "deployment"]
+    shown = describe(load_settings({"AUTOPILOT_PROMOTION_MODE": "approval"}))
+    assert shown["automations"]["default"]["promotion_mode"] == "approval"  # type: ignore[index]
+
+
+def test_bad_gate_and_deployment_settings_are_named():
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            {
+                "AUTOPILOT_PROMOTION_MODE": "manual",
+                "AUTOPILOT_APPROVAL_TIMEOUT_SECONDS": "-5",
+                "AUTOPILOT_DEPLOYMENT_PIPELINE": "deploy",
+                "AUTOPILOT_DEPLOYMENT_PARAMETERS": '{"x": "{{ dataset.nope }}"}',
+            }
+        )
+    problems = "\n".join(caught.value.problems)
+    assert "AUTOPILOT_PROMOTION_MODE='manual': Input should be 'auto' or 'approval'" in problems
+    assert "AUTOPILOT_APPROVAL_TIMEOUT_SECONDS='-5': Input should be greater than 0" in problems
+    assert "AUTOPILOT_DEPLOYMENT_PIPELINE='deploy': expected module:attribute" in problems
+    assert "unknown placeholder dataset.nope" in problems
+    with pytest.raises(ConfigError, match="DEPLOYMENT_PIPELINE: unset, but"):
+        load_settings({"AUTOPILOT_DEPLOYMENT_PARAMETERS": '{"x": 1}'})
+
+
 def test_an_evaluation_pipeline_with_its_dataset_and_a_minimum_improvement(tmp_path):
     (tmp_path / "evaluation.yaml").write_text("model:\n  name: churn\n")
     settings = load_settings(

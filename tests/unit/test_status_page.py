@@ -8,12 +8,13 @@ import re
 import sqlite3
 import threading
 import urllib.request
+from dataclasses import replace
 
 import pytest
 
 from service.core.actions import ActionKind, ActionState
 from service.http import HealthServer
-from service.ledger import Ledger
+from service.ledger import Ledger, epoch
 from service.observe import board as board_module
 from service.observe import page
 from service.observe.board import StatusBoard
@@ -197,7 +198,9 @@ def test_a_ledger_from_before_production_changes_knows_which_but_not_since(setti
 
 
 def test_awaiting_approval_and_the_notification_outbox_show_when_present(settings, ledger):
-    """The places issues "Promotion a team can trust" and "Tell people" fill in."""
+    """The versions waiting for a person come from the ledger's `approvals`, with how long
+    they waited and when they expire; once a wait ended (approved here) the version is no
+    longer listed, though its decision stays `awaiting_approval`: the candidate says how."""
     write_history(ledger, [0.95])
     decision = {"outcome": "awaiting_approval", "reason": "clears_threshold", "value": 0.97}
     ledger.claim(
@@ -207,9 +210,23 @@ def test_awaiting_approval_and_the_notification_outbox_show_when_present(setting
         {"model_version_number": 9, "decision": decision},
         "default",
     )
-    status = board_for(settings).status()
+    staged = epoch() - 600
+    ledger.stage_for_approval(
+        "default", "mv-9", "iris_classifier", 9, staged, {"metric": "accuracy", "value": 0.97}
+    )
+    timed = settings.model_copy(
+        update={
+            "automations": tuple(
+                replace(a, approval_timeout_seconds=3600.0) for a in settings.automations
+            )
+        }
+    )
+    status = board_for(timed).status()
     (waiting,) = status["automations"][0]["awaiting_approval"]
     assert (waiting["model_version_id"], waiting["number"]) == ("mv-9", 9)
+    assert 600 <= waiting["waited_seconds"] < 660
+    assert 2940 < waiting["expires_in_seconds"] <= 3000
+    assert waiting["approve"] == "autopilot approve iris_classifier 9"
     status["notifications"] = {
         "destinations": [
             {"destination": "https://hooks.example/x", "undelivered": 3, "oldest": None}
@@ -217,8 +234,17 @@ def test_awaiting_approval_and_the_notification_outbox_show_when_present(setting
     }
     html = page.render(status)
     assert "<h3>Awaiting approval</h3>" in html and 'data-model-version-id="mv-9"' in html
+    assert "autopilot approve iris_classifier 9" in html
     assert 'id="notifications"' in html and "https://hooks.example/x" in html
     assert 'id="notifications"' not in board_for(settings).page()  # no outbox: no section
+
+    ledger.resolve_approval("default", "mv-9", "approved", "alice")
+    status = board_for(timed).status()
+    (automation,) = status["automations"]
+    assert automation["awaiting_approval"] == []
+    candidate = next(c for c in automation["candidates"] if c["model_version_id"] == "mv-9")
+    assert candidate["outcome"] == "awaiting_approval"
+    assert candidate["approval"]["state"] == "approved" and candidate["approval"]["by"] == "alice"
 
 
 def test_open_actions_and_automations_no_longer_configured(settings, ledger):
@@ -395,3 +421,45 @@ def test_scoring_inferences_name_the_version_they_score_beside_the_chains(tmp_pa
     html = page.render(status)
     assert "scores <code>iris_scoring_dataset</code>" in html
     assert f'data-key="infer:{version}@score:sd-2"' in html
+
+
+def test_a_chain_shows_its_evaluations_its_deployment_and_a_later_stints_inference(
+    settings, ledger
+):
+    """Keys qualified by `@`: a chain's evaluations (`evaluate:<id>@<evaluation dataset>`, as
+    its promotion records them), the deployment its inference ran after, and a version first
+    served in a later stint (`infer:<id>@2`); an inference schedule's fire
+    (`infer:<id>@fire:<time>`) is none of its stints."""
+    (version,) = write_history(ledger, [0.5])  # rejected; a person puts it in production later
+    evaluation = {
+        "dataset_version_id": "h-1",
+        "candidate": {"model_version_id": version, "number": 1, "key": f"evaluate:{version}@h-1"},
+        "production": None,
+    }
+    ledger.update_details(f"promote:{version}", {"evaluation": evaluation})
+    ledger.claim(f"evaluate:{version}@h-1", ActionKind.EVALUATE, version, {}, "default")
+    ledger.transition(f"evaluate:{version}@h-1", ActionState.RUNNING, attempts=1)
+    ledger.transition(f"evaluate:{version}@h-1", ActionState.SUCCEEDED, run_id="run-e")
+    fire = f"infer:{version}@fire:2026-12-07T06:00:00Z"
+    ledger.claim(fire, ActionKind.INFER, version, {}, "default")
+    ledger.transition(fire, ActionState.RUNNING, attempts=1)
+    ledger.transition(fire, ActionState.SUCCEEDED, run_id="run-fire")
+    ledger.claim(f"deploy:{version}@2", ActionKind.DEPLOY, version, {}, "default")
+    ledger.claim(
+        f"infer:{version}@2", ActionKind.INFER, version, {"after": f"deploy:{version}@2"}, "default"
+    )
+    ledger.transition(f"deploy:{version}@2", ActionState.RUNNING, attempts=1)
+    ledger.transition(f"deploy:{version}@2", ActionState.SUCCEEDED, run_id="run-d")
+    # Approved, in ZenML, after a stint the ledger does not know of (served as `@2`).
+    approved = {"outcome": "awaiting_approval", "reason": "clears_threshold", "value": 0.5}
+    ledger.update_details(f"promote:{version}", {"decision": approved})
+    status = board_for(settings).status()
+    (chain,) = status["automations"][0]["chains"]
+    assert [(e["role"], e["key"], e["state"]) for e in chain["evaluations"]] == [
+        ("candidate", f"evaluate:{version}@h-1", "succeeded")
+    ]
+    assert chain["inference"]["key"] == f"infer:{version}@2"  # not the schedule's fire
+    assert chain["deployment"]["key"] == f"deploy:{version}@2"
+    assert chain["deployment"]["state"] == "succeeded" and chain["ended_at"] is None
+    html = page.render(status)
+    assert "candidate succeeded" in html and 'title="run-d"' in html
