@@ -41,7 +41,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy service pipelines
 	cd examples/diabetes && $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml .
 
-# The 15 slowest tests are listed at the end: the suite's time is a budget (README).
+# The 15 slowest tests are listed at the end: the suite's time is a budget (docs/testing.md).
 # Two test processes (pytest-xdist), a test file each at a time: the e2e tests mostly wait on
 # their daemons, so two share this 2-core machine well (15 min serial, under 9 in two).
 test: $(STAMP) lint compose-tools mariadb monitoring-tools browser-tools

@@ -286,7 +286,7 @@ class Settings(BaseSettings):
     zenml_api_key_file: Path | None = Field(
         default=None, description="File holding the ZenML API key (Docker secrets)."
     )
-    # Notifications (README "Notifications", service/notify/).
+    # Notifications (docs/notifications.md, service/notify/).
     notify_webhook_urls: CommaList = Field(default=[], description="http(s) URLs, comma-separated.")
     notify_webhook_secret: SecretStr | None = None
     notify_webhook_secret_file: Path | None = None

@@ -1,5 +1,5 @@
 """Notifications: tell people what the daemon decided or saw, through webhooks and the stack's
-ZenML alerter, with none lost (README "Notifications", docs/notifications.md).
+ZenML alerter, with none lost (docs/notifications.md).
 
 How it fits together:
 

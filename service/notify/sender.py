@@ -16,7 +16,7 @@ notification the receiver got just before a crash is sent again, with the same i
 
 Signing (`sign`): with a secret, each request carries `X-Autopilot-Signature:
 sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`, `X-Autopilot-Timestamp` (Unix seconds, the
-time of this attempt) and `X-Autopilot-Event-Id`; README "Notifications" shows how a receiver
+time of this attempt) and `X-Autopilot-Event-Id`; docs/notifications.md shows how a receiver
 verifies them and refuses replays.
 """
 
