@@ -1,7 +1,8 @@
 """Issue 18's gate and way back, on a real engine and a real store: approval mode (staging, a
 newer candidate superseding the one waiting, expiry, a promotion in ZenML taken as an
-approval), deploy then infer for each production change, and production rolled back on its
-own when the deployment or inference of the daemon's promotion fails for good."""
+approval), deploy then infer for each production change (and a schedule's fire or a new
+scoring version inferred after the latest deployment, blocked with it), and production rolled
+back on its own when the deployment or inference of the daemon's promotion fails for good."""
 
 from __future__ import annotations
 
@@ -348,3 +349,59 @@ def test_a_scheduled_inference_runs_after_the_deployment_and_is_blocked_with_it(
         assert (action.state, action.details["blocked_by"]) == (ActionState.FAILED, deploy), key
         assert runs_for(engine, key) == [], key  # never launched
     assert [a.key for a in scheduled] == [f"infer:{one.id}"]  # a fire is not a stint
+
+
+def test_a_scoring_version_is_scored_after_the_deployment_and_blocked_with_it(
+    zenml_store, tmp_path, capsys
+):
+    """With scoring datasets, in an automation that deploys: a production change before any
+    scoring version is selected still deploys (nothing to score: no inference claimed); a
+    scoring version selected while that deployment is pending is scored after it succeeded;
+    one selected while a deployment that fails for good is pending is failed with it (blocked),
+    never launched, as the production change's own inference. Each production change and
+    scoring version is seen in one tick (production before datasets): the deployment is
+    claimed, not yet launched, when the scoring version is selected."""
+    from zenml import save_artifact
+    from zenml.client import Client
+
+    client = Client()
+    client.create_model(MODEL)
+    one, two = (client.create_model_version(MODEL, name=f"v{n}") for n in (1, 2))
+    engine = make_engine(
+        tmp_path / "state",
+        environ=serving(tmp_path / "serving", refuse_deploy="2"),
+        start_from="now",
+        scoring_dataset_names="rows_to_score",
+        max_attempts=1,
+    )
+
+    def score_in_one_tick(version, batch):
+        """`version` to production and a scoring version saved, both seen in one tick."""
+        client.update_model_version(MODEL, version.id, stage="production", force=True)
+        scoring = str(save_artifact(batch, name="rows_to_score").id)
+        capsys.readouterr()
+        engine.tick()
+        events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        return scoring, {e["event"]: e for e in events if e.get("event")}
+
+    # Version 1 to production before any scoring version: deployed all the same, no inference.
+    first, events = score_in_one_tick(one, "batch 1")
+    deploy, score = f"deploy:{one.id}", f"infer:{one.id}@score:{first}"
+    assert events["inference.nothing_to_score"]["model_version_id"] == str(one.id)
+    assert _state(engine, f"infer:{one.id}") is None
+    assert _state(engine, deploy) in (ActionState.PENDING, ActionState.RUNNING)
+    assert engine.ledger.action(score).details["after"] == deploy
+    _served_in_order(engine, deploy, score)  # the inference fails unless version 1 is served
+
+    # Version 2, whose deployment fails for good: its inference and the scoring are blocked.
+    second, _ = score_in_one_tick(two, "batch 2")
+    deploy, score = f"deploy:{two.id}", f"infer:{two.id}@score:{second}"
+    assert engine.ledger.action(f"infer:{two.id}").details["scoring_dataset_version_id"] == first
+    assert engine.ledger.action(score).details["after"] == deploy
+    tick_until(engine, lambda: _state(engine, deploy) is ActionState.FAILED, "2's deployment")
+    for _ in range(3):
+        engine.tick()
+    for key in (f"infer:{two.id}", score):
+        action = engine.ledger.action(key)
+        assert (action.state, action.details["blocked_by"]) == (ActionState.FAILED, deploy), key
+        assert runs_for(engine, key) == [], key  # never launched
