@@ -13,6 +13,7 @@
     .venv/bin/python bench/bench.py automations  # 6. idle tick with 1, 10 and 50 automations
     .venv/bin/python bench/bench.py automations-scoring  # 6. the same with scoring streams
     .venv/bin/python bench/bench.py idle-schedules  # 6. idle tick with training gates, schedules
+    .venv/bin/python bench/bench.py idle-approvals  # 6. idle tick with versions awaiting approval
     .venv/bin/python bench/bench.py burst     # 7. bursts of 30 and 100 datasets, CPU per run
     .venv/bin/python bench/bench.py sustained  # 7. steady arrivals, trainings (5 min a rate)
     .venv/bin/python bench/bench.py sustained-chain  # 7. the same, the whole chain
@@ -954,6 +955,7 @@ BENCHES: dict[str, Callable[[], None]] = {
     "automations": automations,
     "automations-scoring": automations_scoring,
     "idle-schedules": lambda: _beside("gates", "idle_schedules"),
+    "idle-approvals": lambda: _beside("approvals", "idle_approvals"),
     "burst": lambda: _throughput("burst"),
     "burst-30": lambda: _throughput("burst", counts=(30,)),
     "sustained": lambda: _throughput("sustained"),

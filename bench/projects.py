@@ -1,11 +1,12 @@
-"""Pipelines that stand in for many users' projects in the benchmarks: each run publishes one
-tagged version of the artifact `dataset_<project>` (a dynamic name, filled per run)."""
+"""Pipelines that stand in for many users' projects in the benchmarks: each run of
+`project_producer` publishes one tagged version of the artifact `dataset_<project>` (a dynamic
+name, filled per run); each run of `project_trainer` makes a new version of `model_<project>`."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from zenml import add_tags, pipeline, step
+from zenml import Model, add_tags, log_metadata, pipeline, step
 
 
 @step(enable_cache=False)
@@ -21,3 +22,20 @@ def project_producer(value: int) -> None:
 
 def produce(project: int | str, value: int) -> None:
     project_producer.with_options(substitutions={"project": str(project)})(value=value)
+
+
+@step(enable_cache=False)
+def fit(value: int) -> Annotated[list[int], "classifier"]:
+    log_metadata(metadata={"accuracy": 0.9 + value / 100}, infer_model=True)
+    return [value]
+
+
+@pipeline(enable_cache=False)
+def project_trainer(value: int) -> None:
+    fit(value=value)
+
+
+def train(project: int | str, value: int) -> None:
+    """A training run of project `project`: a new version of `model_<project>`, made by the
+    run, with the metric the promotion policy reads logged on it (as the iris pipeline does)."""
+    project_trainer.with_options(model=Model(name=f"model_{project}"))(value=value)
