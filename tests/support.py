@@ -280,11 +280,12 @@ class Receiver:
 
 
 def readme_verify() -> Callable[..., Any]:
-    """`verify` from docs/notifications.md's "Notifications" section, as a receiver pastes it: a fresh
-    copy (with its own set of ids seen) at each call."""
+    """`verify` from docs/notifications.md's "Notifications" section, as a receiver pastes
+    it: a fresh copy (with its own set of ids seen) at each call."""
     import re
 
-    section = (PROJECT_ROOT / "docs" / "notifications.md").read_text().split("\n## Notifications", 1)[1]
+    text = (PROJECT_ROOT / "docs" / "notifications.md").read_text()
+    section = text.split("\n## Notifications", 1)[1]
     (snippet,) = re.findall(r"```python\n(.*?)```", section.split("\n## ", 1)[0], re.S)
     namespace: dict[str, Any] = {}
     exec(snippet, namespace)

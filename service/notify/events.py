@@ -125,7 +125,8 @@ def _run_subject(what: str, notice: Notice) -> str:
         on = f"{v.get('evaluation_dataset_name') or ''} {v.get('evaluation_dataset_version') or ''}"
         return f"{_version(notice)} on evaluation dataset {on.strip() or '?'}"
     v = notice.values
-    if what == "inference" and v.get("scoring_dataset_version_id"):  # scoring data (docs/automations.md)
+    # Scoring data (docs/automations.md).
+    if what == "inference" and v.get("scoring_dataset_version_id"):
         on = f"{v.get('scoring_artifact') or ''} {v.get('scoring_version') or ''}".strip()
         return f"{_version(notice)} on scoring dataset {on or v['scoring_dataset_version_id']}"
     if what != "training":

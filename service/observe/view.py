@@ -68,7 +68,7 @@ def build(
         _automation(ledger, automation, counts, links) for automation in automations
     ]
     for (automation, _, state), count in counts.items():
-        if automation not in configured:  # renamed or removed: its actions wait (docs/automations.md)
+        if automation not in configured:  # renamed or removed: its actions wait (docs)
             waiting = status["unconfigured"].setdefault(automation or "(operator)", {})
             waiting[state] = waiting.get(state, 0) + count
     status["notifications"] = notification_outbox(ledger)
