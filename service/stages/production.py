@@ -272,9 +272,13 @@ class ProductionWatch:
         return record.seq if record is not None else 0
 
     def served_before(self, version_id: str) -> bool:
-        """A version with no production record was served before records existed."""
-        key = action_key(ActionKind.INFER, version_id)
-        return self.ledger.action(key) is not None or review.served_before(self.store, version_id)
+        """A version with no production record was served before records existed: the daemon
+        claimed its inference (not an operator's `skip`/`replay` of a key no automation claimed
+        yet, which the first claim adopts), or a run of it is in the store."""
+        action = self.ledger.action(action_key(ActionKind.INFER, version_id))
+        if action is not None and action.automation:
+            return True
+        return review.served_before(self.store, version_id)
 
     def _notify_change(
         self,
