@@ -473,15 +473,6 @@ def _change_details(record: ProductionRecord | None) -> dict[str, Any]:
     }
     return {k: v for k, v in details.items() if v is not None}
 
-    def _adopted_scores(
-        self, automation: Automation, version: ModelVersionInfo, scores: dict[str, Any]
-    ) -> bool:
-        """Whether an adopted promotion's inference is still to score the newest version."""
-        if self.ledger.get_cursor(automation.production_stream) != version.id:
-            return False
-        tag = scored_tag(str(scores[SCORING_ID]))
-        return self.store.completed_run_tagged(tag, model_version_id=version.id) is None
-
 
 def model_ids(version: ModelVersionInfo) -> dict[str, object]:
     """The ids a log line about a model version carries, to follow it through the chain."""
